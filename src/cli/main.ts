@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+/**
+ * The ckpt command line: parse flags, call the library, print. Every failure
+ * is one line on stderr and a non-zero exit; never a stack trace.
+ */
+import { CkptError, isCkptError } from '../errors.js';
+import { COMMANDS, usage, commandHelp } from './commands.js';
+import { exitCodeOf } from './exit.js';
+import { VERSION } from '../version.js';
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h') { process.stdout.write(usage()); return name ? 0 : 2; }
+  if (name === '--version' || name === '-V') { process.stdout.write(`ckpt ${VERSION}\n`); return 0; }
+  if (name === 'help') {
+    const what = rest[0];
+    if (what === undefined) { process.stdout.write(usage()); return 0; }
+    const h = commandHelp(what);
+    if (!h) throw new CkptError('USAGE', `unknown command '${what}' (see ckpt --help)`);
+    process.stdout.write(h);
+    return 0;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) throw new CkptError('USAGE', `unknown command '${name}' (see ckpt --help)`);
+  return cmd.run(rest);
+}
+
+// A reader that went away (ckpt show | head) is not an error of ours.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0); });
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (e: unknown) => {
+    if (isCkptError(e)) {
+      process.stderr.write(`ckpt: ${e.message}\n`);
+      process.exitCode = exitCodeOf(e.code);
+    } else {
+      const msg = e instanceof Error ? e.message : String(e);
+      process.stderr.write(`ckpt: internal error: ${msg.split('\n')[0]}\n`);
+      if (process.env.CKPT_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+      process.exitCode = 70;
+    }
+  },
+);

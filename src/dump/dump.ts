@@ -1,0 +1,172 @@
+/**
+ * Dump one process: freeze it, read what /proc and ptrace give, ask it (remote
+ * syscalls) what only it knows, stream its pages, write the image, then kill
+ * it or let it run on. Any failure puts the process back as it was.
+ */
+import os from 'node:os';
+import { CkptError } from '../errors.js';
+import {
+  ImageWriter, PagesWriter, createImageDir, commitImageDir, abortImageDir, encode,
+} from '../image/index.js';
+import { readChildren, readSmaps, readStat, readStatus, readTids, readAuxv, readExe, readCwd, readFdList, Pagemap } from '../proc/index.js';
+import { FrozenTask } from '../ptrace/frozen.js';
+import { NR } from '../sys/nr.js';
+import { PR, SIG } from '../sys/constants.js';
+import { kill, wait4 } from '../sys/syscalls.js';
+import { VERSION } from '../version.js';
+import { PROCESS } from '../kinds/process.js';
+import { TASK, taskFields } from '../kinds/task.js';
+import { THREAD } from '../kinds/thread.js';
+import { REGS, XSTATE, regsFields, xstateFields } from '../kinds/regs.js';
+import { MM, AUXV, EXE, mmFields } from '../kinds/mm.js';
+import { VMA, VMA_PATH, planVma, vmaFields, type VmaPlan } from '../kinds/vma.js';
+import { PAGE_RUNS, PageCopier, selectPages, encodeRuns } from '../kinds/pages.js';
+import { SIGACTION, dumpSigactions, nonDefaultSignals, type SigactionFields } from '../kinds/sigactions.js';
+import { FS } from '../kinds/fs.js';
+import { CREDS, encodeGroups } from '../kinds/creds.js';
+import { FD, dumpFd } from '../kinds/files.js';
+import { checkDumpablePid } from './validate.js';
+import { Timings } from '../timings.js';
+
+export interface DumpOptions {
+  pid: number;
+  dir: string;
+  leaveRunning?: boolean;
+  shellJob?: boolean;
+  force?: boolean;
+  log?: (msg: string) => void;
+}
+
+export interface DumpResult {
+  pids: number[];
+  pages: number;
+  bytes: number;
+  ms: number;
+  timings: Record<string, number>;
+}
+
+interface Remote {
+  brk: number;
+  clearChildTid: number;
+  pdeathSignal: number;
+  sigactions: SigactionFields[];
+  calls: number;
+}
+
+/** What only the process can tell: remote syscalls through a vDSO `syscall`. */
+function askProcess(task: FrozenTask, vdsoStart: number, vdsoEnd: number, sigCgt: bigint, sigIgn: bigint): Remote {
+  const mem = task.memory();
+  const vdso = mem.read(vdsoStart, vdsoEnd - vdsoStart);
+  const at = vdso.indexOf(Buffer.from([0x0f, 0x05]));
+  if (at < 0) throw new CkptError('UNSUPPORTED', `pid ${task.tid}: no syscall instruction in the vDSO`, { pid: task.tid });
+  const remote = task.enterRemote(BigInt(vdsoStart + at));
+  try {
+    const scratch = task.scratchMapping();
+    const brk = remote.call(NR.brk, [0]);
+    remote.call(NR.prctl, [PR.GET_TID_ADDRESS, scratch.addr], 'prctl(PR_GET_TID_ADDRESS)');
+    const clearChildTid = Number(mem.read(scratch.addr, 8).readBigUInt64LE(0));
+    remote.call(NR.prctl, [PR.GET_PDEATHSIG, scratch.addr], 'prctl(PR_GET_PDEATHSIG)');
+    const pdeathSignal = mem.read(scratch.addr, 4).readInt32LE(0);
+    const sigactions = dumpSigactions(remote, mem, scratch.addr, nonDefaultSignals(sigCgt, sigIgn));
+    return { brk, clearChildTid, pdeathSignal, sigactions, calls: remote.calls };
+  } finally {
+    task.leaveRemote();
+  }
+}
+
+export function dumpSync(opts: DumpOptions): DumpResult {
+  const t0 = performance.now();
+  const log = opts.log ?? (() => {});
+  const times = new Timings();
+  const pid = opts.pid;
+  checkDumpablePid(pid);
+  times.mark('validate');
+  const task = FrozenTask.freeze(pid);
+  times.mark('freeze');
+  let partial: string | undefined;
+  let copier: PageCopier | undefined;
+  try {
+    const tids = readTids(pid);
+    if (tids.length > 1) {
+      throw new CkptError('UNSUPPORTED', `not supported yet: pid ${pid} has ${tids.length} threads (multi-threaded processes)`, { pid });
+    }
+    const children = readChildren(pid);
+    if (children.length > 0) {
+      throw new CkptError('UNSUPPORTED', `not supported yet: pid ${pid} has child processes (${children.join(', ')}): process trees`, { pid });
+    }
+    const stat = readStat(pid);
+    const status = readStatus(pid);
+    const fds = readFdList(pid).map((fd) => dumpFd(pid, fd, opts.shellJob ?? false));
+    const smaps = readSmaps(pid);
+    const plans = smaps.map((v) => planVma(pid, v)).filter((p): p is VmaPlan => p !== undefined);
+    times.mark('proc');
+    const vdso = smaps.find((v) => v.path === '[vdso]');
+    if (!vdso) throw new CkptError('UNSUPPORTED', `pid ${pid} has no vDSO`, { pid });
+    const remote = askProcess(task, vdso.start, vdso.end, status.sigCgt, status.sigIgn);
+    times.mark('remote');
+    const xstate = task.tracee.getXstate();
+    const rseq = task.tracee.getRseq();
+    const auxv = readAuxv(pid);
+    const exe = readExe(pid);
+    const cwd = readCwd(pid);
+
+    partial = createImageDir(opts.dir, { force: opts.force });
+    const writer = ImageWriter.create(partial, { utsRelease: os.release(), tool: `ckpt ${VERSION}` });
+    const pagesWriter = PagesWriter.create(partial);
+    copier = new PageCopier(pid, pagesWriter, task.memory());
+    const pagemap = new Pagemap(pid);
+    const pmBuf = Buffer.alloc(64 * 1024 * 8);
+    const vmaRecs: Buffer[] = [];
+    let pages = 0;
+    try {
+      for (const plan of plans) {
+        const runs = selectPages(pagemap, plan, pmBuf);
+        const nr = runs.reduce((n, [, c]) => n + c, 0);
+        const { offset, crc } = nr ? copier.copy(runs, plan.vma.prot) : { offset: 0, crc: 0 };
+        pages += nr;
+        const kids = [encode(VMA_PATH, {}, plan.vma.path)];
+        if (nr) kids.push(encode(PAGE_RUNS, {}, encodeRuns(runs)));
+        vmaRecs.push(encode(VMA, vmaFields(plan, nr ? offset : 0, nr, crc), kids));
+      }
+    } finally {
+      pagemap.close();
+    }
+    times.mark('pages');
+    const thread = encode(THREAD, {
+      tid: pid, sigmask: task.sigmask, clear_child_tid: remote.clearChildTid,
+      rseq_ptr: rseq ? Number(rseq.rseq_abi_pointer) : 0, rseq_len: rseq?.rseq_abi_size ?? 0,
+      rseq_sig: rseq?.signature ?? 0, rseq_flags: rseq?.flags ?? 0,
+    }, [encode(REGS, regsFields(task.regs)), encode(XSTATE, xstateFields(xstate), xstate)]);
+    writer.add(encode(PROCESS, { pid }, [
+      encode(TASK, taskFields(stat, status, task.regs.fs_base, remote.pdeathSignal)),
+      encode(CREDS, { ngroups: status.groups.length }, encodeGroups(status.groups)),
+      encode(MM, mmFields(stat, remote.brk), [encode(AUXV, {}, auxv), encode(EXE, {}, exe)]),
+      encode(FS, { umask: status.umask ?? 0o022 }, cwd),
+      ...vmaRecs,
+      ...remote.sigactions.map((a) => encode(SIGACTION, a)),
+      ...fds.map((f) => encode(FD, f.fields, f.path)),
+      thread,
+    ]));
+    pagesWriter.close();
+    writer.close();
+    commitImageDir(opts.dir);
+    partial = undefined;
+    times.mark('write');
+    if (opts.leaveRunning) {
+      task.release();
+    } else {
+      task.closeMemory();
+      kill(pid, SIG.KILL);
+      wait4(pid);
+    }
+    times.mark('finish');
+    log(`dump of pid ${pid}: ${pages} pages, ${remote.calls} remote syscalls; ${times.format()}`);
+    return { pids: [pid], pages, bytes: pages * 4096, ms: performance.now() - t0, timings: times.record() };
+  } catch (e) {
+    task.release();
+    if (partial !== undefined) abortImageDir(opts.dir);
+    throw e;
+  } finally {
+    copier?.close();
+  }
+}

@@ -1,0 +1,20 @@
+/** Every kind's records, registered once: the image reader decodes with this. */
+import { IMAGE_SCHEMAS, Registry } from '../image/index.js';
+import { PROCESS } from './process.js';
+import { TASK } from './task.js';
+import { THREAD } from './thread.js';
+import { REGS, XSTATE } from './regs.js';
+import { MM, AUXV, EXE } from './mm.js';
+import { VMA, VMA_PATH } from './vma.js';
+import { PAGE_RUNS } from './pages.js';
+import { SIGACTION } from './sigactions.js';
+import { FS } from './fs.js';
+import { CREDS } from './creds.js';
+import { FD } from './files.js';
+
+export const SCHEMAS = [
+  ...IMAGE_SCHEMAS, PROCESS, TASK, THREAD, REGS, XSTATE, MM, AUXV, EXE, VMA, VMA_PATH,
+  PAGE_RUNS, SIGACTION, FS, CREDS, FD,
+] as const;
+
+export const registry = new Registry(SCHEMAS);

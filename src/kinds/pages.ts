@@ -1,0 +1,175 @@
+/**
+ * Page contents. Dump: pagemap says which pages hold data worth saving;
+ * process_vm_readv copies them in large batches into one reusable native
+ * buffer, which is written to pages.img. Restore: the target itself preadv()s
+ * its pages straight from pages.img into place (one remote syscall per batch
+ * of up to 1024 runs; the kernel copies from the page cache, ckpt touches none).
+ */
+import zlib from 'node:zlib';
+import { CkptError } from '../errors.js';
+import { Content, defineRecord } from '../image/index.js';
+import type { PagesWriter } from '../image/index.js';
+import { Pagemap, PM_FILE, PM_PRESENT, PM_SWAPPED } from '../proc/index.js';
+import { allocNative, freeNative, type NativeMemory } from '../sys/libc.js';
+import { processVmIo } from '../sys/syscalls.js';
+import { PAGE_SIZE, PROT } from '../sys/constants.js';
+import { IOVEC_SIZE, encodeIovec } from '../sys/structs.js';
+import { NR } from '../sys/nr.js';
+import type { TraceeMemory } from '../ptrace/memory.js';
+import { T } from './ids.js';
+import { VmaKind, type VmaPlan, type VmaFields } from './vma.js';
+import type { RestoreTarget } from './target.js';
+
+/** Runs of saved pages: [address, number of pages] pairs, u64 each. */
+export const PAGE_RUNS = defineRecord({ type: T.PAGE_RUNS, name: 'page_runs', content: Content.DATA, fields: {} });
+
+export type Run = [addr: number, pages: number];
+
+export function encodeRuns(runs: Run[]): Buffer {
+  const buf = Buffer.alloc(runs.length * 16);
+  runs.forEach(([a, n], i) => { buf.writeBigUInt64LE(BigInt(a), i * 16); buf.writeBigUInt64LE(BigInt(n), i * 16 + 8); });
+  return buf;
+}
+
+export function decodeRuns(buf: Buffer, v: VmaFields): Run[] {
+  const runs: Run[] = [];
+  let total = 0;
+  for (let i = 0; i + 16 <= buf.length; i += 16) {
+    const a = Number(buf.readBigUInt64LE(i));
+    const n = Number(buf.readBigUInt64LE(i + 8));
+    if (a < v.start || n < 1 || a + n * PAGE_SIZE > v.end || a % PAGE_SIZE !== 0) {
+      throw new CkptError('BAD_IMAGE', `bad image: page run 0x${a.toString(16)}+${n} lies outside its VMA 0x${v.start.toString(16)}-0x${v.end.toString(16)}`);
+    }
+    runs.push([a, n]);
+    total += n;
+  }
+  if (total !== v.nr_pages) throw new CkptError('BAD_IMAGE', `bad image: VMA 0x${v.start.toString(16)} says ${v.nr_pages} pages, its runs hold ${total}`);
+  return runs;
+}
+
+const PAGEMAP_CHUNK = 64 * 1024; // pages per pagemap read
+
+/** The pages of a VMA worth saving, as runs. */
+export function selectPages(pagemap: Pagemap, plan: VmaPlan, scratch: Buffer): Run[] {
+  const { vma, kind } = plan;
+  if (kind === VmaKind.FILE_SHARED || kind === VmaKind.VDSO || kind === VmaKind.VVAR || kind === VmaKind.VVAR_VCLOCK) return [];
+  // In a private file mapping only anonymous (copied-on-write) pages differ from the file.
+  const anonOnly = kind === VmaKind.FILE_PRIVATE;
+  const runs: Run[] = [];
+  const first = vma.start / PAGE_SIZE;
+  const count = (vma.end - vma.start) / PAGE_SIZE;
+  let runStart = -1;
+  for (let done = 0; done < count; done += PAGEMAP_CHUNK) {
+    const n = Math.min(PAGEMAP_CHUNK, count - done);
+    const words = pagemap.read(first + done, n, scratch);
+    for (let i = 0; i < n; i++) {
+      const hi = words[i * 2 + 1];
+      const keep = anonOnly ? ((hi & PM_PRESENT) !== 0 && (hi & PM_FILE) === 0) || (hi & PM_SWAPPED) !== 0
+        : (hi & (PM_PRESENT | PM_SWAPPED)) !== 0;
+      const page = done + i;
+      if (keep) { if (runStart < 0) runStart = page; }
+      else if (runStart >= 0) { runs.push([vma.start + runStart * PAGE_SIZE, page - runStart]); runStart = -1; }
+    }
+  }
+  if (runStart >= 0) runs.push([vma.start + runStart * PAGE_SIZE, count - runStart]);
+  return runs;
+}
+
+export const COPY_BUFFER_SIZE = 8 * 1024 * 1024;
+
+/** Copies pages out of a tracee into pages.img through one reusable native buffer. */
+export class PageCopier {
+  private buf: NativeMemory;
+  constructor(private pid: number, private writer: PagesWriter, private mem: TraceeMemory) {
+    this.buf = allocNative(COPY_BUFFER_SIZE);
+  }
+
+  /** Copy the runs of one VMA; returns the offset in pages.img and the CRC of the data. */
+  copy(runs: Run[], prot: number): { offset: number; crc: number } {
+    const offset = this.writer.offset;
+    let crc = 0;
+    let batch: [number, number][] = [];
+    let filled = 0;
+    const flush = () => {
+      if (filled === 0) return;
+      const got = (prot & PROT.READ) ? processVmIo(false, this.pid, this.buf, 0, batch) : 0;
+      if (got !== filled) this.readForced(batch, got);
+      crc = zlib.crc32(this.buf.buf.subarray(0, filled), crc);
+      this.writer.append(this.buf.buf, filled);
+      batch = [];
+      filled = 0;
+    };
+    for (const [addr, pages] of runs) {
+      let a = addr;
+      let left = pages * PAGE_SIZE;
+      while (left > 0) {
+        const take = Math.min(left, COPY_BUFFER_SIZE - filled);
+        batch.push([a, take]);
+        filled += take;
+        a += take;
+        left -= take;
+        if (filled === COPY_BUFFER_SIZE) flush();
+      }
+    }
+    flush();
+    return { offset, crc };
+  }
+
+  /** Pages process_vm_readv cannot read (no PROT_READ): /proc/PID/mem can. */
+  private readForced(batch: [number, number][], skip: number): void {
+    let at = 0;
+    for (const [addr, len] of batch) {
+      const from = Math.max(0, skip - at);
+      if (from < len) this.mem.read(addr + from, len - from, this.buf.buf, at + from);
+      at += len;
+    }
+  }
+
+  close(): void { freeNative(this.buf); }
+}
+
+const MAX_IOV = 1024;
+
+/**
+ * In the target: preadv(pagesFd, runs) for every VMA's pages. Runs of a VMA
+ * are consecutive in pages.img, so one preadv covers up to 1024 of them.
+ */
+export function restorePages(t: RestoreTarget, pagesFd: number, vmas: { fields: VmaFields; runs: Run[] }[]): void {
+  for (const { fields: v, runs } of vmas) {
+    if (runs.length === 0) continue;
+    let off = v.pages_off;
+    for (let i = 0; i < runs.length; i += MAX_IOV) {
+      const batch = runs.slice(i, i + MAX_IOV);
+      const iov = Buffer.alloc(batch.length * IOVEC_SIZE);
+      let total = 0;
+      batch.forEach(([a, n], j) => { encodeIovec(iov, j, a, n * PAGE_SIZE); total += n * PAGE_SIZE; });
+      t.scratch.reset();
+      const iovAddr = t.scratch.put(iov);
+      let done = 0;
+      while (done < total) {
+        // A short read (over 2 GiB, or a signal) continues where it stopped.
+        const got = done === 0
+          ? t.remote.call(NR.preadv, [pagesFd, iovAddr, batch.length, off, 0], 'preadv(pages.img)')
+          : resumeShort(t, pagesFd, batch, done, off);
+        if (got === 0) throw new CkptError('BAD_IMAGE', `bad image: pages.img ends early at offset ${off + done}`);
+        done += got;
+      }
+      off += total;
+    }
+  }
+}
+
+function resumeShort(t: RestoreTarget, fd: number, batch: Run[], done: number, off: number): number {
+  let skip = done;
+  const rest: [number, number][] = [];
+  for (const [a, n] of batch) {
+    const len = n * PAGE_SIZE;
+    if (skip >= len) { skip -= len; continue; }
+    rest.push([a + skip, len - skip]);
+    skip = 0;
+  }
+  const iov = Buffer.alloc(rest.length * IOVEC_SIZE);
+  rest.forEach(([a, len], j) => encodeIovec(iov, j, a, len));
+  t.scratch.reset();
+  return t.remote.call(NR.preadv, [fd, t.scratch.put(iov), rest.length, off + done, 0], 'preadv(pages.img)');
+}

@@ -1,0 +1,44 @@
+/**
+ * Signal dispositions. Only the signals /proc says are caught or ignored are
+ * read (remote rt_sigaction); all others are SIG_DFL, which the seed already
+ * has (posix_spawn reset every signal to default).
+ */
+import { Content, defineRecord, type FieldsOf } from '../image/index.js';
+import { NR } from '../sys/nr.js';
+import { NSIG, SIG } from '../sys/constants.js';
+import { decodeSigaction, encodeSigaction, KSIGACTION_SIZE } from '../sys/structs.js';
+import type { RemoteCaller } from '../ptrace/remote.js';
+import type { TraceeMemory } from '../ptrace/memory.js';
+import { T } from './ids.js';
+import type { RestoreTarget } from './target.js';
+
+export const SIGACTION = defineRecord({
+  type: T.SIGACTION, name: 'sigaction', content: Content.VOID,
+  fields: { signo: 'u32', handler: 'u64', flags: 'u64', restorer: 'u64', mask: 'u64' },
+});
+export type SigactionFields = FieldsOf<typeof SIGACTION>;
+
+/** Signals whose action is not SIG_DFL, from the SigCgt and SigIgn masks. */
+export function nonDefaultSignals(sigCgt: bigint, sigIgn: bigint): number[] {
+  const out: number[] = [];
+  for (let sig = 1; sig <= NSIG; sig++) {
+    if (sig === SIG.KILL || sig === SIG.STOP) continue;
+    if (((sigCgt | sigIgn) >> BigInt(sig - 1)) & 1n) out.push(sig);
+  }
+  return out;
+}
+
+export function dumpSigactions(remote: RemoteCaller, mem: TraceeMemory, scratchAddr: number, signals: number[]): SigactionFields[] {
+  return signals.map((signo) => {
+    remote.call(NR.rt_sigaction, [signo, 0, scratchAddr, 8], `rt_sigaction(${signo})`);
+    return { signo, ...decodeSigaction(mem.read(scratchAddr, KSIGACTION_SIZE)) };
+  });
+}
+
+export function restoreSigactions(t: RestoreTarget, actions: SigactionFields[]): void {
+  for (const a of actions) {
+    t.scratch.reset();
+    const addr = t.scratch.put(encodeSigaction(a));
+    t.remote.call(NR.rt_sigaction, [a.signo, addr, 0, 8], `rt_sigaction(${a.signo})`);
+  }
+}

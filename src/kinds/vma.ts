@@ -1,0 +1,166 @@
+/**
+ * VMAs: every mapping with its address, size, protection, flags and backing.
+ * Which pages of a VMA are saved is the pages kind's business (pages.ts).
+ */
+import fs from 'node:fs';
+import { CkptError } from '../errors.js';
+import { Content, defineRecord, type FieldsOf } from '../image/index.js';
+import type { SmapsVma } from '../proc/index.js';
+import { MAP, PROT } from '../sys/constants.js';
+import { NR } from '../sys/nr.js';
+import { T } from './ids.js';
+import type { RestoreTarget } from './target.js';
+
+export enum VmaKind {
+  ANON = 0,          // private anonymous: heap, stack, malloc arenas
+  FILE_PRIVATE = 1,  // private file mapping (text, data, copied-on-write pages)
+  FILE_SHARED = 2,   // shared file mapping: the file holds the data
+  SHARED_ANON = 3,   // MAP_SHARED|MAP_ANONYMOUS
+  VDSO = 4,
+  VVAR = 5,
+  VVAR_VCLOCK = 6,
+}
+
+/** VmFlags of smaps kept in the image (a bit each). */
+export const VM_FLAG_BITS: Record<string, number> = {
+  gd: 1 << 0, // VM_GROWSDOWN
+  dd: 1 << 1, // VM_DONTDUMP
+  dc: 1 << 2, // VM_DONTCOPY (MADV_DONTFORK)
+  wf: 1 << 3, // VM_WIPEONFORK
+  hg: 1 << 4, // VM_HUGEPAGE
+  nh: 1 << 5, // VM_NOHUGEPAGE
+  lo: 1 << 6, // VM_LOCKED
+  mg: 1 << 7, // VM_MERGEABLE
+};
+export const VM_GROWSDOWN = VM_FLAG_BITS.gd;
+
+export const VMA = defineRecord({
+  type: T.VMA, name: 'vma', content: Content.ARRAY,
+  fields: {
+    start: 'addr', end: 'addr', pgoff: 'addr', prot: 'u32', kind: 'u32', vm_flags: 'u32',
+    dev_major: 'u32', dev_minor: 'u32', ino: 'addr', file_size: 'addr', file_mtime_ns: 'u64',
+    pages_off: 'addr', nr_pages: 'addr', pages_crc: 'u32',
+  },
+});
+export const VMA_PATH = defineRecord({ type: T.VMA_PATH, name: 'vma_path', content: Content.NAME, fields: {} });
+export type VmaFields = FieldsOf<typeof VMA>;
+
+const SPECIAL: Record<string, VmaKind> = { '[vdso]': VmaKind.VDSO, '[vvar]': VmaKind.VVAR, '[vvar_vclock]': VmaKind.VVAR_VCLOCK };
+
+export function isSpecial(kind: number): boolean {
+  return kind === VmaKind.VDSO || kind === VmaKind.VVAR || kind === VmaKind.VVAR_VCLOCK;
+}
+
+export interface VmaPlan {
+  vma: SmapsVma;
+  kind: VmaKind;
+  vmFlags: number;
+  fileSize: number;
+  fileMtimeNs: bigint;
+}
+
+/** Decide how a VMA is saved, or refuse it; undefined means skip ([vsyscall]). */
+export function planVma(pid: number, vma: SmapsVma): VmaPlan | undefined {
+  if (vma.path === '[vsyscall]') return undefined;
+  const vmFlags = vma.vmFlags.reduce((acc, f) => acc | (VM_FLAG_BITS[f] ?? 0), 0);
+  const plan = (kind: VmaKind, fileSize = 0, fileMtimeNs = 0n): VmaPlan => ({ vma, kind, vmFlags, fileSize, fileMtimeNs });
+  const range = `0x${vma.start.toString(16)}-0x${vma.end.toString(16)}`;
+  if (vma.path in SPECIAL) return plan(SPECIAL[vma.path]);
+  if (vma.ino === 0 || vma.path === '' || vma.path.startsWith('[')) {
+    if (vma.shared) return plan(VmaKind.SHARED_ANON);
+    return plan(VmaKind.ANON);
+  }
+  if (vma.shared && vma.path === '/dev/zero' && vma.deleted) return plan(VmaKind.SHARED_ANON);
+  if (vma.path.startsWith('/SYSV')) {
+    throw new CkptError('UNSUPPORTED', `not supported yet: pid ${pid} maps SysV shared memory at ${range}`, { pid, resource: vma.path });
+  }
+  if (vma.path.startsWith('/memfd:')) {
+    throw new CkptError('UNSUPPORTED', `not supported yet: pid ${pid} maps memfd ${vma.path} at ${range}`, { pid, resource: vma.path });
+  }
+  if (vma.deleted) {
+    throw new CkptError('UNSUPPORTED', `not supported yet: pid ${pid} maps deleted file ${vma.path} at ${range}`, { pid, resource: vma.path });
+  }
+  let st: fs.BigIntStats;
+  try {
+    st = fs.statSync(`/proc/${pid}/map_files/${vma.start.toString(16)}-${vma.end.toString(16)}`, { bigint: true });
+  } catch (e) {
+    throw new CkptError('UNSUPPORTED', `pid ${pid}: cannot stat the file mapped at ${range} (${vma.path}): ${(e as Error).message}`, { pid, resource: vma.path });
+  }
+  return plan(vma.shared ? VmaKind.FILE_SHARED : VmaKind.FILE_PRIVATE, Number(st.size), st.mtimeNs);
+}
+
+export function vmaFields(p: VmaPlan, pagesOff: number, nrPages: number, crc: number): VmaFields {
+  const v = p.vma;
+  return {
+    start: v.start, end: v.end, pgoff: v.pgoff, prot: v.prot, kind: p.kind, vm_flags: p.vmFlags,
+    dev_major: v.major, dev_minor: v.minor, ino: v.ino, file_size: p.fileSize, file_mtime_ns: p.fileMtimeNs,
+    pages_off: pagesOff, nr_pages: nrPages, pages_crc: crc,
+  };
+}
+
+export function isFileBacked(kind: number): boolean {
+  return kind === VmaKind.FILE_PRIVATE || kind === VmaKind.FILE_SHARED;
+}
+
+/** Before anything is created: every mapped file is still the one that was dumped. */
+export function checkMappedFile(v: VmaFields, path: string): void {
+  let st: fs.BigIntStats;
+  try {
+    st = fs.statSync(path, { bigint: true });
+  } catch (e) {
+    throw new CkptError('FILE_CHANGED', `mapped file ${path} is gone since the dump (${(e as NodeJS.ErrnoException).code})`, { path });
+  }
+  if (Number(st.size) !== v.file_size || st.mtimeNs !== v.file_mtime_ns) {
+    throw new CkptError('FILE_CHANGED', `mapped file ${path} changed since the dump (size ${v.file_size} → ${st.size})`, { path });
+  }
+}
+
+export interface VmaToMap { fields: VmaFields; path: string }
+
+/**
+ * mmap every saved VMA at its address (MAP_FIXED). A VMA that will receive
+ * pages is mapped writable first; protectVmas() puts the saved protection back.
+ */
+export function mapVmas(t: RestoreTarget, vmas: VmaToMap[]): void {
+  const fileFds = new Map<string, number>();
+  try {
+    for (const { fields: v, path } of vmas) {
+      if (isSpecial(v.kind)) continue;
+      const writable = v.nr_pages > 0 ? PROT.WRITE : 0;
+      let flags = MAP.FIXED;
+      let fd = -1;
+      let offset = 0;
+      if (v.kind === VmaKind.ANON) flags |= MAP.PRIVATE | MAP.ANONYMOUS;
+      else if (v.kind === VmaKind.SHARED_ANON) flags |= MAP.SHARED | MAP.ANONYMOUS;
+      else {
+        const shared = v.kind === VmaKind.FILE_SHARED;
+        const mode = shared && (v.prot & PROT.WRITE) ? 2 : 0;
+        const key = `${mode}:${path}`;
+        let f = fileFds.get(key);
+        if (f === undefined) {
+          t.scratch.reset();
+          f = t.remote.call(NR.openat, [-100, t.scratch.put(Buffer.from(path + '\0')), mode | 0o2000000, 0], `openat(${path})`);
+          fileFds.set(key, f);
+        }
+        fd = f;
+        offset = v.pgoff;
+        flags |= shared ? MAP.SHARED : MAP.PRIVATE;
+      }
+      if (v.vm_flags & VM_GROWSDOWN) flags |= MAP.GROWSDOWN;
+      const got = t.remote.call(NR.mmap, [v.start, v.end - v.start, v.prot | writable, flags, fd, offset],
+        `mmap(0x${v.start.toString(16)}, ${path || 'anon'})`);
+      if (got !== v.start) {
+        throw new CkptError('INTERNAL', `pid ${t.pid}: mmap at 0x${v.start.toString(16)} landed at 0x${got.toString(16)}`, { pid: t.pid });
+      }
+    }
+  } finally {
+    for (const fd of fileFds.values()) t.remote.raw(NR.close, [fd]);
+  }
+}
+
+export function protectVmas(t: RestoreTarget, vmas: VmaToMap[]): void {
+  for (const { fields: v } of vmas) {
+    if (isSpecial(v.kind) || v.nr_pages === 0 || (v.prot & PROT.WRITE)) continue;
+    t.remote.call(NR.mprotect, [v.start, v.end - v.start, v.prot], `mprotect(0x${v.start.toString(16)})`);
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * A task frozen for dump: seized, interrupted, and able to run remote
+ * syscalls in a way that can always be put back.
+ *
+ * Life cycle: freeze() → (optional) enterRemote() … remote calls … leaveRemote()
+ * → detach() or kill. leaveRemote() puts back the original registers and signal
+ * mask and brings the task back into a plain interrupt-stop, so that when it is
+ * detached the kernel restarts an interrupted syscall exactly as it would
+ * after any ptrace stop (nanosleep keeps its remaining time).
+ */
+import { CkptError } from '../errors.js';
+import { PROT, MAP, PTRACE_O } from '../sys/constants.js';
+import { NR } from '../sys/nr.js';
+import type { UserRegs } from '../sys/structs.js';
+import { Tracee } from './tracee.js';
+import { RemoteCaller } from './remote.js';
+import { TraceeMemory } from './memory.js';
+
+const ALL_SIGNALS = 0xffffffffffffffffn;
+
+export interface ScratchMapping { addr: number; size: number }
+
+export class FrozenTask {
+  readonly regs: UserRegs;
+  readonly sigmask: bigint;
+  /** Signals that arrived while freezing; re-sent to the task at detach. */
+  readonly caughtSignals: number[];
+  private remote?: RemoteCaller;
+  private scratch?: ScratchMapping;
+  private mem?: TraceeMemory;
+
+  private constructor(readonly tracee: Tracee, regs: UserRegs, sigmask: bigint, caught: number[]) {
+    this.regs = regs;
+    this.sigmask = sigmask;
+    this.caughtSignals = caught;
+  }
+
+  get tid(): number { return this.tracee.tid; }
+
+  /** PTRACE_SEIZE + PTRACE_INTERRUPT; waits for the interrupt-stop. */
+  static freeze(tid: number): FrozenTask {
+    const tracee = Tracee.seize(tid, PTRACE_O.TRACESYSGOOD);
+    tracee.interrupt();
+    const caught: number[] = [];
+    for (;;) {
+      const s = tracee.waitStopped();
+      if (s.kind === 'event-stop') break;
+      // A signal being delivered right now: let it through (as it would have
+      // been without us); the interrupt is still pending and stops next.
+      if (s.kind === 'signal') { tracee.cont(s.sig); continue; }
+      tracee.cont(0);
+    }
+    return new FrozenTask(tracee, tracee.getRegs(), tracee.getSigmask(), caught);
+  }
+
+  memory(): TraceeMemory {
+    this.mem ??= new TraceeMemory(this.tid);
+    return this.mem;
+  }
+
+  /**
+   * Prepare remote syscalls through a `syscall` instruction at `gadget`
+   * (found in the vDSO). Signals are blocked meanwhile so that none can
+   * interleave with our calls; they stay pending and arrive after detach.
+   */
+  enterRemote(gadget: bigint): RemoteCaller {
+    if (this.remote) return this.remote;
+    this.tracee.setSigmask(ALL_SIGNALS);
+    this.remote = new RemoteCaller(this.tracee, gadget, 'syscall-stop', this.regs);
+    return this.remote;
+  }
+
+  /** A private anonymous scratch mapping in the task, for syscall in/out buffers. */
+  scratchMapping(size = 64 * 1024): ScratchMapping {
+    if (this.scratch) return this.scratch;
+    if (!this.remote) throw new CkptError('INTERNAL', 'scratch mapping before enterRemote');
+    const addr = this.remote.call(NR.mmap, [0, size, PROT.READ | PROT.WRITE, MAP.PRIVATE | MAP.ANONYMOUS, -1, 0], 'mmap(scratch)');
+    this.scratch = { addr, size };
+    return this.scratch;
+  }
+
+  /** Undo everything enterRemote/scratchMapping did; back to an interrupt-stop. */
+  leaveRemote(): void {
+    if (!this.remote) return;
+    const remote = this.remote;
+    this.remote = undefined;
+    if (this.scratch) {
+      remote.call(NR.munmap, [this.scratch.addr, this.scratch.size], 'munmap(scratch)');
+      this.scratch = undefined;
+    }
+    this.tracee.setRegs(this.regs);
+    this.tracee.setSigmask(this.sigmask);
+    this.tracee.interrupt();
+    this.tracee.cont(0);
+    for (;;) {
+      const s = this.tracee.waitStopped();
+      if (s.kind === 'event-stop') break;
+      this.tracee.cont(s.kind === 'signal' ? s.sig : 0);
+    }
+  }
+
+  /** Put everything back and let the task run on as if never seen. */
+  release(): void {
+    try { this.leaveRemote(); } finally {
+      this.mem?.close();
+      this.mem = undefined;
+      this.tracee.tryDetach(0);
+    }
+  }
+
+  closeMemory(): void { this.mem?.close(); this.mem = undefined; }
+}

@@ -1,0 +1,95 @@
+/**
+ * Remote syscalls: make a stopped tracee run one syscall of our choosing.
+ *
+ * The tracee's registers are set to the call (rax = nr; rdi, rsi, rdx, r10,
+ * r8, r9 = args) with rip on a `syscall` instruction already in its memory.
+ * Two ways to get control back:
+ *  - 'int3': the gadget is `syscall; int3` (ckpt's seed and trampoline): one
+ *    resume, then a SIGTRAP stop that we swallow.
+ *  - 'syscall-stop': any `0f 05` will do (e.g. inside the vDSO): resume with
+ *    PTRACE_SYSCALL to the entry stop, again to the exit stop. The next
+ *    instruction never runs, so the bytes around the gadget do not matter.
+ * orig_rax is set to -1 so that the kernel never restarts a syscall the
+ * tracee was blocked in under our registers.
+ */
+import { CkptError } from '../errors.js';
+import { sysError } from '../sys/libc.js';
+import { syscallName } from '../sys/nr.js';
+import { PTRACE_EVENT, SIG } from '../sys/constants.js';
+import type { UserRegs } from '../sys/structs.js';
+import type { Tracee } from './tracee.js';
+
+export type GadgetKind = 'int3' | 'syscall-stop';
+
+export interface RemoteEvents {
+  /** Pids of children reported by fork/clone events during the call. */
+  children: number[];
+}
+
+const ARG_REGS = ['rdi', 'rsi', 'rdx', 'r10', 'r8', 'r9'] as const;
+type Arg = number | bigint;
+
+export class RemoteCaller {
+  /** Number of remote syscalls made (for -v breakdowns). */
+  calls = 0;
+
+  constructor(
+    readonly tracee: Tracee,
+    private gadget: bigint,
+    private kind: GadgetKind,
+    /** Registers to build each call on (cs, ss, eflags, fs_base stay valid). */
+    private base: UserRegs,
+  ) {}
+
+  setGadget(gadget: bigint, kind: GadgetKind): void {
+    this.gadget = gadget;
+    this.kind = kind;
+  }
+
+  /** Run one syscall; returns the raw result (negative errno on failure). */
+  raw(nr: number, args: Arg[] = [], events?: RemoteEvents, kind: GadgetKind = this.kind): bigint {
+    const t = this.tracee;
+    const regs: UserRegs = { ...this.base, rax: BigInt(nr), orig_rax: -1n, rip: this.gadget };
+    ARG_REGS.forEach((r, i) => { regs[r] = BigInt.asUintN(64, BigInt(args[i] ?? 0)); });
+    t.setRegs(regs);
+    this.calls++;
+    if (kind === 'int3') {
+      t.cont(0);
+      for (;;) {
+        const s = t.waitStopped();
+        if (s.kind === 'signal' && s.sig === SIG.TRAP) break;
+        if (s.kind === 'event') { this.noteEvent(s.event, events); t.cont(0); continue; }
+        throw this.unexpected(nr, s);
+      }
+    } else {
+      let syscallStops = 0;
+      t.syscallStep(0);
+      for (;;) {
+        const s = t.waitStopped();
+        if (s.kind === 'syscall') { if (++syscallStops === 2) break; t.syscallStep(0); continue; }
+        if (s.kind === 'event') { this.noteEvent(s.event, events); t.syscallStep(0); continue; }
+        throw this.unexpected(nr, s);
+      }
+    }
+    return BigInt.asIntN(64, t.getRegs().rax);
+  }
+
+  /** Run one syscall and throw a SYSCALL error naming it if it fails. */
+  call(nr: number, args: Arg[] = [], what?: string, events?: RemoteEvents): number {
+    const r = this.raw(nr, args, events);
+    if (r < 0n && r > -4096n) {
+      throw sysError(Number(-r), `remote ${what ?? syscallName(nr)}`, { pid: this.tracee.tid });
+    }
+    return Number(r);
+  }
+
+  private noteEvent(event: number, events?: RemoteEvents): void {
+    if (event === PTRACE_EVENT.FORK || event === PTRACE_EVENT.CLONE || event === PTRACE_EVENT.VFORK) {
+      events?.children.push(this.tracee.eventMsg());
+    }
+  }
+
+  private unexpected(nr: number, s: { kind: string }): CkptError {
+    return new CkptError('INTERNAL', `pid ${this.tracee.tid}: unexpected ${JSON.stringify(s)} during remote ${syscallName(nr)}`, { pid: this.tracee.tid });
+  }
+}

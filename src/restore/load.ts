@@ -1,0 +1,153 @@
+/**
+ * Read and check a whole image before anything is created: every record,
+ * every address, every page run, every CRC. What comes out is a plain model
+ * the restore steps can trust.
+ */
+import fs from 'node:fs';
+import zlib from 'node:zlib';
+import { CkptError } from '../errors.js';
+import {
+  readImage, openImageDir, PagesReader, childOf, childrenOf, maybeChildOf, get, type ImageRecord, type Image,
+} from '../image/index.js';
+import { registry } from '../kinds/index.js';
+import { PROCESS } from '../kinds/process.js';
+import { TASK, type TaskFields } from '../kinds/task.js';
+import { THREAD, type ThreadFields } from '../kinds/thread.js';
+import { REGS, XSTATE } from '../kinds/regs.js';
+import { MM, AUXV, EXE, type MmFields } from '../kinds/mm.js';
+import { VMA, VMA_PATH, type VmaFields, isFileBacked } from '../kinds/vma.js';
+import { PAGE_RUNS, decodeRuns, type Run } from '../kinds/pages.js';
+import { SIGACTION, type SigactionFields } from '../kinds/sigactions.js';
+import { FS, type FsFields } from '../kinds/fs.js';
+import { CREDS, decodeGroups } from '../kinds/creds.js';
+import { FD, type SavedFd } from '../kinds/files.js';
+import type { UserRegs } from '../sys/structs.js';
+import { PAGE_SIZE } from '../sys/constants.js';
+import { allocNative, freeNative } from '../sys/libc.js';
+
+/** The top of x86_64 user space (4-level paging): nothing may be mapped above. */
+export const TASK_SIZE = 0x7ffffffff000;
+
+export interface VmaImage { fields: VmaFields; path: string; runs: Run[] }
+export interface ThreadImage { fields: ThreadFields; regs: UserRegs; xstate: Buffer; xstateBv: bigint; xfeatures: bigint }
+export interface ProcessImage {
+  pid: number;
+  task: TaskFields;
+  groups: number[];
+  mm: MmFields;
+  auxv: Buffer;
+  exe: string;
+  fs: FsFields;
+  cwd: string;
+  vmas: VmaImage[];
+  sigactions: SigactionFields[];
+  fds: SavedFd[];
+  threads: ThreadImage[];
+}
+export interface LoadedImage {
+  dir: string;
+  image: Image;
+  processes: ProcessImage[];
+  pagesPath: string;
+  pagesBytes: number;
+}
+
+const bad = (rec: ImageRecord, what: string) =>
+  new CkptError('BAD_IMAGE', `bad image: record at offset ${rec.offset} (${rec.schema ?? rec.type}): ${what}`, { offset: rec.offset });
+
+function loadVmas(proc: ImageRecord): VmaImage[] {
+  const vmas = childrenOf(proc, VMA).map((r) => {
+    const v = r.fields;
+    if (v.start % PAGE_SIZE || v.end % PAGE_SIZE || v.start >= v.end || v.end > TASK_SIZE) {
+      throw bad(r, `VMA 0x${v.start.toString(16)}-0x${v.end.toString(16)} is not a page-aligned range of user space`);
+    }
+    if (v.nr_pages > (v.end - v.start) / PAGE_SIZE) throw bad(r, `VMA holds ${v.nr_pages} pages, more than its size`);
+    const path = maybeChildOf(r, VMA_PATH)?.name ?? '';
+    const runsRec = maybeChildOf(r, PAGE_RUNS);
+    const runs = runsRec ? decodeRuns(runsRec.data ?? Buffer.alloc(0), v) : [];
+    if (!runsRec && v.nr_pages) throw bad(r, 'VMA has pages but no page runs');
+    if (isFileBacked(v.kind) && !path.startsWith('/')) throw bad(r, `file VMA with path '${path}'`);
+    return { fields: v, path, runs };
+  });
+  vmas.sort((a, b) => a.fields.start - b.fields.start);
+  for (let i = 1; i < vmas.length; i++) {
+    if (vmas[i].fields.start < vmas[i - 1].fields.end) {
+      throw new CkptError('BAD_IMAGE', `bad image: VMAs 0x${vmas[i - 1].fields.start.toString(16)} and 0x${vmas[i].fields.start.toString(16)} overlap`);
+    }
+  }
+  return vmas;
+}
+
+function loadThread(r: ImageRecord): ThreadImage {
+  const x = childOf(r, XSTATE);
+  const xstate = x.data ?? Buffer.alloc(0);
+  if (xstate.length !== x.fields.size || xstate.length < 576 || xstate.length > 64 * 1024) {
+    throw bad(x, `xsave area of ${xstate.length} bytes`);
+  }
+  return {
+    fields: get(r, THREAD), regs: childOf(r, REGS).fields as UserRegs, xstate,
+    xstateBv: x.fields.xstate_bv, xfeatures: x.fields.xfeatures,
+  };
+}
+
+function loadProcess(proc: ImageRecord): ProcessImage {
+  const task = childOf(proc, TASK).fields;
+  const mm = childOf(proc, MM);
+  const fsRec = childOf(proc, FS);
+  const threads = childrenOf(proc, THREAD).map(loadThread);
+  if (threads.length !== 1) throw bad(proc, `process holds ${threads.length} threads; this ckpt restores single-threaded processes`);
+  if (task.pid < 1 || task.pid > 4194304) throw bad(proc, `pid ${task.pid} is out of range`);
+  const creds = maybeChildOf(proc, CREDS);
+  return {
+    pid: task.pid, task, groups: creds ? decodeGroups(creds.data ?? Buffer.alloc(0)) : [],
+    mm: mm.fields, auxv: childOf(mm, AUXV).data ?? Buffer.alloc(0), exe: childOf(mm, EXE).name ?? '',
+    fs: fsRec.fields, cwd: fsRec.name ?? '/',
+    vmas: loadVmas(proc),
+    sigactions: childrenOf(proc, SIGACTION).map((r) => {
+      if (r.fields.signo < 1 || r.fields.signo > 64) throw bad(r, `signal ${r.fields.signo}`);
+      return r.fields;
+    }),
+    fds: childrenOf(proc, FD).map((r) => ({ fields: r.fields, path: r.name ?? '' })),
+    threads,
+  };
+}
+
+export function loadImage(dir: string): LoadedImage {
+  const paths = openImageDir(dir);
+  const image = readImage(paths.image, registry);
+  const processes = childrenOf(image.records, PROCESS).map(loadProcess);
+  if (processes.length === 0) throw new CkptError('BAD_IMAGE', `bad image ${paths.image}: it holds no process`);
+  let pagesBytes = 0;
+  try { pagesBytes = fs.statSync(paths.pages).size; } catch { /* checked below */ }
+  return { dir, image, processes, pagesPath: paths.pages, pagesBytes };
+}
+
+/** Check every VMA's page data lies inside pages.img and matches its CRC. */
+export function verifyPages(img: LoadedImage): PagesReader {
+  const reader = PagesReader.open(img.pagesPath);
+  const buf = allocNative(8 * 1024 * 1024);
+  try {
+    for (const p of img.processes) {
+      for (const v of p.vmas) {
+        const len = v.fields.nr_pages * PAGE_SIZE;
+        if (len === 0) continue;
+        reader.check(v.fields.pages_off, len);
+        let crc = 0;
+        for (let done = 0; done < len; done += buf.size) {
+          const n = Math.min(buf.size, len - done);
+          reader.read(buf.buf, n, v.fields.pages_off + done);
+          crc = zlib.crc32(buf.buf.subarray(0, n), crc);
+        }
+        if (crc !== v.fields.pages_crc) {
+          throw new CkptError('BAD_IMAGE', `bad image ${img.pagesPath}: page data at offset ${v.fields.pages_off} (VMA 0x${v.fields.start.toString(16)} of pid ${p.pid}) fails its CRC`, { offset: v.fields.pages_off });
+        }
+      }
+    }
+    return reader;
+  } catch (e) {
+    reader.close();
+    throw e;
+  } finally {
+    freeNative(buf);
+  }
+}

@@ -1,0 +1,221 @@
+/**
+ * Restore: grow the saved process out of a seed. The seed clones a child
+ * with the saved pid (clone3 set_tid); the child rebuilds itself through
+ * remote syscalls, in an order found to work (docs/architecture.md); then
+ * registers, xstate and signal mask go back and it is let go.
+ * Any failure kills everything created; the image is only read.
+ */
+import fs from 'node:fs';
+import { CkptError } from '../errors.js';
+import { readMaps } from '../proc/index.js';
+import { Tracee } from '../ptrace/tracee.js';
+import { RemoteCaller } from '../ptrace/remote.js';
+import { TraceeMemory } from '../ptrace/memory.js';
+import { NR } from '../sys/nr.js';
+import { CLONE, F, MAP, PAGE_SIZE, PR, PROT, PTRACE_O, SIG } from '../sys/constants.js';
+import { encodeCloneArgs, CLONE_ARGS_SIZE, xsaveFeatures } from '../sys/structs.js';
+import { getpid, tryKill, wait4, W } from '../sys/syscalls.js';
+import { E } from '../sys/errno.js';
+import { makeScratch, type RestoreTarget } from '../kinds/target.js';
+import { checkXstate, resumeRegs } from '../kinds/regs.js';
+import { mapVmas, protectVmas, checkMappedFile, isFileBacked } from '../kinds/vma.js';
+import { restorePages } from '../kinds/pages.js';
+import { restoreMm } from '../kinds/mm.js';
+import { restoreSigactions } from '../kinds/sigactions.js';
+import { restoreFs } from '../kinds/fs.js';
+import { restoreCreds } from '../kinds/creds.js';
+import { restoreFds, checkFd, FdKind } from '../kinds/files.js';
+import { spawnSeed, SEED_GADGET, GADGET_BYTES } from './seed.js';
+import { loadImage, verifyPages, type ProcessImage, type LoadedImage } from './load.js';
+import { findHole, type Range } from './layout.js';
+import { moveSpecials } from './specials.js';
+import { Timings } from '../timings.js';
+
+export interface RestoreOptions {
+  dir: string;
+  /** Return once the process runs (-d); otherwise the caller may wait for it. */
+  detach?: boolean;
+  pidfile?: string;
+  shellJob?: boolean;
+  log?: (msg: string) => void;
+}
+
+export interface RestoreResult {
+  pid: number;
+  pids: number[];
+  ms: number;
+  timings: Record<string, number>;
+}
+
+const TRAMPOLINE_SIZE = 64 * 1024 + PAGE_SIZE;
+
+function pidInUse(pid: number): boolean {
+  try { fs.accessSync(`/proc/${pid}`); return true; } catch { return false; }
+}
+
+/** Everything checked before the first process is created. */
+function preflight(img: LoadedImage, opts: RestoreOptions): void {
+  for (const p of img.processes) {
+    for (const v of p.vmas) if (isFileBacked(v.fields.kind)) checkMappedFile(v.fields, v.path);
+    for (const f of p.fds) {
+      if (f.fields.kind === FdKind.TTY && !opts.shellJob) {
+        throw new CkptError('USAGE', `fd ${f.fields.fd} of pid ${p.pid} was a terminal: restore with --shell-job`, { pid: p.pid });
+      }
+      checkFd(f);
+    }
+    if (pidInUse(p.pid)) throw new CkptError('PID_IN_USE', `pid ${p.pid} is in use`, { pid: p.pid });
+  }
+}
+
+/** Kill and reap what a failed restore created. */
+function killAll(pids: number[]): void {
+  for (const pid of pids) tryKill(pid, SIG.KILL);
+  for (const pid of pids) { try { wait4(pid); } catch { /* already reaped */ } }
+}
+
+export function restoreSync(opts: RestoreOptions): RestoreResult {
+  const t0 = performance.now();
+  const log = opts.log ?? (() => {});
+  const times = new Timings();
+  const img = loadImage(opts.dir);
+  if (img.processes.length !== 1) throw new CkptError('UNSUPPORTED', `not supported yet: the image holds ${img.processes.length} processes`);
+  const proc = img.processes[0];
+  preflight(img, opts);
+  const pages = verifyPages(img);
+  times.mark('load');
+  const created: number[] = [];
+  try {
+    const seed = spawnSeed();
+    created.push(seed);
+    const child = growFromSeed(seed, proc, created, times);
+    rebuild(child, proc, pages.fd, opts, times);
+    times.mark('rebuild');
+    if (opts.pidfile) fs.writeFileSync(opts.pidfile, `${proc.pid}\n`);
+    log(`restore of pid ${proc.pid}: ${times.format()}`);
+    return { pid: proc.pid, pids: [proc.pid], ms: performance.now() - t0, timings: times.record() };
+  } catch (e) {
+    killAll(created);
+    throw e;
+  } finally {
+    pages.close();
+  }
+}
+
+/** Seize the seed, give it a trampoline, clone the saved pid out of it, drop the seed. */
+function growFromSeed(seed: number, proc: ProcessImage, created: number[], times: Timings): Tracee {
+  const seedT = Tracee.seize(seed, PTRACE_O.TRACESYSGOOD | PTRACE_O.TRACECLONE | PTRACE_O.TRACEFORK | PTRACE_O.EXITKILL);
+  seedT.interrupt();
+  waitEventStop(seedT);
+  const hostX = seedT.getXstate();
+  checkXstate({ xfeatures: proc.threads[0].xfeatures, xstate_bv: proc.threads[0].xstateBv, size: proc.threads[0].xstate.length },
+    xsaveFeatures(hostX).xfeatures, hostX.length);
+  const remote = new RemoteCaller(seedT, BigInt(SEED_GADGET), 'int3', seedT.getRegs());
+  const mem = new TraceeMemory(seed);
+  try {
+    const taken: Range[] = [...proc.vmas.map((v): Range => [v.fields.start, v.fields.end]),
+      ...readMaps(seed).map((v): Range => [v.start, v.end])];
+    const tramp = findHole(TRAMPOLINE_SIZE, taken);
+    remote.call(NR.mmap, [tramp, PAGE_SIZE, PROT.READ | PROT.EXEC, MAP.PRIVATE | MAP.ANONYMOUS | MAP.FIXED_NOREPLACE, -1, 0], 'mmap(trampoline)');
+    remote.call(NR.mmap, [tramp + PAGE_SIZE, TRAMPOLINE_SIZE - PAGE_SIZE, PROT.READ | PROT.WRITE, MAP.PRIVATE | MAP.ANONYMOUS | MAP.FIXED_NOREPLACE, -1, 0], 'mmap(scratch)');
+    mem.write(tramp, GADGET_BYTES);
+    trampolines.set(seed, tramp);
+    // clone_args and set_tid must be in the caller's own memory.
+    const setTid = Buffer.alloc(8);
+    setTid.writeInt32LE(proc.pid, 0);
+    const setTidAddr = tramp + PAGE_SIZE;
+    const argsAddr = setTidAddr + 64;
+    mem.write(setTidAddr, setTid);
+    mem.write(argsAddr, encodeCloneArgs({ flags: BigInt(CLONE.PARENT), exit_signal: 0n, set_tid: BigInt(setTidAddr), set_tid_size: 1n }));
+    const events = { children: [] as number[] };
+    const r = remote.raw(NR.clone3, [argsAddr, CLONE_ARGS_SIZE], events);
+    if (r === BigInt(-E.EEXIST)) throw new CkptError('PID_IN_USE', `pid ${proc.pid} is in use`, { pid: proc.pid });
+    if (r < 0n) throw new CkptError('SYSCALL', `remote clone3(set_tid=${proc.pid}) failed: errno ${-r}`, { pid: seed, syscall: 'clone3' });
+    const child = Number(r);
+    created.push(child);
+    const childT = Tracee.adopt(child);
+    waitEventStop(childT);
+    trampolines.set(child, tramp);
+    times.mark('clone');
+    return childT;
+  } finally {
+    mem.close();
+    tryKill(seed, SIG.KILL);
+    try { wait4(seed); } catch { /* reaped */ }
+    created.splice(created.indexOf(seed), 1);
+  }
+}
+
+const trampolines = new Map<number, number>();
+
+function waitEventStop(t: Tracee): void {
+  for (;;) {
+    const s = t.waitStopped();
+    if (s.kind === 'event-stop') return;
+    t.cont(0);
+  }
+}
+
+/** The child rebuilds itself as the saved process. */
+function rebuild(childT: Tracee, proc: ProcessImage, pagesFd: number, opts: RestoreOptions, times: Timings): void {
+  const pid = childT.tid;
+  const tramp = trampolines.get(pid)!;
+  const mem = new TraceeMemory(pid);
+  const remote = new RemoteCaller(childT, BigInt(tramp), 'int3', childT.getRegs());
+  const t: RestoreTarget = {
+    pid, remote, mem, scratch: makeScratch(mem, tramp + PAGE_SIZE, TRAMPOLINE_SIZE - PAGE_SIZE),
+    log: opts.log ?? (() => {}),
+  };
+  try {
+    remote.call(NR.close_range, [0, 0xffffffff, 0], 'close_range');
+    const current = readMaps(pid);
+    for (const v of current) {
+      if (v.start === tramp || v.start === tramp + PAGE_SIZE || v.path.startsWith('[v')) continue;
+      remote.call(NR.munmap, [v.start, v.end - v.start], `munmap(seed ${v.path || 'anon'})`);
+    }
+    const taken: Range[] = [...proc.vmas.map((v): Range => [v.fields.start, v.fields.end]), [tramp, tramp + TRAMPOLINE_SIZE]];
+    moveSpecials(t, readMaps(pid), proc.vmas, taken);
+    mapVmas(t, proc.vmas);
+    times.mark('map');
+    const ckptPidfd = remote.call(NR.pidfd_open, [getpid(), 0], 'pidfd_open(ckpt)');
+    const maxFd = proc.fds.reduce((m, f) => Math.max(m, f.fields.fd), 2);
+    const pidfd = remote.call(NR.fcntl, [ckptPidfd, F.DUPFD_CLOEXEC, maxFd + 1], 'fcntl(F_DUPFD_CLOEXEC)');
+    remote.call(NR.close, [ckptPidfd]);
+    const imgFd = remote.call(NR.pidfd_getfd, [pidfd, pagesFd, 0], 'pidfd_getfd(pages.img)');
+    restorePages(t, imgFd, proc.vmas);
+    remote.call(NR.close, [imgFd]);
+    times.mark('pages');
+    protectVmas(t, proc.vmas);
+    restoreMm(t, proc.mm, proc.auxv, proc.exe);
+    const th = proc.threads[0];
+    if (th.fields.rseq_ptr) {
+      remote.call(NR.rseq, [th.fields.rseq_ptr, th.fields.rseq_len, 0, th.fields.rseq_sig], 'rseq');
+    }
+    remote.call(NR.set_tid_address, [th.fields.clear_child_tid]);
+    restoreSigactions(t, proc.sigactions);
+    if (proc.task.leader) remote.call(NR.setsid, [], 'setsid');
+    else if (proc.task.pgrp === proc.pid) remote.call(NR.setpgid, [0, 0], 'setpgid');
+    restoreFs(t, proc.fs, proc.cwd);
+    t.scratch.reset();
+    remote.call(NR.prctl, [PR.SET_NAME, t.scratch.put(Buffer.from(proc.task.comm + '\0'))], 'prctl(PR_SET_NAME)');
+    restoreFds(t, pidfd, proc.fds);
+    remote.call(NR.close, [pidfd]);
+    restoreCreds(t, proc.task, proc.groups);
+    // The trampoline's own munmap must not return into it: stop at syscall exit.
+    remote.raw(NR.munmap, [tramp, TRAMPOLINE_SIZE], undefined, 'syscall-stop');
+    childT.setRegs(resumeRegs(th.regs));
+    childT.setXstate(th.xstate);
+    childT.setSigmask(th.fields.sigmask);
+    childT.detach(0);
+  } finally {
+    mem.close();
+  }
+}
+
+/** Wait for a restored process (ckpt is its parent) and return a shell-style status. */
+export function waitForExit(pid: number): number {
+  for (;;) {
+    const { status } = wait4(pid);
+    if (W.ifExited(status)) return W.exitStatus(status);
+    if (W.ifSignaled(status)) return 128 + W.termSig(status);
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * The FFI boundary: the only module that loads koffi. Everything above sys/
+ * calls typed wrappers and never sees a raw -1.
+ */
+import koffi from 'koffi';
+import { CkptError } from '../errors.js';
+import { errnoName } from './errno.js';
+import { syscallName } from './nr.js';
+
+const libc = koffi.load('libc.so.6');
+
+type Arg = number | bigint;
+const rawSyscall = libc.func(
+  'intptr_t syscall(intptr_t nr, intptr_t a, intptr_t b, intptr_t c, intptr_t d, intptr_t e, intptr_t f)',
+) as (nr: number, a: Arg, b: Arg, c: Arg, d: Arg, e: Arg, f: Arg) => number | bigint;
+
+export interface SyscallContext {
+  pid?: number;
+  resource?: string;
+  /** How the call is named in the error, e.g. 'ptrace(PTRACE_SEIZE)'. */
+  what?: string;
+}
+
+export function sysError(errno: number, what: string, ctx: SyscallContext = {}): CkptError {
+  const name = errnoName(errno);
+  const where = [ctx.pid !== undefined ? `pid ${ctx.pid}` : '', ctx.resource ?? ''].filter(Boolean).join(', ');
+  return new CkptError('SYSCALL', `${name}: ${what} failed${where ? `, ${where}` : ''}`, {
+    errno, errnoName: name, syscall: what, pid: ctx.pid, resource: ctx.resource,
+  });
+}
+
+/** A raw syscall; returns the result or -errno (no throw). */
+export function trySyscall(nr: number, a: Arg = 0, b: Arg = 0, c: Arg = 0, d: Arg = 0, e: Arg = 0, f: Arg = 0): number {
+  const r = rawSyscall(nr, a, b, c, d, e, f);
+  const n = typeof r === 'bigint' ? Number(r) : r;
+  if (n === -1) return -koffi.errno();
+  return n;
+}
+
+/** A syscall that throws CkptError('SYSCALL') naming the call, errno and pid. */
+export function syscall(nr: number, args: Arg[], ctx: SyscallContext = {}): number {
+  const r = trySyscall(nr, args[0], args[1], args[2], args[3], args[4], args[5]);
+  if (r < 0 && r > -4096) throw sysError(-r, ctx.what ?? syscallName(nr), ctx);
+  return r;
+}
+
+/** A block of native memory with a stable address and a Buffer view of it. */
+export interface NativeMemory {
+  readonly addr: bigint;
+  readonly buf: Buffer;
+  readonly size: number;
+}
+
+const keepAlive: unknown[] = [];
+export function allocNative(size: number): NativeMemory {
+  const ptr = koffi.alloc('uint8_t', size);
+  keepAlive.push(ptr);
+  const addr = koffi.address(ptr) as bigint;
+  const buf = Buffer.from(koffi.view(ptr, size) as ArrayBuffer);
+  buf.fill(0);
+  return { addr, buf, size };
+}
+
+/** Release native memory taken with allocNative (large page buffers). */
+export function freeNative(mem: NativeMemory): void {
+  const i = keepAlive.findIndex((p) => koffi.address(p) === mem.addr);
+  if (i >= 0) {
+    koffi.free(keepAlive[i]);
+    keepAlive.splice(i, 1);
+  }
+}
+
+const posixSpawn = libc.func('int posix_spawn(_Out_ int *pid, const char *path, void *file_actions, void *attrp, const char **argv, const char **envp)');
+const spawnattrInit = libc.func('int posix_spawnattr_init(void *attr)');
+const spawnattrSetflags = libc.func('int posix_spawnattr_setflags(void *attr, short flags)');
+const spawnattrSetsigdefault = libc.func('int posix_spawnattr_setsigdefault(void *attr, void *sigset)');
+const spawnattrSetsigmask = libc.func('int posix_spawnattr_setsigmask(void *attr, void *sigset)');
+const spawnattrDestroy = libc.func('int posix_spawnattr_destroy(void *attr)');
+
+const POSIX_SPAWN_SETSIGDEF = 0x04;
+const POSIX_SPAWN_SETSIGMASK = 0x08;
+
+/**
+ * posix_spawn with every signal reset to its default action and an empty
+ * signal mask (node ignores SIGPIPE and others; the child must not inherit that).
+ */
+export function spawnClean(path: string, argv: string[], envp: string[]): number {
+  const attr = Buffer.alloc(512);
+  const allSignals = Buffer.alloc(128, 0xff);
+  const noSignals = Buffer.alloc(128, 0);
+  spawnattrInit(attr);
+  try {
+    spawnattrSetflags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    spawnattrSetsigdefault(attr, allSignals);
+    spawnattrSetsigmask(attr, noSignals);
+    const out = [0];
+    const rc = posixSpawn(out, path, null, attr, [...argv, null], [...envp, null]) as number;
+    if (rc !== 0) throw sysError(rc, 'posix_spawn', { resource: path });
+    return out[0];
+  } finally {
+    spawnattrDestroy(attr);
+  }
+}

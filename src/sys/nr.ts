@@ -1,0 +1,24 @@
+/** x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
+export const NR = {
+  read: 0, write: 1, close: 3, lseek: 8, mmap: 9, mprotect: 10, munmap: 11, brk: 12,
+  rt_sigaction: 13, rt_sigprocmask: 14, ioctl: 16, pread64: 17, pwrite64: 18, readv: 19,
+  writev: 20, mremap: 25, madvise: 28, dup: 32, dup2: 33, pause: 34, nanosleep: 35,
+  getitimer: 36, setitimer: 38, ptrace: 101, getpid: 39, clone: 56, fork: 57, exit: 60, wait4: 61,
+  kill: 62, fcntl: 72, fchdir: 81, chdir: 80, umask: 95, getuid: 102, setpgid: 109,
+  setsid: 112, setgroups: 116, setresuid: 117, setresgid: 119, getpgid: 121, getsid: 124,
+  capget: 125, capset: 126, sigaltstack: 131, personality: 135, setpriority: 141,
+  sched_setscheduler: 144, mlock: 149, prctl: 157, arch_prctl: 158, setrlimit: 160,
+  chroot: 161, gettid: 186, futex: 202, sched_setaffinity: 203, sched_getaffinity: 204,
+  set_tid_address: 218, restart_syscall: 219, timer_create: 222, clock_nanosleep: 230,
+  exit_group: 231, tgkill: 234, openat: 257, set_robust_list: 273, get_robust_list: 274,
+  dup3: 292, preadv: 295, pwritev: 296, prlimit64: 302, process_vm_readv: 310, process_vm_writev: 311,
+  kcmp: 312, seccomp: 317, memfd_create: 319, rseq: 334, pidfd_open: 434, clone3: 435,
+  close_range: 436, pidfd_getfd: 438,
+} as const;
+
+export type SyscallName = keyof typeof NR;
+
+const NAMES = new Map<number, string>(Object.entries(NR).map(([k, v]) => [v, k]));
+export function syscallName(nr: number): string {
+  return NAMES.get(nr) ?? `syscall ${nr}`;
+}

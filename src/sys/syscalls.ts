@@ -1,0 +1,106 @@
+/** Typed wrappers of the syscalls ckpt makes in its own process. */
+import { allocNative, syscall, trySyscall, type NativeMemory } from './libc.js';
+import { NR } from './nr.js';
+import { IOVEC_SIZE, encodeIovec } from './structs.js';
+import { WALL } from './constants.js';
+import { E } from './errno.js';
+
+let scratch: NativeMemory | undefined;
+/** A small native block for out-parameters; valid until the next wrapper call. */
+function out(): NativeMemory {
+  scratch ??= allocNative(64 * 1024);
+  return scratch;
+}
+
+export function getpid(): number { return trySyscall(NR.getpid); }
+export function gettid(): number { return trySyscall(NR.gettid); }
+
+export function kill(pid: number, sig: number): void {
+  syscall(NR.kill, [pid, sig], { pid, what: `kill(${sig})` });
+}
+export function tryKill(pid: number, sig: number): number { return trySyscall(NR.kill, pid, sig); }
+
+export interface WaitResult { pid: number; status: number }
+/** wait4 with __WALL; retries on EINTR. Returns pid 0 with WNOHANG and nothing ready. */
+export function wait4(pid: number, options = 0): WaitResult {
+  const mem = out();
+  for (;;) {
+    const r = trySyscall(NR.wait4, pid, mem.addr, options | WALL, 0);
+    if (r === -E.EINTR) continue;
+    if (r < 0) syscall(NR.wait4, [pid, mem.addr, options | WALL, 0], { pid, what: 'wait4' });
+    return { pid: r, status: mem.buf.readInt32LE(0) };
+  }
+}
+
+export const W = {
+  ifExited: (s: number) => (s & 0x7f) === 0,
+  exitStatus: (s: number) => (s >> 8) & 0xff,
+  ifSignaled: (s: number) => (s & 0x7f) !== 0 && (s & 0x7f) !== 0x7f,
+  termSig: (s: number) => s & 0x7f,
+  ifStopped: (s: number) => (s & 0xff) === 0x7f,
+  stopSig: (s: number) => (s >> 8) & 0xff,
+  event: (s: number) => (s >> 16) & 0xffff,
+};
+
+/** ptrace(2) as the raw syscall: no glibc PEEK quirks. */
+export function ptrace(req: number, pid: number, addr: number | bigint = 0, data: number | bigint = 0, what?: string): number {
+  return syscall(NR.ptrace, [req, pid, addr, data], { pid, what: what ?? `ptrace(${req})` });
+}
+export function tryPtrace(req: number, pid: number, addr: number | bigint = 0, data: number | bigint = 0): number {
+  return trySyscall(NR.ptrace, req, pid, addr, data);
+}
+
+/** The native out-parameter block, for ptrace requests that fill memory. */
+export function outBuffer(): NativeMemory { return out(); }
+
+/**
+ * Copy memory between another process and a native buffer, with many iovecs.
+ * `remote` is a list of [address, length]; the local side is one contiguous
+ * range of `local`. Returns bytes moved (may be short at an unmapped page).
+ */
+export function processVmIo(
+  write: boolean, pid: number, local: NativeMemory, localOff: number,
+  remote: ReadonlyArray<readonly [number, number]>,
+): number {
+  const iovMem = out();
+  const maxIov = Math.min(1024, Math.floor((iovMem.size - IOVEC_SIZE) / IOVEC_SIZE));
+  let moved = 0;
+  for (let i = 0; i < remote.length; i += maxIov) {
+    const batch = remote.slice(i, i + maxIov);
+    let total = 0;
+    for (const [, len] of batch) total += len;
+    const liov = iovMem.buf.subarray(0, IOVEC_SIZE);
+    encodeIovec(liov, 0, local.addr + BigInt(localOff + moved), total);
+    const riov = iovMem.buf.subarray(IOVEC_SIZE);
+    batch.forEach(([addr, len], j) => encodeIovec(riov, j, addr, len));
+    const nr = write ? NR.process_vm_writev : NR.process_vm_readv;
+    const r = syscall(nr, [pid, iovMem.addr, 1, iovMem.addr + BigInt(IOVEC_SIZE), batch.length, 0],
+      { pid, what: write ? 'process_vm_writev' : 'process_vm_readv' });
+    moved += r;
+    if (r !== total) break;
+  }
+  return moved;
+}
+
+export function pidfdOpen(pid: number): number {
+  return syscall(NR.pidfd_open, [pid, 0], { pid, what: 'pidfd_open' });
+}
+export function pidfdGetfd(pidfd: number, fd: number, pid?: number): number {
+  return syscall(NR.pidfd_getfd, [pidfd, fd, 0], { pid, what: 'pidfd_getfd', resource: `fd ${fd}` });
+}
+
+export function memfdCreate(name: string, flags: number): number {
+  const mem = out();
+  mem.buf.write(name + '\0', 0, 'utf8');
+  return syscall(NR.memfd_create, [mem.addr, flags], { what: 'memfd_create' });
+}
+
+export function lseek(fd: number, offset: number, whence: number): number {
+  return syscall(NR.lseek, [fd, offset, whence], { what: 'lseek', resource: `fd ${fd}` });
+}
+
+export function close(fd: number): void { trySyscall(NR.close, fd); }
+
+export function fcntl(fd: number, cmd: number, arg = 0): number {
+  return syscall(NR.fcntl, [fd, cmd, arg], { what: 'fcntl', resource: `fd ${fd}` });
+}

@@ -1,0 +1,19 @@
+/** Wall-clock marks for the -v breakdown of where a dump or restore spends its time. */
+export class Timings {
+  private last = performance.now();
+  private steps: [string, number][] = [];
+
+  mark(step: string): void {
+    const now = performance.now();
+    this.steps.push([step, now - this.last]);
+    this.last = now;
+  }
+
+  record(): Record<string, number> {
+    return Object.fromEntries(this.steps.map(([k, v]) => [k, Math.round(v * 100) / 100]));
+  }
+
+  format(): string {
+    return this.steps.map(([k, v]) => `${k} ${v.toFixed(1)} ms`).join(', ');
+  }
+}

@@ -1,0 +1,338 @@
+/**
+ * End-to-end acceptance tests of the foundation: ckpt dumps a running
+ * single-threaded process (killing it), restores it under the same pid, and
+ * the process proves by itself that it carries on as if nothing happened.
+ *
+ * The programs and their protocol: test/programs/README.md. Every restore
+ * first waits until the dumped pid is gone (dumpOk does it): a pid held even
+ * by an unreaped zombie cannot be restored.
+ */
+import assert from 'node:assert/strict';
+import { cpSync, existsSync, mkdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, afterEach, before, describe, test } from 'node:test';
+import {
+  appendingPython,
+  assertCleanError,
+  assertConsecutive,
+  assertPass,
+  assertSuccess,
+  ckpt,
+  cleanup,
+  compile,
+  dumpOk,
+  isRunning,
+  killAll,
+  makeWorkDir,
+  pidsWithArg,
+  procInfo,
+  readAppendedLines,
+  readCounter,
+  reportedCounter,
+  requestCheck,
+  requestExit,
+  restoreDetachedOk,
+  restoreInBackground,
+  startProgram,
+  SYSCALL,
+  threadCount,
+  tracerPid,
+  unusedPid,
+  waitBlockedIn,
+  waitCounterAbove,
+  waitFor,
+  waitGone,
+  waitReady,
+  whileRunning,
+} from './lib/index.js';
+
+afterEach(() => killAll());
+after(cleanup);
+
+const SLOW = { timeout: 180_000 };
+/** A restored program has to be rebuilt before it can answer: be patient. */
+const AFTER_RESTORE = { timeoutMs: 60_000 };
+
+/** Starts test/programs/NAME.c and waits until it has PASSed a first check. */
+async function startChecked(name: string, args: string[] = [], cflags: string[] = []) {
+  const dir = makeWorkDir(name);
+  const { pid } = startProgram(compile(name, cflags), [dir, ...args]);
+  await waitReady(dir, { pid });
+  assertPass(await requestCheck(dir));
+  return { dir, pid };
+}
+
+/** An image of blocked.c (nanosleep mode): small and quick to make. Its process is dumped, so gone. */
+async function makeSmallImage() {
+  const { dir, pid } = await startChecked('blocked', ['nanosleep']);
+  await waitBlockedIn(pid, SYSCALL.clock_nanosleep);
+  const image = makeWorkDir('img');
+  await dumpOk(pid, image);
+  return { dir, pid, image };
+}
+
+function assertCkptExitedNonZero(exit: { status: number | null; signal: string | null }, why: string): void {
+  assert.ok(exit.status !== 0, `${why}: ckpt restore exited with status 0`);
+}
+
+describe('dump kills the process; restore brings it back under its pid', () => {
+  test('mem.c: 64 MiB of memory, a private file mapping, the brk heap and ymm/zmm registers across a sleep all survive; the counter carries on', SLOW, async () => {
+    const { dir, pid } = await startChecked('mem');
+    const image = makeWorkDir('img');
+    await dumpOk(pid, image);
+    const saved = readCounter(dir);
+
+    const restore = restoreInBackground(image);
+    const report = await whileRunning(restore, requestCheck(dir, AFTER_RESTORE));
+    assertPass(report);
+    assert.ok(reportedCounter(report) >= saved, `counter went back: ${saved} at dump, then ${report}`);
+    await whileRunning(restore, waitCounterAbove(dir, reportedCounter(report)));
+    assert.equal(procInfo(pid)?.ppid, restore.pid, 'without -d, ckpt restore is the parent of the restored process');
+
+    process.kill(pid, 'SIGKILL');
+    assertCkptExitedNonZero(await restore.exited, 'the restored process was killed');
+    await waitGone(pid);
+  });
+
+  test('ckpt restore (without -d) exits with the exit status of the restored process', SLOW, async () => {
+    const { dir, pid, image } = await makeSmallImage();
+    const restore = restoreInBackground(image);
+    assertPass(await whileRunning(restore, requestCheck(dir, AFTER_RESTORE)));
+    requestExit(dir, 7);
+    const exit = await restore.exited;
+    assert.equal(exit.status, 7, `ckpt restore: ${JSON.stringify(exit)}`);
+    await waitGone(pid);
+  });
+
+  test('unmodified python3 appending to a file continues with the next integer: no gap, no repeat', SLOW, async () => {
+    const dir = makeWorkDir('python');
+    const { pid } = appendingPython(dir);
+    await waitFor('python3 to write 10 lines', () => (readAppendedLines(dir).length >= 10 ? true : undefined), 10_000);
+    const image = makeWorkDir('img');
+    await dumpOk(pid, image);
+    const atDump = readAppendedLines(dir);
+    assertConsecutive(atDump);
+
+    const restore = restoreInBackground(image);
+    const grown = await whileRunning(
+      restore,
+      waitFor(
+        `python3 to append 20 more lines after ${atDump.length}`,
+        () => {
+          const lines = readAppendedLines(dir);
+          return lines.length >= atDump.length + 20 ? lines : undefined;
+        },
+        60_000,
+      ),
+    );
+    assertConsecutive(grown);
+    assert.equal(procInfo(pid)?.comm, 'python3');
+  });
+});
+
+describe('a process blocked in a syscall is restored into the same wait and wakes as before', () => {
+  const modes = [
+    { mode: 'nanosleep', syscall: SYSCALL.clock_nanosleep, wakes: false, proves: 'sleeps on and keeps counting' },
+    { mode: 'pause', syscall: SYSCALL.pause, wakes: true, proves: 'one SIGUSR1 wakes it exactly once (its handler is back)' },
+    { mode: 'read', syscall: SYSCALL.read, wakes: true, proves: 'one SIGUSR1 makes its handler write a byte into its pipe, and read() gets it' },
+  ] as const;
+
+  for (const { mode, syscall, wakes, proves } of modes) {
+    test(`blocked.c ${mode}: ${proves}`, SLOW, async () => {
+      const dir = makeWorkDir(`blocked-${mode}`);
+      const { pid } = startProgram(compile('blocked'), [dir, mode]);
+      await waitReady(dir, { pid });
+      const check = (timeoutMs?: number) =>
+        requestCheck(dir, { timeoutMs, poke: wakes ? () => process.kill(pid, 'SIGUSR1') : undefined });
+
+      await waitBlockedIn(pid, syscall);
+      const beforeDump = await check();
+      assertPass(beforeDump);
+      await waitBlockedIn(pid, syscall);
+      const image = makeWorkDir('img');
+      await dumpOk(pid, image);
+
+      const restore = restoreInBackground(image);
+      await whileRunning(restore, waitBlockedIn(pid, syscall, 60_000));
+      const afterRestore = await whileRunning(restore, check(60_000));
+      assertPass(afterRestore);
+      const story = `before the dump: ${beforeDump}; after the restore: ${afterRestore}`;
+      if (wakes) {
+        assert.equal(reportedCounter(afterRestore), reportedCounter(beforeDump) + 1, story);
+      } else {
+        assert.ok(reportedCounter(afterRestore) >= reportedCounter(beforeDump), story);
+        await whileRunning(restore, waitCounterAbove(dir, reportedCounter(afterRestore)));
+      }
+
+      process.kill(pid, 'SIGKILL');
+      assertCkptExitedNonZero(await restore.exited, 'the restored process was killed');
+    });
+  }
+});
+
+describe('dump --leave-running', () => {
+  test('mem.c runs on intact; restoring its image meanwhile fails with "pid N is in use" and creates no process', SLOW, async () => {
+    const { dir, pid } = await startChecked('mem');
+    const image = makeWorkDir('img');
+    await dumpOk(pid, image, '--leave-running');
+    assert.ok(isRunning(pid), 'the process was killed despite --leave-running');
+    assert.equal(tracerPid(pid), 0, 'the process is still traced');
+    await waitCounterAbove(dir, readCounter(dir));
+    assertPass(await requestCheck(dir));
+
+    assert.deepEqual(pidsWithArg(dir), [pid]);
+    assertCleanError(ckpt(['restore', '-d', '-D', image]), `pid ${pid} is in use`);
+    assert.deepEqual(pidsWithArg(dir), [pid], 'a failed restore left a process behind');
+    assertPass(await requestCheck(dir));
+  });
+
+  test('-R: the image is complete: once the original is killed, it restores and PASSes', SLOW, async () => {
+    const { dir, pid } = await startChecked('mem');
+    const image = makeWorkDir('img');
+    await dumpOk(pid, image, '-R');
+    assertPass(await requestCheck(dir));
+    process.kill(pid, 'SIGKILL');
+    await waitGone(pid);
+
+    const restored = restoreDetachedOk(image, join(makeWorkDir('pidfile'), 'pid'));
+    assert.equal(restored, pid);
+    assertPass(await requestCheck(dir, AFTER_RESTORE));
+  });
+});
+
+describe('what ckpt cannot dump yet is refused, and the process runs on untouched', () => {
+  const refused = [
+    { name: 'threads', cflags: ['-pthread'], what: 'a multi-threaded process' },
+    { name: 'eventfd', cflags: [], what: 'a process holding an eventfd' },
+  ];
+
+  for (const { name, cflags, what } of refused) {
+    test(`${what} (${name}.c): one "not supported" line, non-zero exit, no image; it keeps running and PASSes`, SLOW, async () => {
+      const { dir, pid } = await startChecked(name, [], cflags);
+      const image = makeWorkDir('img');
+      const counter = readCounter(dir);
+
+      assertCleanError(ckpt(['dump', '-t', String(pid), '-D', image]), 'not supported');
+      assert.ok(!existsSync(join(image, 'ckpt.img')), 'a refused dump left an image');
+      assert.ok(isRunning(pid), 'the refused process is gone');
+      assert.equal(tracerPid(pid), 0, 'the refused process is still traced');
+      await waitCounterAbove(dir, counter);
+      assertPass(await requestCheck(dir));
+      if (name === 'threads') assert.equal(threadCount(pid), 2);
+    });
+  }
+});
+
+describe('bad input: non-zero exit, exactly one line on stderr, no stack trace', () => {
+  let imagePid = 0;
+  const dirs = { image: '', truncated: '', flipped: '', empty: '', junk: '' };
+
+  before(async () => {
+    const small = await makeSmallImage();
+    imagePid = small.pid;
+    dirs.image = small.image;
+    const imgFile = (dir: string) => join(dir, 'ckpt.img');
+
+    dirs.truncated = makeWorkDir('truncated');
+    cpSync(dirs.image, dirs.truncated, { recursive: true });
+    truncateSync(imgFile(dirs.truncated), Math.floor(statSync(imgFile(dirs.image)).size / 2));
+
+    dirs.flipped = makeWorkDir('flipped');
+    cpSync(dirs.image, dirs.flipped, { recursive: true });
+    const bytes = readFileSync(imgFile(dirs.flipped));
+    bytes[bytes.length >> 1] ^= 0xff;
+    writeFileSync(imgFile(dirs.flipped), bytes);
+
+    dirs.empty = makeWorkDir('empty');
+    dirs.junk = makeWorkDir('junk');
+    writeFileSync(join(dirs.junk, 'ckpt.img'), 'this is not an image\n'.repeat(100));
+    mkdirSync(join(dirs.junk, 'sub'));
+  });
+
+  const missing = () => join(makeWorkDir('missing'), 'nothing-here');
+  const cases: { what: string; args: () => string[]; restores?: boolean }[] = [
+    { what: 'dump of a pid that does not exist', args: () => ['dump', '-t', String(unusedPid()), '-D', makeWorkDir('img')] },
+    { what: 'dump of a pid that is not a number', args: () => ['dump', '-t', 'abc', '-D', makeWorkDir('img')] },
+    { what: 'restore of a missing directory', args: () => ['restore', '-d', '-D', missing()] },
+    { what: 'show of a missing directory', args: () => ['show', '-D', missing()] },
+    { what: 'restore of an image truncated to half', args: () => ['restore', '-d', '-D', dirs.truncated], restores: true },
+    { what: 'show of an image truncated to half', args: () => ['show', '-D', dirs.truncated] },
+    { what: 'restore of an image with one byte flipped in the middle', args: () => ['restore', '-d', '-D', dirs.flipped], restores: true },
+    { what: 'restore of an empty directory', args: () => ['restore', '-d', '-D', dirs.empty] },
+    { what: 'show of an empty directory', args: () => ['show', '-D', dirs.empty] },
+    { what: 'restore of a directory whose ckpt.img is text', args: () => ['restore', '-d', '-D', dirs.junk], restores: true },
+    { what: 'show of a directory whose ckpt.img is text', args: () => ['show', '-D', dirs.junk] },
+    // The flags around the unknown one are harmless if it were ignored: a free pid, a detached restore.
+    { what: 'an unknown flag to dump', args: () => ['dump', '--frobnicate', '-t', String(unusedPid()), '-D', makeWorkDir('img')] },
+    { what: 'an unknown flag to restore', args: () => ['restore', '--frobnicate', '-d', '-D', dirs.empty] },
+    { what: 'an unknown command', args: () => ['frobnicate'] },
+  ];
+
+  for (const { what, args, restores } of cases) {
+    test(what, SLOW, async () => {
+      assertCleanError(ckpt(args()));
+      // A failed restore kills whatever it created (reaping may take PID 1 a moment).
+      if (restores) await waitGone(imagePid);
+    });
+  }
+
+  test('the untouched image still restores (the failures above were the input\'s fault)', SLOW, async () => {
+    const pid = restoreDetachedOk(dirs.image, join(makeWorkDir('pidfile'), 'pid'));
+    assert.equal(pid, imagePid);
+  });
+});
+
+describe('three dump/restore cycles in a row', () => {
+  test('mem.c: dump → restore -d --pidfile, three times; PASS and a growing counter after each', SLOW, async () => {
+    const { dir, pid } = await startChecked('mem');
+    let last = readCounter(dir);
+    for (let cycle = 1; cycle <= 3; cycle++) {
+      const image = makeWorkDir(`img-${cycle}`);
+      await dumpOk(pid, image);
+      const restored = restoreDetachedOk(image, join(makeWorkDir('pidfile'), 'pid'));
+      assert.equal(restored, pid, `cycle ${cycle}: restored under another pid`);
+      const report = await requestCheck(dir, AFTER_RESTORE);
+      assert.match(report, /^PASS /, `cycle ${cycle}: ${report}`);
+      assert.ok(reportedCounter(report) >= last, `cycle ${cycle}: counter went back from ${last}: ${report}`);
+      last = await waitCounterAbove(dir, reportedCounter(report));
+    }
+  });
+});
+
+describe('show', () => {
+  let image = '';
+  let pid = 0;
+  before(async () => {
+    ({ image, pid } = await makeSmallImage());
+  });
+
+  test('show -D DIR prints the task: its pid and comm', () => {
+    const r = ckpt(['show', '-D', image]);
+    assertSuccess(r, 'ckpt show');
+    assert.match(r.stdout, new RegExp(`\\b${pid}\\b`), r.stdout);
+    assert.match(r.stdout, /\bblocked\b/, r.stdout);
+  });
+
+  test('show --json prints JSON holding the pid, and fields named pid, tgid, comm, uid', () => {
+    const r = ckpt(['show', '-D', image, '--json']);
+    assertSuccess(r, 'ckpt show --json');
+    const json: unknown = JSON.parse(r.stdout);
+    const found = collectKeys(json);
+    for (const key of ['pid', 'tgid', 'comm', 'uid']) assert.ok(found.has(key), `no field '${key}' in: ${r.stdout.slice(0, 2000)}`);
+    assert.ok([...(found.get('pid') ?? [])].some((v) => Number(v) === pid), `pid ${pid} is not the value of any 'pid' field`);
+    assert.ok([...(found.get('comm') ?? [])].includes('blocked'), `comm 'blocked' is not the value of any 'comm' field`);
+  });
+});
+
+/** Every key anywhere in a JSON value, with the scalar values it holds. */
+function collectKeys(value: unknown, into = new Map<string, Set<unknown>>()): Map<string, Set<unknown>> {
+  if (Array.isArray(value)) for (const item of value) collectKeys(item, into);
+  else if (value !== null && typeof value === 'object') {
+    for (const [key, inner] of Object.entries(value)) {
+      if (!into.has(key)) into.set(key, new Set());
+      if (inner === null || typeof inner !== 'object') into.get(key)!.add(inner);
+      collectKeys(inner, into);
+    }
+  }
+  return into;
+}

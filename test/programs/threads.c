@@ -1,0 +1,77 @@
+/*
+ * threads: a process with two threads (ckpt refuses multi-threaded processes
+ * for now; the test proves the refusal leaves it running and intact).
+ *
+ *   threads WORKDIR
+ *
+ * The second thread counts its own ticks every 10 ms. Checks: 1 MiB of
+ * pseudo-random memory against its checksum; the second thread is still
+ * alive and ticking (its count moved since the previous check); getpid().
+ * Report: "PASS counter=N worker=M".
+ * Build with -pthread.
+ */
+#include "protocol.h"
+#include "pattern.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#define AREA_PAGES 256
+enum { SALT_AREA = 3 };
+
+static char *area;
+static uint64_t area_sum;
+static atomic_long worker_ticks;
+static long ticks_at_last_check;
+
+static void *worker(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		struct timespec ts = { 0, 10 * 1000000L };
+		nanosleep(&ts, NULL);
+		atomic_fetch_add(&worker_ticks, 1);
+	}
+	return NULL;
+}
+
+static int check_all(char *msg, size_t size)
+{
+	if (checksum(area, AREA_PAGES * PAGE) != area_sum) {
+		snprintf(msg, size, "area checksum differs, first bad page %ld",
+			 first_bad_page(area, AREA_PAGES, SALT_AREA));
+		return 0;
+	}
+	long ticks = atomic_load(&worker_ticks);
+	if (ticks == ticks_at_last_check) {
+		snprintf(msg, size, "second thread stopped at %ld ticks", ticks);
+		return 0;
+	}
+	ticks_at_last_check = ticks;
+	snprintf(msg, size, "worker=%ld", ticks);
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	proto_init(argc, argv);
+
+	area = mmap(NULL, AREA_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (area == MAP_FAILED)
+		return 10;
+	fill_pages(area, AREA_PAGES, SALT_AREA);
+	area_sum = checksum(area, AREA_PAGES * PAGE);
+
+	pthread_t thread;
+	if (pthread_create(&thread, NULL, worker, NULL) != 0)
+		return 11;
+	proto_ready("threads=2");
+
+	for (long counter = 1;; counter++) {
+		struct timespec ts = { 0, 20 * 1000000L };
+		nanosleep(&ts, NULL);
+		proto_tick(counter, check_all);
+	}
+}
