@@ -15,6 +15,7 @@ import { SIGACTION } from './kinds/sigactions.js';
 import { FS } from './kinds/fs.js';
 import { CREDS, decodeGroups } from './kinds/creds.js';
 import { FD, FdKind } from './kinds/files.js';
+import { PIPE } from './kinds/pipes.js';
 
 type Json = number | string | boolean | null | Json[] | { [k: string]: Json };
 export type ImageJson = { [k: string]: Json };
@@ -61,6 +62,7 @@ function processJson(proc: ImageRecord): { [k: string]: Json } {
       fd: r.fields.fd, kind: FdKind[r.fields.kind] ?? String(r.fields.kind), path: r.name ?? '',
       flags: `0${r.fields.flags.toString(8)}`, cloexec: r.fields.cloexec === 1, pos: r.fields.pos,
     })),
+    pipes: childrenOf(proc, PIPE).map((r) => ({ ino: Number(r.fields.ino), size: r.fields.size, bytes: r.fields.bytes })),
     threads,
   };
 }
@@ -113,6 +115,7 @@ export function formatImage(j: ImageJson): string {
     const fds = p.fds as { [k: string]: Json }[];
     lines.push(`  fds: ${fds.length}`);
     for (const f of fds) lines.push(`    ${kv(f)}`);
+    for (const pp of p.pipes as { [k: string]: Json }[]) lines.push(`    pipe ${kv(pp)}`);
   }
   return lines.join('\n') + '\n';
 }

@@ -24,7 +24,8 @@ import { PAGE_RUNS, PageCopier, selectPages, encodeRuns } from '../kinds/pages.j
 import { SIGACTION, dumpSigactions, nonDefaultSignals, type SigactionFields } from '../kinds/sigactions.js';
 import { FS } from '../kinds/fs.js';
 import { CREDS, encodeGroups } from '../kinds/creds.js';
-import { FD, dumpFd } from '../kinds/files.js';
+import { FD, dumpFd, dumpPipes } from '../kinds/files.js';
+import { PIPE } from '../kinds/pipes.js';
 import { checkDumpablePid } from './validate.js';
 import { Timings } from '../timings.js';
 
@@ -97,6 +98,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     const stat = readStat(pid);
     const status = readStatus(pid);
     const fds = readFdList(pid).map((fd) => dumpFd(pid, fd, opts.shellJob ?? false));
+    const pipes = dumpPipes(pid, fds);
     const smaps = readSmaps(pid);
     const plans = smaps.map((v) => planVma(pid, v)).filter((p): p is VmaPlan => p !== undefined);
     times.mark('proc');
@@ -144,6 +146,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
       encode(FS, { umask: status.umask ?? 0o022 }, cwd),
       ...vmaRecs,
       ...remote.sigactions.map((a) => encode(SIGACTION, a)),
+      ...pipes.map((p) => encode(PIPE, p.fields, p.data)),
       ...fds.map((f) => encode(FD, f.fields, f.path)),
       thread,
     ]));

@@ -9,12 +9,13 @@ import { CkptError } from '../errors.js';
 import { Content, defineRecord, type FieldsOf } from '../image/index.js';
 import { readFdLink, readFdinfo } from '../proc/index.js';
 import { NR } from '../sys/nr.js';
-import { O, SEEK_SET } from '../sys/constants.js';
-import { lseek } from '../sys/syscalls.js';
+import { F, O, SEEK_SET } from '../sys/constants.js';
+import { fcntl, lseek } from '../sys/syscalls.js';
+import { createPipe, dumpPipe, type SavedPipe } from './pipes.js';
 import { T } from './ids.js';
 import type { RestoreTarget } from './target.js';
 
-export enum FdKind { REG = 1, DIR = 2, CHR = 3, TTY = 4 }
+export enum FdKind { REG = 1, DIR = 2, CHR = 3, TTY = 4, PIPE = 5 }
 
 export const FD = defineRecord({
   type: T.FD, name: 'fd', content: Content.NAME,
@@ -51,6 +52,17 @@ export function dumpFd(pid: number, fd: number, shellJob: boolean): SavedFd {
   const info = readFdinfo(pid, fd);
   const unsupported = (what: string) =>
     new CkptError('UNSUPPORTED_FD', `not supported yet: fd ${fd} of pid ${pid} is ${what}`, { pid, resource: `fd ${fd}` });
+  const pipe = /^pipe:\[(\d+)\]$/.exec(link);
+  if (pipe) {
+    const cloexec = (info.flags & O.CLOEXEC) !== 0 ? 1 : 0;
+    return {
+      path: link,
+      fields: {
+        fd, kind: FdKind.PIPE, flags: info.flags & ~O.CLOEXEC, cloexec, pos: 0, mode: 0o010600, dev: 0n,
+        ino: BigInt(pipe[1]), rdev: 0n, size: 0, mtime_ns: 0n,
+      },
+    };
+  }
   if (!link.startsWith('/')) throw unsupported(fdKindName(link));
   if (link.endsWith(' (deleted)')) throw unsupported(`a deleted file (${link})`);
   let st: fs.BigIntStats;
@@ -81,10 +93,31 @@ export function dumpFd(pid: number, fd: number, shellJob: boolean): SavedFd {
   };
 }
 
+/**
+ * The pipes among the fds, each saved once with its bytes in flight; a pipe
+ * with an end outside the process is refused.
+ */
+export function dumpPipes(pid: number, fds: SavedFd[]): SavedPipe[] {
+  const byIno = new Map<bigint, SavedFd[]>();
+  for (const f of fds) {
+    if (f.fields.kind !== FdKind.PIPE) continue;
+    byIno.set(f.fields.ino, [...(byIno.get(f.fields.ino) ?? []), f]);
+  }
+  return [...byIno.entries()].map(([ino, ends]) => {
+    const readers = ends.filter((f) => (f.fields.flags & O.ACCMODE) !== O.WRONLY);
+    const writers = ends.filter((f) => (f.fields.flags & O.ACCMODE) !== O.RDONLY);
+    if (readers.length === 0 || writers.length === 0) {
+      const f = ends[0].fields.fd;
+      throw new CkptError('UNSUPPORTED_FD', `not supported yet: fd ${f} of pid ${pid} is a pipe whose other end is outside the process`, { pid, resource: `fd ${f}` });
+    }
+    return dumpPipe(pid, readers[0].fields.fd, ino);
+  });
+}
+
 /** Before anything is created: every file to reopen is still there (and the same). */
 export function checkFd(f: SavedFd): void {
   const v = f.fields;
-  if (v.kind === FdKind.TTY) return;
+  if (v.kind === FdKind.TTY || v.kind === FdKind.PIPE) return;
   let st: fs.BigIntStats;
   try {
     st = fs.statSync(f.path, { bigint: true });
@@ -117,20 +150,38 @@ function openLocally(f: SavedFd): number {
 }
 
 /** Install every saved fd in the target; `pidfd` is the target's pidfd of ckpt. */
-export function restoreFds(t: RestoreTarget, pidfd: number, fds: SavedFd[]): void {
-  for (const f of fds) {
-    const local = openLocally(f);
-    try {
-      const tmp = t.remote.call(NR.pidfd_getfd, [pidfd, local, 0], `pidfd_getfd(fd ${f.fields.fd})`);
-      const want = f.fields.fd;
-      if (tmp !== want) {
-        t.remote.call(NR.dup3, [tmp, want, f.fields.cloexec ? O.CLOEXEC : 0], `dup3(${tmp}, ${want})`);
-        t.remote.call(NR.close, [tmp]);
-      } else if (!f.fields.cloexec) {
-        t.remote.call(NR.fcntl, [want, 2 /* F_SETFD */, 0]);
-      }
-    } finally {
-      fs.closeSync(local);
+export function restoreFds(t: RestoreTarget, pidfd: number, fds: SavedFd[], pipes: SavedPipe[]): void {
+  const pipeEnds = new Map<bigint, [number, number]>();
+  try {
+    for (const p of pipes) pipeEnds.set(p.fields.ino, createPipe(p));
+    for (const f of fds) installFd(t, pidfd, f, pipeEnds);
+  } finally {
+    for (const [r, w] of pipeEnds.values()) { fs.closeSync(r); fs.closeSync(w); }
+  }
+}
+
+function installFd(t: RestoreTarget, pidfd: number, f: SavedFd, pipeEnds: Map<bigint, [number, number]>): void {
+  let local: number;
+  let owned = true;
+  if (f.fields.kind === FdKind.PIPE) {
+    const ends = pipeEnds.get(f.fields.ino);
+    if (!ends) throw new CkptError('BAD_IMAGE', `bad image: fd ${f.fields.fd} refers to pipe ${f.fields.ino}, which the image does not hold`);
+    local = ends[(f.fields.flags & O.ACCMODE) === O.WRONLY ? 1 : 0];
+    fcntl(local, F.SETFL, f.fields.flags & (O.NONBLOCK | O.APPEND));
+    owned = false;
+  } else {
+    local = openLocally(f);
+  }
+  try {
+    const tmp = t.remote.call(NR.pidfd_getfd, [pidfd, local, 0], `pidfd_getfd(fd ${f.fields.fd})`);
+    const want = f.fields.fd;
+    if (tmp !== want) {
+      t.remote.call(NR.dup3, [tmp, want, f.fields.cloexec ? O.CLOEXEC : 0], `dup3(${tmp}, ${want})`);
+      t.remote.call(NR.close, [tmp]);
+    } else if (!f.fields.cloexec) {
+      t.remote.call(NR.fcntl, [want, F.SETFD, 0]);
     }
+  } finally {
+    if (owned) fs.closeSync(local);
   }
 }

@@ -18,4 +18,5 @@ export const T = {
   FS: 0x0140,
   CREDS: 0x0150,
   FD: 0x0160,
+  PIPE: 0x0170,
 } as const;

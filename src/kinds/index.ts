@@ -11,10 +11,11 @@ import { SIGACTION } from './sigactions.js';
 import { FS } from './fs.js';
 import { CREDS } from './creds.js';
 import { FD } from './files.js';
+import { PIPE } from './pipes.js';
 
 export const SCHEMAS = [
   ...IMAGE_SCHEMAS, PROCESS, TASK, THREAD, REGS, XSTATE, MM, AUXV, EXE, VMA, VMA_PATH,
-  PAGE_RUNS, SIGACTION, FS, CREDS, FD,
+  PAGE_RUNS, SIGACTION, FS, CREDS, FD, PIPE,
 ] as const;
 
 export const registry = new Registry(SCHEMAS);

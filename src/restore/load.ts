@@ -21,6 +21,7 @@ import { SIGACTION, type SigactionFields } from '../kinds/sigactions.js';
 import { FS, type FsFields } from '../kinds/fs.js';
 import { CREDS, decodeGroups } from '../kinds/creds.js';
 import { FD, type SavedFd } from '../kinds/files.js';
+import { PIPE, type SavedPipe } from '../kinds/pipes.js';
 import type { UserRegs } from '../sys/structs.js';
 import { PAGE_SIZE } from '../sys/constants.js';
 import { allocNative, freeNative } from '../sys/libc.js';
@@ -42,6 +43,7 @@ export interface ProcessImage {
   vmas: VmaImage[];
   sigactions: SigactionFields[];
   fds: SavedFd[];
+  pipes: SavedPipe[];
   threads: ThreadImage[];
 }
 export interface LoadedImage {
@@ -108,6 +110,13 @@ function loadProcess(proc: ImageRecord): ProcessImage {
       return r.fields;
     }),
     fds: childrenOf(proc, FD).map((r) => ({ fields: r.fields, path: r.name ?? '' })),
+    pipes: childrenOf(proc, PIPE).map((r) => {
+      const data = r.data ?? Buffer.alloc(0);
+      if (data.length !== r.fields.bytes || data.length > r.fields.size || r.fields.size > 1 << 30) {
+        throw bad(r, `pipe of ${r.fields.size} bytes holding ${data.length}`);
+      }
+      return { fields: r.fields, data };
+    }),
     threads,
   };
 }

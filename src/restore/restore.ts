@@ -197,7 +197,7 @@ function rebuild(childT: Tracee, proc: ProcessImage, pagesFd: number, opts: Rest
     restoreFs(t, proc.fs, proc.cwd);
     t.scratch.reset();
     remote.call(NR.prctl, [PR.SET_NAME, t.scratch.put(Buffer.from(proc.task.comm + '\0'))], 'prctl(PR_SET_NAME)');
-    restoreFds(t, pidfd, proc.fds);
+    restoreFds(t, pidfd, proc.fds, proc.pipes);
     remote.call(NR.close, [pidfd]);
     restoreCreds(t, proc.task, proc.groups);
     // The trampoline's own munmap must not return into it: stop at syscall exit.

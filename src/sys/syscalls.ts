@@ -104,3 +104,15 @@ export function close(fd: number): void { trySyscall(NR.close, fd); }
 export function fcntl(fd: number, cmd: number, arg = 0): number {
   return syscall(NR.fcntl, [fd, cmd, arg], { what: 'fcntl', resource: `fd ${fd}` });
 }
+
+/** pipe2(2): returns [read end, write end]. */
+export function pipe2(flags: number): [number, number] {
+  const mem = out();
+  syscall(NR.pipe2, [mem.addr, flags], { what: 'pipe2' });
+  return [mem.buf.readInt32LE(0), mem.buf.readInt32LE(4)];
+}
+
+/** tee(2): copy up to len bytes from one pipe to another without consuming them. */
+export function tryTee(fdIn: number, fdOut: number, len: number, flags: number): number {
+  return trySyscall(NR.tee, fdIn, fdOut, len, flags);
+}
