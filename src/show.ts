@@ -16,6 +16,12 @@ import { FS } from './kinds/fs.js';
 import { CREDS, decodeGroups } from './kinds/creds.js';
 import { FD, FdKind } from './kinds/files.js';
 import { PIPE } from './kinds/pipes.js';
+import { RLIMITS, decodeRlimits } from './kinds/rlimits.js';
+import { MISC } from './kinds/misc.js';
+import { SIGNALS, SIGINFO } from './kinds/signals.js';
+import { ITIMER, POSIX_TIMER } from './kinds/timers.js';
+import { SECCOMP, SECCOMP_FILTER } from './kinds/seccomp.js';
+import { RLIMIT_NAMES, RLIM_INFINITY } from './proc/index.js';
 
 type Json = number | string | boolean | null | Json[] | { [k: string]: Json };
 export type ImageJson = { [k: string]: Json };
@@ -47,9 +53,24 @@ function processJson(proc: ImageRecord): { [k: string]: Json } {
   const mm = childOf(proc, MM);
   const fsRec = maybeChildOf(proc, FS);
   const creds = maybeChildOf(proc, CREDS);
+  const rl = maybeChildOf(proc, RLIMITS);
+  const misc = maybeChildOf(proc, MISC);
+  const signals = maybeChildOf(proc, SIGNALS);
+  const seccomp = maybeChildOf(proc, SECCOMP);
+  const limit = (v: bigint): Json => (v === RLIM_INFINITY ? 'unlimited' : Number(v));
   return {
     task: plain(childOf(proc, TASK).fields, ['flags', 'tls']),
     groups: creds ? decodeGroups(creds.data ?? Buffer.alloc(0)) : [],
+    creds: creds ? plain(creds.fields, ['cap_inh', 'cap_prm', 'cap_eff', 'cap_bnd', 'cap_amb', 'securebits']) : {},
+    rlimits: rl ? decodeRlimits(rl.data ?? Buffer.alloc(0)).map((l, i) => ({ resource: RLIMIT_NAMES[i] ?? String(i), soft: limit(l.soft), hard: limit(l.hard) })) : [],
+    misc: misc ? { ...plain(misc.fields, ['personality']), affinity: (misc.data ?? Buffer.alloc(0)).toString('hex') } : {},
+    signals: signals ? {
+      ...plain(signals.fields, ['altstack_sp']),
+      pending: childrenOf(signals, SIGINFO).map((r) => ({ signo: r.fields.signo, queue: r.fields.shared ? 'process' : 'thread', code: (r.data ?? Buffer.alloc(12)).readInt32LE(8) })),
+    } : {},
+    itimers: childrenOf(proc, ITIMER).map((r) => plain(r.fields)),
+    posix_timers: childrenOf(proc, POSIX_TIMER).map((r) => plain(r.fields, ['sigval'])),
+    seccomp: seccomp ? { mode: seccomp.fields.mode, filters: childrenOf(seccomp, SECCOMP_FILTER).map((r) => r.fields.insns) } : {},
     mm: { ...plain(mm.fields, Object.keys(MM.fields)), exe: maybeChildOf(mm, EXE)?.name ?? '' },
     fs: fsRec ? { cwd: fsRec.name ?? '', umask: `0${fsRec.fields.umask.toString(8)}` } : {},
     vmas: childrenOf(proc, VMA).map((r) => ({
@@ -92,7 +113,13 @@ export function formatImage(j: ImageJson): string {
     const task = p.task as { [k: string]: Json };
     lines.push('', `process ${task.pid} (${task.comm})`);
     lines.push(`  task: ${kv(task)}`);
-    lines.push(`  creds: groups=${JSON.stringify(p.groups)}`);
+    lines.push(`  creds: groups=${JSON.stringify(p.groups)} ${kv(p.creds)}`);
+    lines.push(`  misc: ${kv(p.misc)}`);
+    lines.push(`  rlimits: ${(p.rlimits as { [k: string]: Json }[]).map((l) => `${l.resource}=${l.soft}/${l.hard}`).join(', ')}`);
+    lines.push(`  signals: ${kv(p.signals)}`);
+    for (const tm of p.itimers as Json[]) lines.push(`  itimer: ${kv(tm)}`);
+    for (const tm of p.posix_timers as Json[]) lines.push(`  posix timer: ${kv(tm)}`);
+    lines.push(`  seccomp: ${kv(p.seccomp)}`);
     lines.push(`  mm: ${kv(p.mm)}`);
     lines.push(`  fs: ${kv(p.fs)}`);
     for (const th of p.threads as { [k: string]: Json }[]) {

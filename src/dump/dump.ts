@@ -11,7 +11,7 @@ import {
 import { readChildren, readSmaps, readStat, readStatus, readTids, readAuxv, readExe, readCwd, readFdList, Pagemap } from '../proc/index.js';
 import { FrozenTask } from '../ptrace/frozen.js';
 import { NR } from '../sys/nr.js';
-import { PR, SIG } from '../sys/constants.js';
+import { PR, PTRACE_O, SIG } from '../sys/constants.js';
 import { kill, wait4 } from '../sys/syscalls.js';
 import { VERSION } from '../version.js';
 import { PROCESS } from '../kinds/process.js';
@@ -23,7 +23,13 @@ import { VMA, VMA_PATH, planVma, vmaFields, type VmaPlan } from '../kinds/vma.js
 import { PAGE_RUNS, PageCopier, selectPages, encodeRuns } from '../kinds/pages.js';
 import { SIGACTION, dumpSigactions, nonDefaultSignals, type SigactionFields } from '../kinds/sigactions.js';
 import { FS } from '../kinds/fs.js';
-import { CREDS, encodeGroups } from '../kinds/creds.js';
+import { CREDS, credsFields, encodeGroups } from '../kinds/creds.js';
+import { RLIMITS, dumpRlimits } from '../kinds/rlimits.js';
+import { MISC, dumpMisc, type MiscFields } from '../kinds/misc.js';
+import { SIGNALS, SIGINFO, dumpAltstack, dumpPending, type SignalsFields } from '../kinds/signals.js';
+import { ITIMER, POSIX_TIMER, dumpItimers, dumpPosixTimers, type ItimerFields, type PosixTimerFields } from '../kinds/timers.js';
+import { SECCOMP, SECCOMP_FILTER, SECCOMP_MODE_FILTER, dumpSeccompFilters } from '../kinds/seccomp.js';
+import type { Stat, Status } from '../proc/index.js';
 import { FD, dumpFd, dumpPipes } from '../kinds/files.js';
 import { PIPE } from '../kinds/pipes.js';
 import { checkDumpablePid } from './validate.js';
@@ -51,11 +57,16 @@ interface Remote {
   clearChildTid: number;
   pdeathSignal: number;
   sigactions: SigactionFields[];
+  securebits: number;
+  misc: { fields: MiscFields; affinity: Buffer };
+  altstack: SignalsFields;
+  itimers: ItimerFields[];
+  posixTimers: PosixTimerFields[];
   calls: number;
 }
 
 /** What only the process can tell: remote syscalls through a vDSO `syscall`. */
-function askProcess(task: FrozenTask, vdsoStart: number, vdsoEnd: number, sigCgt: bigint, sigIgn: bigint): Remote {
+function askProcess(task: FrozenTask, vdsoStart: number, vdsoEnd: number, stat: Stat, status: Status): Remote {
   const mem = task.memory();
   const vdso = mem.read(vdsoStart, vdsoEnd - vdsoStart);
   const at = vdso.indexOf(Buffer.from([0x0f, 0x05]));
@@ -68,8 +79,13 @@ function askProcess(task: FrozenTask, vdsoStart: number, vdsoEnd: number, sigCgt
     const clearChildTid = Number(mem.read(scratch.addr, 8).readBigUInt64LE(0));
     remote.call(NR.prctl, [PR.GET_PDEATHSIG, scratch.addr], 'prctl(PR_GET_PDEATHSIG)');
     const pdeathSignal = mem.read(scratch.addr, 4).readInt32LE(0);
-    const sigactions = dumpSigactions(remote, mem, scratch.addr, nonDefaultSignals(sigCgt, sigIgn));
-    return { brk, clearChildTid, pdeathSignal, sigactions, calls: remote.calls };
+    const sigactions = dumpSigactions(remote, mem, scratch.addr, nonDefaultSignals(status.sigCgt, status.sigIgn));
+    const securebits = remote.call(NR.prctl, [PR.GET_SECUREBITS], 'prctl(PR_GET_SECUREBITS)');
+    const misc = dumpMisc(task.tid, stat, remote, mem, scratch.addr);
+    const altstack = dumpAltstack(remote, mem, scratch.addr);
+    const itimers = dumpItimers(remote, mem, scratch.addr);
+    const posixTimers = dumpPosixTimers(task.tid, remote, mem, scratch.addr);
+    return { brk, clearChildTid, pdeathSignal, sigactions, securebits, misc, altstack, itimers, posixTimers, calls: remote.calls };
   } finally {
     task.leaveRemote();
   }
@@ -80,9 +96,9 @@ export function dumpSync(opts: DumpOptions): DumpResult {
   const log = opts.log ?? (() => {});
   const times = new Timings();
   const pid = opts.pid;
-  checkDumpablePid(pid);
+  const first = checkDumpablePid(pid);
   times.mark('validate');
-  const task = FrozenTask.freeze(pid);
+  const task = FrozenTask.freeze(pid, first.status.seccomp ? PTRACE_O.SUSPEND_SECCOMP : 0);
   times.mark('freeze');
   let partial: string | undefined;
   let copier: PageCopier | undefined;
@@ -104,7 +120,9 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     times.mark('proc');
     const vdso = smaps.find((v) => v.path === '[vdso]');
     if (!vdso) throw new CkptError('UNSUPPORTED', `pid ${pid} has no vDSO`, { pid });
-    const remote = askProcess(task, vdso.start, vdso.end, status.sigCgt, status.sigIgn);
+    const remote = askProcess(task, vdso.start, vdso.end, stat, status);
+    const pending = dumpPending(pid);
+    const seccompFilters = status.seccomp === SECCOMP_MODE_FILTER ? dumpSeccompFilters(pid) : [];
     times.mark('remote');
     const xstate = task.tracee.getXstate();
     const rseq = task.tracee.getRseq();
@@ -141,7 +159,13 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     }, [encode(REGS, regsFields(task.regs)), encode(XSTATE, xstateFields(xstate), xstate)]);
     writer.add(encode(PROCESS, { pid }, [
       encode(TASK, taskFields(stat, status, task.regs.fs_base, remote.pdeathSignal)),
-      encode(CREDS, { ngroups: status.groups.length }, encodeGroups(status.groups)),
+      encode(CREDS, credsFields(status, remote.securebits), encodeGroups(status.groups)),
+      encode(RLIMITS, { count: 16 }, dumpRlimits(pid)),
+      encode(MISC, remote.misc.fields, remote.misc.affinity),
+      encode(SIGNALS, remote.altstack, pending.map((p) => encode(SIGINFO, { shared: p.shared ? 1 : 0, signo: p.signo }, p.info))),
+      ...remote.itimers.map((t) => encode(ITIMER, t)),
+      ...remote.posixTimers.map((t) => encode(POSIX_TIMER, t)),
+      encode(SECCOMP, { mode: status.seccomp, filters: seccompFilters.length }, seccompFilters.map((f) => encode(SECCOMP_FILTER, { insns: f.length / 8 }, f))),
       encode(MM, mmFields(stat, remote.brk), [encode(AUXV, {}, auxv), encode(EXE, {}, exe)]),
       encode(FS, { umask: status.umask ?? 0o022 }, cwd),
       ...vmaRecs,
@@ -157,6 +181,8 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     times.mark('write');
     if (opts.leaveRunning) {
       task.release();
+      // A process that was stopped (SIGSTOP) stays stopped.
+      if (first.status.state === 'T') kill(pid, SIG.STOP);
     } else {
       task.closeMemory();
       kill(pid, SIG.KILL);

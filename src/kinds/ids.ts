@@ -19,4 +19,12 @@ export const T = {
   CREDS: 0x0150,
   FD: 0x0160,
   PIPE: 0x0170,
+  MISC: 0x0180,
+  RLIMITS: 0x0181,
+  SIGNALS: 0x0190,
+  SIGINFO: 0x0191,
+  ITIMER: 0x01a0,
+  POSIX_TIMER: 0x01a1,
+  SECCOMP: 0x01b0,
+  SECCOMP_FILTER: 0x01b1,
 } as const;

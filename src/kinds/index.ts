@@ -12,10 +12,16 @@ import { FS } from './fs.js';
 import { CREDS } from './creds.js';
 import { FD } from './files.js';
 import { PIPE } from './pipes.js';
+import { RLIMITS } from './rlimits.js';
+import { MISC } from './misc.js';
+import { SIGNALS, SIGINFO } from './signals.js';
+import { ITIMER, POSIX_TIMER } from './timers.js';
+import { SECCOMP, SECCOMP_FILTER } from './seccomp.js';
 
 export const SCHEMAS = [
   ...IMAGE_SCHEMAS, PROCESS, TASK, THREAD, REGS, XSTATE, MM, AUXV, EXE, VMA, VMA_PATH,
-  PAGE_RUNS, SIGACTION, FS, CREDS, FD, PIPE,
+  PAGE_RUNS, SIGACTION, FS, CREDS, FD, PIPE, RLIMITS, MISC, SIGNALS, SIGINFO, ITIMER, POSIX_TIMER,
+  SECCOMP, SECCOMP_FILTER,
 ] as const;
 
 export const registry = new Registry(SCHEMAS);

@@ -164,3 +164,20 @@ export function protectVmas(t: RestoreTarget, vmas: VmaToMap[]): void {
     t.remote.call(NR.mprotect, [v.start, v.end - v.start, v.prot], `mprotect(0x${v.start.toString(16)})`);
   }
 }
+
+/** madvise(2) advice (and mlock) that a VMA's saved VmFlags call for. */
+const ADVICE: [flag: string, advice: number][] = [
+  ['dc', 10 /* MADV_DONTFORK */], ['wf', 18 /* MADV_WIPEONFORK */], ['dd', 16 /* MADV_DONTDUMP */],
+  ['hg', 14 /* MADV_HUGEPAGE */], ['nh', 15 /* MADV_NOHUGEPAGE */], ['mg', 12 /* MADV_MERGEABLE */],
+];
+
+export function adviseVmas(t: RestoreTarget, vmas: VmaToMap[]): void {
+  for (const { fields: v } of vmas) {
+    if (isSpecial(v.kind) || !v.vm_flags) continue;
+    const len = v.end - v.start;
+    for (const [flag, advice] of ADVICE) {
+      if (v.vm_flags & VM_FLAG_BITS[flag]) t.remote.call(NR.madvise, [v.start, len, advice], `madvise(0x${v.start.toString(16)}, ${flag})`);
+    }
+    if (v.vm_flags & VM_FLAG_BITS.lo) t.remote.call(NR.mlock, [v.start, len], `mlock(0x${v.start.toString(16)})`);
+  }
+}

@@ -38,8 +38,8 @@ export class FrozenTask {
   get tid(): number { return this.tracee.tid; }
 
   /** PTRACE_SEIZE + PTRACE_INTERRUPT; waits for the interrupt-stop. */
-  static freeze(tid: number): FrozenTask {
-    const tracee = Tracee.seize(tid, PTRACE_O.TRACESYSGOOD);
+  static freeze(tid: number, extraOptions = 0): FrozenTask {
+    const tracee = Tracee.seize(tid, PTRACE_O.TRACESYSGOOD | extraOptions);
     tracee.interrupt();
     const caught: number[] = [];
     for (;;) {

@@ -42,6 +42,8 @@ export class Tracee {
   /** A thread that is already ours (auto-attached child of a traced clone). */
   static adopt(tid: number): Tracee { return new Tracee(tid); }
 
+  setOptions(options: number): void { ptrace(PTRACE.SETOPTIONS, this.tid, 0, options, 'ptrace(PTRACE_SETOPTIONS)'); }
+
   interrupt(): void { ptrace(PTRACE.INTERRUPT, this.tid, 0, 0, 'ptrace(PTRACE_INTERRUPT)'); }
 
   wait(): Stop { return decodeStop(wait4(this.tid).status); }

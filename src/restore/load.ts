@@ -19,7 +19,12 @@ import { VMA, VMA_PATH, type VmaFields, isFileBacked } from '../kinds/vma.js';
 import { PAGE_RUNS, decodeRuns, type Run } from '../kinds/pages.js';
 import { SIGACTION, type SigactionFields } from '../kinds/sigactions.js';
 import { FS, type FsFields } from '../kinds/fs.js';
-import { CREDS, decodeGroups } from '../kinds/creds.js';
+import { CREDS, decodeGroups, type CredsFields } from '../kinds/creds.js';
+import { RLIMITS, decodeRlimits } from '../kinds/rlimits.js';
+import { MISC, type MiscFields } from '../kinds/misc.js';
+import { SIGNALS, SIGINFO, type SignalsFields, type Pending } from '../kinds/signals.js';
+import { ITIMER, POSIX_TIMER, type ItimerFields, type PosixTimerFields } from '../kinds/timers.js';
+import { SECCOMP, SECCOMP_FILTER } from '../kinds/seccomp.js';
 import { FD, type SavedFd } from '../kinds/files.js';
 import { PIPE, type SavedPipe } from '../kinds/pipes.js';
 import type { UserRegs } from '../sys/structs.js';
@@ -35,6 +40,14 @@ export interface ProcessImage {
   pid: number;
   task: TaskFields;
   groups: number[];
+  creds?: CredsFields;
+  rlimits: { soft: bigint; hard: bigint }[];
+  misc?: { fields: MiscFields; affinity: Buffer };
+  signals?: SignalsFields;
+  pending: Pending[];
+  itimers: ItimerFields[];
+  posixTimers: PosixTimerFields[];
+  seccomp: { mode: number; filters: Buffer[] };
   mm: MmFields;
   auxv: Buffer;
   exe: string;
@@ -100,8 +113,34 @@ function loadProcess(proc: ImageRecord): ProcessImage {
   if (threads.length !== 1) throw bad(proc, `process holds ${threads.length} threads; this ckpt restores single-threaded processes`);
   if (task.pid < 1 || task.pid > 4194304) throw bad(proc, `pid ${task.pid} is out of range`);
   const creds = maybeChildOf(proc, CREDS);
+  const misc = maybeChildOf(proc, MISC);
+  const signals = maybeChildOf(proc, SIGNALS);
+  const seccomp = maybeChildOf(proc, SECCOMP);
+  const rlimits = maybeChildOf(proc, RLIMITS);
   return {
     pid: task.pid, task, groups: creds ? decodeGroups(creds.data ?? Buffer.alloc(0)) : [],
+    creds: creds?.fields,
+    rlimits: rlimits ? decodeRlimits(rlimits.data ?? Buffer.alloc(0)) : [],
+    misc: misc ? { fields: misc.fields, affinity: misc.data ?? Buffer.alloc(0) } : undefined,
+    signals: signals?.fields,
+    pending: signals ? childrenOf(signals, SIGINFO).map((r) => {
+      const info = r.data ?? Buffer.alloc(0);
+      if (info.length !== 128 || r.fields.signo < 1 || r.fields.signo > 64) throw bad(r, 'bad siginfo');
+      return { shared: r.fields.shared === 1, signo: r.fields.signo, info };
+    }) : [],
+    itimers: childrenOf(proc, ITIMER).map((r) => {
+      if (r.fields.which > 2) throw bad(r, `itimer ${r.fields.which}`);
+      return r.fields;
+    }),
+    posixTimers: childrenOf(proc, POSIX_TIMER).map((r) => r.fields),
+    seccomp: {
+      mode: seccomp?.fields.mode ?? 0,
+      filters: seccomp ? childrenOf(seccomp, SECCOMP_FILTER).map((r) => {
+        const d = r.data ?? Buffer.alloc(0);
+        if (d.length % 8 || d.length === 0 || d.length > 4096 * 8) throw bad(r, `seccomp filter of ${d.length} bytes`);
+        return d;
+      }) : [],
+    },
     mm: mm.fields, auxv: childOf(mm, AUXV).data ?? Buffer.alloc(0), exe: childOf(mm, EXE).name ?? '',
     fs: fsRec.fields, cwd: fsRec.name ?? '/',
     vmas: loadVmas(proc),

@@ -18,7 +18,12 @@ import { getpid, tryKill, wait4, W } from '../sys/syscalls.js';
 import { E } from '../sys/errno.js';
 import { makeScratch, type RestoreTarget } from '../kinds/target.js';
 import { checkXstate, resumeRegs } from '../kinds/regs.js';
-import { mapVmas, protectVmas, checkMappedFile, isFileBacked } from '../kinds/vma.js';
+import { mapVmas, protectVmas, adviseVmas, checkMappedFile, isFileBacked } from '../kinds/vma.js';
+import { restoreRlimits } from '../kinds/rlimits.js';
+import { restoreMisc, restoreDumpable } from '../kinds/misc.js';
+import { restoreAltstack, restorePending } from '../kinds/signals.js';
+import { restoreItimers, restorePosixTimers } from '../kinds/timers.js';
+import { restoreSeccomp } from '../kinds/seccomp.js';
 import { restorePages } from '../kinds/pages.js';
 import { restoreMm } from '../kinds/mm.js';
 import { restoreSigactions } from '../kinds/sigactions.js';
@@ -48,6 +53,7 @@ export interface RestoreResult {
 }
 
 const TRAMPOLINE_SIZE = 64 * 1024 + PAGE_SIZE;
+const ALL_SIGNALS = 0xffffffffffffffffn;
 
 function pidInUse(pid: number): boolean {
   try { fs.accessSync(`/proc/${pid}`); return true; } catch { return false; }
@@ -166,6 +172,8 @@ function rebuild(childT: Tracee, proc: ProcessImage, pagesFd: number, opts: Rest
     log: opts.log ?? (() => {}),
   };
   try {
+    // Nothing is delivered while we work: timers and re-queued signals stay pending.
+    childT.setSigmask(ALL_SIGNALS);
     remote.call(NR.close_range, [0, 0xffffffff, 0], 'close_range');
     const current = readMaps(pid);
     for (const v of current) {
@@ -185,6 +193,7 @@ function rebuild(childT: Tracee, proc: ProcessImage, pagesFd: number, opts: Rest
     remote.call(NR.close, [imgFd]);
     times.mark('pages');
     protectVmas(t, proc.vmas);
+    adviseVmas(t, proc.vmas);
     restoreMm(t, proc.mm, proc.auxv, proc.exe);
     const th = proc.threads[0];
     if (th.fields.rseq_ptr) {
@@ -192,6 +201,7 @@ function rebuild(childT: Tracee, proc: ProcessImage, pagesFd: number, opts: Rest
     }
     remote.call(NR.set_tid_address, [th.fields.clear_child_tid]);
     restoreSigactions(t, proc.sigactions);
+    if (proc.signals) restoreAltstack(t, proc.signals);
     if (proc.task.leader) remote.call(NR.setsid, [], 'setsid');
     else if (proc.task.pgrp === proc.pid) remote.call(NR.setpgid, [0, 0], 'setpgid');
     restoreFs(t, proc.fs, proc.cwd);
@@ -199,13 +209,26 @@ function rebuild(childT: Tracee, proc: ProcessImage, pagesFd: number, opts: Rest
     remote.call(NR.prctl, [PR.SET_NAME, t.scratch.put(Buffer.from(proc.task.comm + '\0'))], 'prctl(PR_SET_NAME)');
     restoreFds(t, pidfd, proc.fds, proc.pipes);
     remote.call(NR.close, [pidfd]);
-    restoreCreds(t, proc.task, proc.groups);
+    restoreRlimits(t, proc.rlimits);
+    if (proc.misc) restoreMisc(t, proc.misc.fields, proc.misc.affinity);
+    // The parent-death signal would fire as soon as a detached ckpt exits.
+    if (proc.task.pdeath_signal && !opts.detach) remote.call(NR.prctl, [PR.SET_PDEATHSIG, proc.task.pdeath_signal], 'prctl(PR_SET_PDEATHSIG)');
+    restoreItimers(t, proc.itimers);
+    restorePosixTimers(t, proc.posixTimers);
+    restorePending(t, pid, proc.pending);
+    if (proc.seccomp.mode) {
+      childT.setOptions(PTRACE_O.TRACESYSGOOD | PTRACE_O.EXITKILL | PTRACE_O.SUSPEND_SECCOMP);
+      restoreSeccomp(t, proc.seccomp.mode, proc.seccomp.filters);
+    }
+    if (proc.creds) restoreCreds(t, proc.task, proc.groups, proc.creds);
+    if (proc.misc) restoreDumpable(t, proc.misc.fields);
     // The trampoline's own munmap must not return into it: stop at syscall exit.
     remote.raw(NR.munmap, [tramp, TRAMPOLINE_SIZE], undefined, 'syscall-stop');
     childT.setRegs(resumeRegs(th.regs));
     childT.setXstate(th.xstate);
     childT.setSigmask(th.fields.sigmask);
-    childT.detach(0);
+    // A process stopped at dump time comes back stopped.
+    childT.detach(proc.task.state === 'T' ? SIG.STOP : 0);
   } finally {
     mem.close();
   }

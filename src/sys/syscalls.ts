@@ -116,3 +116,35 @@ export function pipe2(flags: number): [number, number] {
 export function tryTee(fdIn: number, fdOut: number, len: number, flags: number): number {
   return trySyscall(NR.tee, fdIn, fdOut, len, flags);
 }
+
+/** sched_getaffinity(2) of another task: the CPU mask bytes. */
+export function schedGetaffinity(pid: number): Buffer {
+  const mem = out();
+  const n = syscall(NR.sched_getaffinity, [pid, 128, mem.addr], { pid, what: 'sched_getaffinity' });
+  return Buffer.from(mem.buf.subarray(0, n));
+}
+
+/** PTRACE_PEEKSIGINFO: queued siginfos (128 bytes each), private or shared queue. */
+export function peekSiginfo(pid: number, shared: boolean): Buffer[] {
+  const mem = out();
+  const out_: Buffer[] = [];
+  const ARGS = 0, BUF = 64, MAX = 32;
+  for (let off = 0; ; off += MAX) {
+    mem.buf.writeBigUInt64LE(BigInt(off), ARGS);
+    mem.buf.writeUInt32LE(shared ? 1 : 0, ARGS + 8);
+    mem.buf.writeInt32LE(MAX, ARGS + 12);
+    const n = syscall(NR.ptrace, [0x4209, pid, mem.addr + BigInt(ARGS), mem.addr + BigInt(BUF)], { pid, what: 'ptrace(PTRACE_PEEKSIGINFO)' });
+    for (let i = 0; i < n; i++) out_.push(Buffer.from(mem.buf.subarray(BUF + i * 128, BUF + (i + 1) * 128)));
+    if (n < MAX) return out_;
+  }
+}
+
+/** PTRACE_SECCOMP_GET_FILTER: the BPF program of filter `index` (0 = newest), or undefined past the last. */
+export function seccompGetFilter(pid: number, index: number): Buffer | undefined {
+  const count = trySyscall(NR.ptrace, 0x420c, pid, index, 0);
+  if (count === -E.ENOENT) return undefined;
+  if (count < 0) syscall(NR.ptrace, [0x420c, pid, index, 0], { pid, what: 'ptrace(PTRACE_SECCOMP_GET_FILTER)' });
+  const mem = out();
+  syscall(NR.ptrace, [0x420c, pid, index, mem.addr], { pid, what: 'ptrace(PTRACE_SECCOMP_GET_FILTER)' });
+  return Buffer.from(mem.buf.subarray(0, count * 8));
+}
