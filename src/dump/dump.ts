@@ -20,7 +20,8 @@ import { THREAD } from '../kinds/thread.js';
 import { REGS, XSTATE, regsFields, xstateFields } from '../kinds/regs.js';
 import { MM, AUXV, EXE, mmFields } from '../kinds/mm.js';
 import { VMA, VMA_PATH, planVma, vmaFields, type VmaPlan } from '../kinds/vma.js';
-import { PAGE_RUNS, PageCopier, selectPages, encodeRuns } from '../kinds/pages.js';
+import { PAGE_RUNS, selectPages, encodeRuns, type Run } from '../kinds/pages.js';
+import { PagePump } from './page-pump.js';
 import { SIGACTION, dumpSigactions, nonDefaultSignals, type SigactionFields } from '../kinds/sigactions.js';
 import { FS } from '../kinds/fs.js';
 import { CREDS, credsFields, encodeGroups } from '../kinds/creds.js';
@@ -101,7 +102,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
   const task = FrozenTask.freeze(pid, first.status.seccomp ? PTRACE_O.SUSPEND_SECCOMP : 0);
   times.mark('freeze');
   let partial: string | undefined;
-  let copier: PageCopier | undefined;
+  let copier: PagePump | undefined;
   try {
     const tids = readTids(pid);
     if (tids.length > 1) {
@@ -133,14 +134,21 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     partial = createImageDir(opts.dir, { force: opts.force });
     const writer = ImageWriter.create(partial, { utsRelease: os.release(), tool: `ckpt ${VERSION}` });
     const pagesWriter = PagesWriter.create(partial);
-    copier = new PageCopier(pid, pagesWriter, task.memory());
     const pagemap = new Pagemap(pid);
     const pmBuf = Buffer.alloc(64 * 1024 * 8);
+    let planRuns: Run[][];
+    try {
+      planRuns = plans.map((plan) => selectPages(pagemap, plan, pmBuf));
+    } finally {
+      pagemap.close();
+    }
+    const totalPages = planRuns.reduce((n, runs) => n + runs.reduce((m, [, c]) => m + c, 0), 0);
+    copier = new PagePump(pid, pagesWriter, task.memory(), totalPages * 4096);
     const vmaRecs: Buffer[] = [];
     let pages = 0;
-    try {
-      for (const plan of plans) {
-        const runs = selectPages(pagemap, plan, pmBuf);
+    {
+      for (const [i, plan] of plans.entries()) {
+        const runs = planRuns[i];
         const nr = runs.reduce((n, [, c]) => n + c, 0);
         const { offset, crc } = nr ? copier.copy(runs, plan.vma.prot) : { offset: 0, crc: 0 };
         pages += nr;
@@ -148,8 +156,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
         if (nr) kids.push(encode(PAGE_RUNS, {}, encodeRuns(runs)));
         vmaRecs.push(encode(VMA, vmaFields(plan, nr ? offset : 0, nr, crc), kids));
       }
-    } finally {
-      pagemap.close();
+      copier.finish();
     }
     times.mark('pages');
     const thread = encode(THREAD, {
@@ -158,7 +165,8 @@ export function dumpSync(opts: DumpOptions): DumpResult {
       rseq_sig: rseq?.signature ?? 0, rseq_flags: rseq?.flags ?? 0,
     }, [encode(REGS, regsFields(task.regs)), encode(XSTATE, xstateFields(xstate), xstate)]);
     writer.add(encode(PROCESS, { pid }, [
-      encode(TASK, taskFields(stat, status, task.regs.fs_base, remote.pdeathSignal)),
+      // The state as it was before we froze it ('t' now): 'T' means stopped by a signal.
+      encode(TASK, { ...taskFields(stat, status, task.regs.fs_base, remote.pdeathSignal), state: first.status.state }),
       encode(CREDS, credsFields(status, remote.securebits), encodeGroups(status.groups)),
       encode(RLIMITS, { count: 16 }, dumpRlimits(pid)),
       encode(MISC, remote.misc.fields, remote.misc.affinity),

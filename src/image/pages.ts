@@ -74,6 +74,20 @@ export class PagesWriter {
     return at;
   }
 
+  /**
+   * Claim the next len bytes (whole pages) for a writer that fills them
+   * itself with positional writes (another thread); returns their offset.
+   */
+  reserve(len: number): number {
+    if (this.closed) throw new CkptError('INTERNAL', `${this.path}: reserve after close`);
+    if (!Number.isInteger(len) || len < 0 || len % PAGES_HDR_SIZE !== 0) {
+      throw new CkptError('INTERNAL', `${this.path}: reserve of ${len} bytes: not whole pages`);
+    }
+    const at = this.pos;
+    this.pos += len;
+    return at;
+  }
+
   /** fsync and close. */
   close(): void {
     if (this.closed) return;

@@ -75,9 +75,10 @@ export function restoreCreds(t: RestoreTarget, task: TaskFields, groups: number[
   t.remote.call(NR.prctl, [PR.SET_KEEPCAPS, 1], 'prctl(PR_SET_KEEPCAPS)');
   t.remote.call(NR.setresgid, [task.gid, task.egid, task.sgid], 'setresgid');
   t.remote.call(NR.setresuid, [task.uid, task.euid, task.suid], 'setresuid');
+  capsetOrRefuse(t, full, full, c.cap_inh & now.capBnd, full);
+  // setfs[ug]id need CAP_SETUID/CAP_SETGID in the effective set, just raised.
   t.remote.call(NR.setfsgid, [task.fsgid]);
   t.remote.call(NR.setfsuid, [task.fsuid]);
-  capsetOrRefuse(t, full, full, c.cap_inh & now.capBnd, full);
   for (let cap = 0; cap < 64; cap++) {
     const bit = 1n << BigInt(cap);
     if ((now.capBnd & bit) && !(c.cap_bnd & bit)) t.remote.call(NR.prctl, [PR.CAPBSET_DROP, cap], `prctl(PR_CAPBSET_DROP, ${cap})`);

@@ -67,6 +67,7 @@ export function restoreMisc(t: RestoreTarget, m: MiscFields, affinity: Buffer): 
   }
 }
 
+/** After creds: a uid change has reset dumpable to the system's suid_dumpable. */
 export function restoreDumpable(t: RestoreTarget, m: MiscFields): void {
-  if (m.dumpable !== 1) t.remote.call(NR.prctl, [PR.SET_DUMPABLE, m.dumpable], 'prctl(PR_SET_DUMPABLE)');
+  t.remote.call(NR.prctl, [PR.SET_DUMPABLE, m.dumpable], 'prctl(PR_SET_DUMPABLE)');
 }

@@ -1,21 +1,15 @@
 /**
- * Page contents. Dump: pagemap says which pages hold data worth saving;
- * process_vm_readv copies them in large batches into one reusable native
- * buffer, which is written to pages.img. Restore: the target itself preadv()s
+ * Page contents. Dump: pagemap says which pages hold data worth saving
+ * (the copy itself is dump/page-pump.ts). Restore: the target itself preadv()s
  * its pages straight from pages.img into place (one remote syscall per batch
  * of up to 1024 runs; the kernel copies from the page cache, ckpt touches none).
  */
-import zlib from 'node:zlib';
 import { CkptError } from '../errors.js';
 import { Content, defineRecord } from '../image/index.js';
-import type { PagesWriter } from '../image/index.js';
 import { Pagemap, PM_FILE, PM_PRESENT, PM_SWAPPED } from '../proc/index.js';
-import { allocNative, freeNative, type NativeMemory } from '../sys/libc.js';
-import { processVmIo } from '../sys/syscalls.js';
-import { PAGE_SIZE, PROT } from '../sys/constants.js';
+import { PAGE_SIZE } from '../sys/constants.js';
 import { IOVEC_SIZE, encodeIovec } from '../sys/structs.js';
 import { NR } from '../sys/nr.js';
-import type { TraceeMemory } from '../ptrace/memory.js';
 import { T } from './ids.js';
 import { VmaKind, type VmaPlan, type VmaFields } from './vma.js';
 import type { RestoreTarget } from './target.js';
@@ -73,59 +67,6 @@ export function selectPages(pagemap: Pagemap, plan: VmaPlan, scratch: Buffer): R
   }
   if (runStart >= 0) runs.push([vma.start + runStart * PAGE_SIZE, count - runStart]);
   return runs;
-}
-
-export const COPY_BUFFER_SIZE = 8 * 1024 * 1024;
-
-/** Copies pages out of a tracee into pages.img through one reusable native buffer. */
-export class PageCopier {
-  private buf: NativeMemory;
-  constructor(private pid: number, private writer: PagesWriter, private mem: TraceeMemory) {
-    this.buf = allocNative(COPY_BUFFER_SIZE);
-  }
-
-  /** Copy the runs of one VMA; returns the offset in pages.img and the CRC of the data. */
-  copy(runs: Run[], prot: number): { offset: number; crc: number } {
-    const offset = this.writer.offset;
-    let crc = 0;
-    let batch: [number, number][] = [];
-    let filled = 0;
-    const flush = () => {
-      if (filled === 0) return;
-      const got = (prot & PROT.READ) ? processVmIo(false, this.pid, this.buf, 0, batch) : 0;
-      if (got !== filled) this.readForced(batch, got);
-      crc = zlib.crc32(this.buf.buf.subarray(0, filled), crc);
-      this.writer.append(this.buf.buf, filled);
-      batch = [];
-      filled = 0;
-    };
-    for (const [addr, pages] of runs) {
-      let a = addr;
-      let left = pages * PAGE_SIZE;
-      while (left > 0) {
-        const take = Math.min(left, COPY_BUFFER_SIZE - filled);
-        batch.push([a, take]);
-        filled += take;
-        a += take;
-        left -= take;
-        if (filled === COPY_BUFFER_SIZE) flush();
-      }
-    }
-    flush();
-    return { offset, crc };
-  }
-
-  /** Pages process_vm_readv cannot read (no PROT_READ): /proc/PID/mem can. */
-  private readForced(batch: [number, number][], skip: number): void {
-    let at = 0;
-    for (const [addr, len] of batch) {
-      const from = Math.max(0, skip - at);
-      if (from < len) this.mem.read(addr + from, len - from, this.buf.buf, at + from);
-      at += len;
-    }
-  }
-
-  close(): void { freeNative(this.buf); }
 }
 
 const MAX_IOV = 1024;

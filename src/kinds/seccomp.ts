@@ -1,6 +1,7 @@
 /**
- * Seccomp: strict mode, or the stack of BPF filters (PTRACE_SECCOMP_GET_FILTER,
- * index 0 = newest). Restored oldest first, late, while the tracee has
+ * Seccomp: strict mode, or the stack of BPF filters (PTRACE_SECCOMP_GET_FILTER;
+ * on this kernel index 0 is the oldest, found by test: the order decides which
+ * filter's verdict wins). Restored oldest first, late, while the tracee has
  * PTRACE_O_SUSPEND_SECCOMP so that the filters do not block ckpt's own remote
  * syscalls; they apply from the moment ckpt detaches.
  */
@@ -20,13 +21,12 @@ export const SECCOMP_MODE_FILTER = 2;
 
 /** The filters, oldest first. */
 export function dumpSeccompFilters(pid: number): Buffer[] {
-  const newestFirst: Buffer[] = [];
+  const filters: Buffer[] = [];
   for (let i = 0; ; i++) {
     const f = seccompGetFilter(pid, i);
-    if (!f) break;
-    newestFirst.push(f);
+    if (!f) return filters;
+    filters.push(f);
   }
-  return newestFirst.reverse();
 }
 
 export function restoreSeccomp(t: RestoreTarget, mode: number, filters: Buffer[]): void {

@@ -29,7 +29,7 @@ export function dumpAltstack(remote: RemoteCaller, mem: TraceeMemory, scratch: n
   remote.call(NR.sigaltstack, [0, scratch], 'sigaltstack');
   const ss = mem.read(scratch, 24);
   return {
-    altstack_sp: Number(ss.readBigUInt64LE(0)), altstack_flags: ss.readInt32LE(8) & ~SS_ONSTACK,
+    altstack_sp: Number(ss.readBigUInt64LE(0)), altstack_flags: (ss.readUInt32LE(8) & ~SS_ONSTACK) >>> 0,
     altstack_size: Number(ss.readBigUInt64LE(16)),
   };
 }
@@ -43,7 +43,7 @@ export function restoreAltstack(t: RestoreTarget, s: SignalsFields): void {
   if (s.altstack_flags & SS_DISABLE) return;
   const ss = Buffer.alloc(24);
   ss.writeBigUInt64LE(BigInt(s.altstack_sp), 0);
-  ss.writeInt32LE(s.altstack_flags, 8);
+  ss.writeUInt32LE(s.altstack_flags, 8);
   ss.writeBigUInt64LE(BigInt(s.altstack_size), 16);
   t.scratch.reset();
   t.remote.call(NR.sigaltstack, [t.scratch.put(ss), 0], 'sigaltstack');

@@ -48,13 +48,15 @@ export function parseTimers(text: string): Omit<PosixTimerFields, 'interval_sec'
     const id = /^ID:\s*(-?\d+)/m.exec(block);
     if (!id) continue;
     const sig = /^signal:\s*(\d+)\/([0-9a-f]+)/m.exec(block);
-    const notify = /^notify:\s*(\w+)\/(?:pid|tid)\.(\d+)/m.exec(block);
+    const notify = /^notify:\s*(\w+)\/(pid|tid)\.(\d+)/m.exec(block);
     const clock = /^ClockID:\s*(-?\d+)/m.exec(block);
+    // "signal/tid.N" is SIGEV_SIGNAL|SIGEV_THREAD_ID: delivered to thread N.
     const kind = notify?.[1] ?? 'signal';
+    const base = kind === 'none' ? SIGEV.NONE : kind === 'thread' ? SIGEV.THREAD : SIGEV.SIGNAL;
     out.push({
       id: Number(id[1]), clock: Number(clock?.[1] ?? 0),
-      notify: kind === 'thread' ? SIGEV.THREAD_ID : kind === 'none' ? SIGEV.NONE : SIGEV.SIGNAL,
-      signo: Number(sig?.[1] ?? 0), sigval: BigInt('0x' + (sig?.[2] ?? '0')), notify_tid: Number(notify?.[2] ?? 0),
+      notify: notify?.[2] === 'tid' ? base | SIGEV.THREAD_ID : base,
+      signo: Number(sig?.[1] ?? 0), sigval: BigInt('0x' + (sig?.[2] ?? '0')), notify_tid: Number(notify?.[3] ?? 0),
     });
   }
   return out;
@@ -70,13 +72,31 @@ export function dumpPosixTimers(pid: number, remote: RemoteCaller, mem: TraceeMe
   });
 }
 
+const USEC = 1_000_000n;
+
+function setitimer(t: RestoreTarget, which: number, interval: bigint, value: bigint): bigint {
+  const b = Buffer.alloc(32);
+  b.writeBigUInt64LE(interval / USEC, 0); b.writeBigUInt64LE(interval % USEC, 8);
+  b.writeBigUInt64LE(value / USEC, 16); b.writeBigUInt64LE(value % USEC, 24);
+  t.scratch.reset();
+  const at = t.scratch.put(b);
+  t.remote.call(NR.setitimer, [which, at, 0], `setitimer(${which})`);
+  t.remote.call(NR.getitimer, [which, at], `getitimer(${which})`);
+  const got = t.mem.read(at, 32);
+  return got.readBigUInt64LE(16) * USEC + got.readBigUInt64LE(24);
+}
+
 export function restoreItimers(t: RestoreTarget, timers: ItimerFields[]): void {
   for (const it of timers) {
-    const b = Buffer.alloc(32);
-    b.writeBigUInt64LE(it.interval_sec, 0); b.writeBigUInt64LE(it.interval_usec, 8);
-    b.writeBigUInt64LE(it.value_sec, 16); b.writeBigUInt64LE(it.value_usec, 24);
-    t.scratch.reset();
-    t.remote.call(NR.setitimer, [it.which, t.scratch.put(b), 0], `setitimer(${it.which})`);
+    const interval = it.interval_sec * USEC + it.interval_usec;
+    let value = it.value_sec * USEC + it.value_usec;
+    // A periodic ITIMER_REAL that has fired reads 0 until its SIGALRM is
+    // dequeued (the kernel re-arms it then); 0 would disarm it here.
+    if (value === 0n) value = interval;
+    const got = setitimer(t, it.which, interval, value);
+    // CPU-time timers round the value up to a tick: take the excess back so
+    // that the program never sees more time left than it had.
+    if (got > value && value > got - value) setitimer(t, it.which, interval, value - (got - value));
   }
 }
 

@@ -26,6 +26,7 @@ export interface RemoteEvents {
   children: number[];
 }
 
+const MAX_GROUP_STOPS = 16;
 const ARG_REGS = ['rdi', 'rsi', 'rdx', 'r10', 'r8', 'r9'] as const;
 type Arg = number | bigint;
 
@@ -53,12 +54,14 @@ export class RemoteCaller {
     ARG_REGS.forEach((r, i) => { regs[r] = BigInt.asUintN(64, BigInt(args[i] ?? 0)); });
     t.setRegs(regs);
     this.calls++;
+    let groupStops = 0;
     if (kind === 'int3') {
       t.cont(0);
       for (;;) {
         const s = t.waitStopped();
         if (s.kind === 'signal' && s.sig === SIG.TRAP) break;
         if (s.kind === 'event') { this.noteEvent(s.event, events); t.cont(0); continue; }
+        if (s.kind === 'event-stop' && ++groupStops < MAX_GROUP_STOPS) { t.cont(0); continue; }
         throw this.unexpected(nr, s);
       }
     } else {
@@ -68,6 +71,8 @@ export class RemoteCaller {
         const s = t.waitStopped();
         if (s.kind === 'syscall') { if (++syscallStops === 2) break; t.syscallStep(0); continue; }
         if (s.kind === 'event') { this.noteEvent(s.event, events); t.syscallStep(0); continue; }
+        // A stopped process (SIGSTOP) reports its group-stop again when resumed.
+        if (s.kind === 'event-stop' && ++groupStops < MAX_GROUP_STOPS) { t.syscallStep(0); continue; }
         throw this.unexpected(nr, s);
       }
     }

@@ -4,7 +4,6 @@
  * the restore steps can trust.
  */
 import fs from 'node:fs';
-import zlib from 'node:zlib';
 import { CkptError } from '../errors.js';
 import {
   readImage, openImageDir, PagesReader, childOf, childrenOf, maybeChildOf, get, type ImageRecord, type Image,
@@ -29,7 +28,8 @@ import { FD, type SavedFd } from '../kinds/files.js';
 import { PIPE, type SavedPipe } from '../kinds/pipes.js';
 import type { UserRegs } from '../sys/structs.js';
 import { PAGE_SIZE } from '../sys/constants.js';
-import { allocNative, freeNative } from '../sys/libc.js';
+import { verifyPagesAsync, type PendingVerdict } from './verify-pages.js';
+import type { PageCheck } from './page-crc.js';
 
 /** The top of x86_64 user space (4-level paging): nothing may be mapped above. */
 export const TASK_SIZE = 0x7ffffffff000;
@@ -170,32 +170,25 @@ export function loadImage(dir: string): LoadedImage {
   return { dir, image, processes, pagesPath: paths.pages, pagesBytes };
 }
 
-/** Check every VMA's page data lies inside pages.img and matches its CRC. */
-export function verifyPages(img: LoadedImage): PagesReader {
+/**
+ * Check that every VMA's page data lies inside pages.img and start checking
+ * its CRC (in parallel for large images): call wait() before the process runs.
+ */
+export function openPages(img: LoadedImage): { reader: PagesReader; verdict: PendingVerdict } {
   const reader = PagesReader.open(img.pagesPath);
-  const buf = allocNative(8 * 1024 * 1024);
   try {
+    const checks: PageCheck[] = [];
     for (const p of img.processes) {
       for (const v of p.vmas) {
         const len = v.fields.nr_pages * PAGE_SIZE;
         if (len === 0) continue;
         reader.check(v.fields.pages_off, len);
-        let crc = 0;
-        for (let done = 0; done < len; done += buf.size) {
-          const n = Math.min(buf.size, len - done);
-          reader.read(buf.buf, n, v.fields.pages_off + done);
-          crc = zlib.crc32(buf.buf.subarray(0, n), crc);
-        }
-        if (crc !== v.fields.pages_crc) {
-          throw new CkptError('BAD_IMAGE', `bad image ${img.pagesPath}: page data at offset ${v.fields.pages_off} (VMA 0x${v.fields.start.toString(16)} of pid ${p.pid}) fails its CRC`, { offset: v.fields.pages_off });
-        }
+        checks.push({ offset: v.fields.pages_off, len, crc: v.fields.pages_crc, what: `VMA 0x${v.fields.start.toString(16)} of pid ${p.pid}` });
       }
     }
-    return reader;
+    return { reader, verdict: verifyPagesAsync(img.pagesPath, reader.fd, checks) };
   } catch (e) {
     reader.close();
     throw e;
-  } finally {
-    freeNative(buf);
   }
 }

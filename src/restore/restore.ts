@@ -31,7 +31,8 @@ import { restoreFs } from '../kinds/fs.js';
 import { restoreCreds } from '../kinds/creds.js';
 import { restoreFds, checkFd, FdKind } from '../kinds/files.js';
 import { spawnSeed, SEED_GADGET, GADGET_BYTES } from './seed.js';
-import { loadImage, verifyPages, type ProcessImage, type LoadedImage } from './load.js';
+import { loadImage, openPages, type ProcessImage, type LoadedImage } from './load.js';
+import type { PendingVerdict } from './verify-pages.js';
 import { findHole, type Range } from './layout.js';
 import { moveSpecials } from './specials.js';
 import { Timings } from '../timings.js';
@@ -87,14 +88,14 @@ export function restoreSync(opts: RestoreOptions): RestoreResult {
   if (img.processes.length !== 1) throw new CkptError('UNSUPPORTED', `not supported yet: the image holds ${img.processes.length} processes`);
   const proc = img.processes[0];
   preflight(img, opts);
-  const pages = verifyPages(img);
+  const { reader: pages, verdict } = openPages(img);
   times.mark('load');
   const created: number[] = [];
   try {
     const seed = spawnSeed();
     created.push(seed);
     const child = growFromSeed(seed, proc, created, times);
-    rebuild(child, proc, pages.fd, opts, times);
+    rebuild(child, proc, pages.fd, opts, times, verdict);
     times.mark('rebuild');
     if (opts.pidfile) fs.writeFileSync(opts.pidfile, `${proc.pid}\n`);
     log(`restore of pid ${proc.pid}: ${times.format()}`);
@@ -162,7 +163,7 @@ function waitEventStop(t: Tracee): void {
 }
 
 /** The child rebuilds itself as the saved process. */
-function rebuild(childT: Tracee, proc: ProcessImage, pagesFd: number, opts: RestoreOptions, times: Timings): void {
+function rebuild(childT: Tracee, proc: ProcessImage, pagesFd: number, opts: RestoreOptions, times: Timings, verdict: PendingVerdict): void {
   const pid = childT.tid;
   const tramp = trampolines.get(pid)!;
   const mem = new TraceeMemory(pid);
@@ -224,11 +225,15 @@ function rebuild(childT: Tracee, proc: ProcessImage, pagesFd: number, opts: Rest
     if (proc.misc) restoreDumpable(t, proc.misc.fields);
     // The trampoline's own munmap must not return into it: stop at syscall exit.
     remote.raw(NR.munmap, [tramp, TRAMPOLINE_SIZE], undefined, 'syscall-stop');
+    // Nothing runs until every page is known good.
+    verdict.wait();
+    times.mark('verify');
     childT.setRegs(resumeRegs(th.regs));
     childT.setXstate(th.xstate);
     childT.setSigmask(th.fields.sigmask);
-    // A process stopped at dump time comes back stopped.
-    childT.detach(proc.task.state === 'T' ? SIG.STOP : 0);
+    // A process stopped at dump time comes back stopped: SIGSTOP waits, pending, for the detach.
+    if (proc.task.state === 'T') tryKill(pid, SIG.STOP);
+    childT.detach(0);
   } finally {
     mem.close();
   }

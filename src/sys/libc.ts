@@ -101,3 +101,22 @@ export function spawnClean(path: string, argv: string[], envp: string[]): number
     spawnattrDestroy(attr);
   }
 }
+
+/** A slice of a SharedArrayBuffer as native memory (its backing store never moves). */
+export function sharedNative(sab: SharedArrayBuffer, offset: number, size: number): NativeMemory {
+  const view = new Uint8Array(sab, offset, size);
+  const addr = koffi.address(view) as bigint;
+  return { addr, buf: Buffer.from(sab, offset, size), size };
+}
+
+const mmapFn = libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, intptr_t offset)');
+const munmapFn = libc.func('int munmap(void *addr, size_t length)');
+
+/** A read-only view of part of a file, mapped (no copy); unmap() when done. */
+export function mapFileRange(fd: number, offset: number, length: number): { buf: Buffer; unmap(): void } {
+  const PROT_READ = 1, MAP_SHARED = 1;
+  const ptr = mmapFn(null, length, PROT_READ, MAP_SHARED, fd, offset);
+  if (koffi.address(ptr) === 0xffffffffffffffffn) throw sysError(koffi.errno(), 'mmap', { resource: `fd ${fd}` });
+  const buf = Buffer.from(koffi.view(ptr, length) as ArrayBuffer);
+  return { buf, unmap: () => { munmapFn(ptr, length); } };
+}

@@ -139,7 +139,7 @@ export function peekSiginfo(pid: number, shared: boolean): Buffer[] {
   }
 }
 
-/** PTRACE_SECCOMP_GET_FILTER: the BPF program of filter `index` (0 = newest), or undefined past the last. */
+/** PTRACE_SECCOMP_GET_FILTER: the BPF program of filter `index`, or undefined past the last. */
 export function seccompGetFilter(pid: number, index: number): Buffer | undefined {
   const count = trySyscall(NR.ptrace, 0x420c, pid, index, 0);
   if (count === -E.ENOENT) return undefined;

@@ -1,0 +1,38 @@
+/**
+ * The second stage of the page pump, on the second core: writes each filled
+ * slot of the shared buffer to pages.img at its offset, then frees the slot.
+ * Protocol (Int32Array `ctl` over a SharedArrayBuffer):
+ *   ctl[2i] = slot i state: 0 free, 1 full, 2 stop;  ctl[2i+1] = bytes in slot i
+ *   ctl[STATUS] = 0 running, 1 failed (the message, utf-8, in `error`)
+ * offsets: Float64Array, file offset of slot i.
+ */
+import fs from 'node:fs';
+import { workerData } from 'node:worker_threads';
+
+interface Data { fd: number; slots: number; slotSize: number; data: SharedArrayBuffer; ctl: SharedArrayBuffer; offsets: SharedArrayBuffer; error: SharedArrayBuffer }
+const d = workerData as Data;
+const ctl = new Int32Array(d.ctl);
+const offsets = new Float64Array(d.offsets);
+const STATUS = 2 * d.slots;
+
+let slot = 0;
+try {
+  for (;;) {
+    Atomics.wait(ctl, 2 * slot, 0);
+    const state = Atomics.load(ctl, 2 * slot);
+    if (state === 2) break;
+    const len = ctl[2 * slot + 1];
+    const view = new Uint8Array(d.data, slot * d.slotSize, len);
+    let done = 0;
+    while (done < len) done += fs.writeSync(d.fd, view, done, len - done, offsets[slot] + done);
+    Atomics.store(ctl, 2 * slot, 0);
+    Atomics.notify(ctl, 2 * slot);
+    slot = (slot + 1) % d.slots;
+  }
+} catch (e) {
+  const msg = Buffer.from(`${(e as NodeJS.ErrnoException).code ?? 'EIO'}: ${(e as Error).message}`.slice(0, 1000));
+  msg.copy(Buffer.from(d.error), 0);
+  Atomics.store(ctl, STATUS, 1);
+  // Free every slot so that the producer never waits forever.
+  for (let i = 0; i < d.slots; i++) { Atomics.store(ctl, 2 * i, 0); Atomics.notify(ctl, 2 * i); }
+}
