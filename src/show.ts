@@ -12,7 +12,7 @@ import { REGS, XSTATE } from './kinds/regs.js';
 import { MM, EXE } from './kinds/mm.js';
 import { VMA, VMA_PATH, VmaKind } from './kinds/vma.js';
 import { SIGACTION } from './kinds/sigactions.js';
-import { FS } from './kinds/fs.js';
+import { FS, FS_ROOT } from './kinds/fs.js';
 import { CREDS, decodeGroups } from './kinds/creds.js';
 import { FD, FdKind } from './kinds/files.js';
 import { PIPE } from './kinds/pipes.js';
@@ -72,7 +72,7 @@ function processJson(proc: ImageRecord): { [k: string]: Json } {
     posix_timers: childrenOf(proc, POSIX_TIMER).map((r) => plain(r.fields, ['sigval'])),
     seccomp: seccomp ? { mode: seccomp.fields.mode, filters: childrenOf(seccomp, SECCOMP_FILTER).map((r) => r.fields.insns) } : {},
     mm: { ...plain(mm.fields, Object.keys(MM.fields)), exe: maybeChildOf(mm, EXE)?.name ?? '' },
-    fs: fsRec ? { cwd: fsRec.name ?? '', umask: `0${fsRec.fields.umask.toString(8)}` } : {},
+    fs: fsRec ? { cwd: fsRec.name ?? '', root: maybeChildOf(proc, FS_ROOT)?.name ?? '/', umask: `0${fsRec.fields.umask.toString(8)}` } : {},
     vmas: childrenOf(proc, VMA).map((r) => ({
       start: `0x${r.fields.start.toString(16)}`, end: `0x${r.fields.end.toString(16)}`,
       prot: PROT_TEXT(r.fields.prot), kind: VmaKind[r.fields.kind] ?? String(r.fields.kind),

@@ -119,6 +119,10 @@ const PROGRAMS: StateProgram[] = [
     proves: 'VMAs with dc, wf, dd, lo, nh, hg, gd and a PROT_NONE guard page, their contents, cmdline, environ, exe',
   },
   {
+    name: 'state-root',
+    proves: 'a chroot: "/" is still the same directory, ".." of "/" stays inside, the cwd inside it is kept',
+  },
+  {
     name: 'state-seccomp',
     proves: 'two seccomp filters (Seccomp_filters 2) under no_new_privs, whose errnos still come back, the newer first',
   },

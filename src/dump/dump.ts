@@ -8,7 +8,7 @@ import { CkptError } from '../errors.js';
 import {
   ImageWriter, PagesWriter, createImageDir, commitImageDir, abortImageDir, encode,
 } from '../image/index.js';
-import { readChildren, readSmaps, readStat, readStatus, readTids, readAuxv, readExe, readCwd, readFdList, Pagemap } from '../proc/index.js';
+import { readChildren, readSmaps, readStat, readStatus, readTids, readAuxv, readExe, readCwd, readRoot, readFdList, Pagemap } from '../proc/index.js';
 import { FrozenTask } from '../ptrace/frozen.js';
 import { NR } from '../sys/nr.js';
 import { PR, PTRACE_O, SIG } from '../sys/constants.js';
@@ -23,7 +23,7 @@ import { VMA, VMA_PATH, planVma, vmaFields, type VmaPlan } from '../kinds/vma.js
 import { PAGE_RUNS, selectPages, encodeRuns, type Run } from '../kinds/pages.js';
 import { PagePump } from './page-pump.js';
 import { SIGACTION, dumpSigactions, nonDefaultSignals, type SigactionFields } from '../kinds/sigactions.js';
-import { FS } from '../kinds/fs.js';
+import { FS, FS_ROOT } from '../kinds/fs.js';
 import { CREDS, credsFields, encodeGroups } from '../kinds/creds.js';
 import { RLIMITS, dumpRlimits } from '../kinds/rlimits.js';
 import { MISC, dumpMisc, type MiscFields } from '../kinds/misc.js';
@@ -130,6 +130,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     const auxv = readAuxv(pid);
     const exe = readExe(pid);
     const cwd = readCwd(pid);
+    const root = readRoot(pid);
 
     partial = createImageDir(opts.dir, { force: opts.force });
     const writer = ImageWriter.create(partial, { utsRelease: os.release(), tool: `ckpt ${VERSION}` });
@@ -176,6 +177,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
       encode(SECCOMP, { mode: status.seccomp, filters: seccompFilters.length }, seccompFilters.map((f) => encode(SECCOMP_FILTER, { insns: f.length / 8 }, f))),
       encode(MM, mmFields(stat, remote.brk), [encode(AUXV, {}, auxv), encode(EXE, {}, exe)]),
       encode(FS, { umask: status.umask ?? 0o022 }, cwd),
+      ...(root !== '/' ? [encode(FS_ROOT, {}, root)] : []),
       ...vmaRecs,
       ...remote.sigactions.map((a) => encode(SIGACTION, a)),
       ...pipes.map((p) => encode(PIPE, p.fields, p.data)),

@@ -4,11 +4,16 @@ import { NR } from '../sys/nr.js';
 import { T } from './ids.js';
 import type { RestoreTarget } from './target.js';
 
+/** content: the cwd, as ckpt's own root sees it. */
 export const FS = defineRecord({ type: T.FS, name: 'fs', content: Content.NAME, fields: { umask: 'u32' } });
+/** content: the root directory (chroot), when it is not '/'. */
+export const FS_ROOT = defineRecord({ type: T.FS_ROOT, name: 'fs_root', content: Content.NAME, fields: {} });
 export type FsFields = FieldsOf<typeof FS>;
 
-export function restoreFs(t: RestoreTarget, fs: FsFields, cwd: string): void {
+/** cwd first (a path from ckpt's root), then chroot: the cwd stays where it is. */
+export function restoreFs(t: RestoreTarget, fs: FsFields, cwd: string, root: string): void {
   t.scratch.reset();
   t.remote.call(NR.chdir, [t.scratch.put(Buffer.from(cwd + '\0'))], `chdir(${cwd})`);
+  if (root !== '/') t.remote.call(NR.chroot, [t.scratch.put(Buffer.from(root + '\0'))], `chroot(${root})`);
   t.remote.call(NR.umask, [fs.umask]);
 }

@@ -16,6 +16,7 @@ export const T = {
   PAGE_RUNS: 0x0122,
   SIGACTION: 0x0130,
   FS: 0x0140,
+  FS_ROOT: 0x0141,
   CREDS: 0x0150,
   FD: 0x0160,
   PIPE: 0x0170,

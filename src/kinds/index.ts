@@ -8,7 +8,7 @@ import { MM, AUXV, EXE } from './mm.js';
 import { VMA, VMA_PATH } from './vma.js';
 import { PAGE_RUNS } from './pages.js';
 import { SIGACTION } from './sigactions.js';
-import { FS } from './fs.js';
+import { FS, FS_ROOT } from './fs.js';
 import { CREDS } from './creds.js';
 import { FD } from './files.js';
 import { PIPE } from './pipes.js';
@@ -20,7 +20,7 @@ import { SECCOMP, SECCOMP_FILTER } from './seccomp.js';
 
 export const SCHEMAS = [
   ...IMAGE_SCHEMAS, PROCESS, TASK, THREAD, REGS, XSTATE, MM, AUXV, EXE, VMA, VMA_PATH,
-  PAGE_RUNS, SIGACTION, FS, CREDS, FD, PIPE, RLIMITS, MISC, SIGNALS, SIGINFO, ITIMER, POSIX_TIMER,
+  PAGE_RUNS, SIGACTION, FS, FS_ROOT, CREDS, FD, PIPE, RLIMITS, MISC, SIGNALS, SIGINFO, ITIMER, POSIX_TIMER,
   SECCOMP, SECCOMP_FILTER,
 ] as const;
 

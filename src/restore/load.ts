@@ -17,7 +17,7 @@ import { MM, AUXV, EXE, type MmFields } from '../kinds/mm.js';
 import { VMA, VMA_PATH, type VmaFields, isFileBacked } from '../kinds/vma.js';
 import { PAGE_RUNS, decodeRuns, type Run } from '../kinds/pages.js';
 import { SIGACTION, type SigactionFields } from '../kinds/sigactions.js';
-import { FS, type FsFields } from '../kinds/fs.js';
+import { FS, FS_ROOT, type FsFields } from '../kinds/fs.js';
 import { CREDS, decodeGroups, type CredsFields } from '../kinds/creds.js';
 import { RLIMITS, decodeRlimits } from '../kinds/rlimits.js';
 import { MISC, type MiscFields } from '../kinds/misc.js';
@@ -53,6 +53,7 @@ export interface ProcessImage {
   exe: string;
   fs: FsFields;
   cwd: string;
+  root: string;
   vmas: VmaImage[];
   sigactions: SigactionFields[];
   fds: SavedFd[];
@@ -142,7 +143,7 @@ function loadProcess(proc: ImageRecord): ProcessImage {
       }) : [],
     },
     mm: mm.fields, auxv: childOf(mm, AUXV).data ?? Buffer.alloc(0), exe: childOf(mm, EXE).name ?? '',
-    fs: fsRec.fields, cwd: fsRec.name ?? '/',
+    fs: fsRec.fields, cwd: fsRec.name ?? '/', root: maybeChildOf(proc, FS_ROOT)?.name ?? '/',
     vmas: loadVmas(proc),
     sigactions: childrenOf(proc, SIGACTION).map((r) => {
       if (r.fields.signo < 1 || r.fields.signo > 64) throw bad(r, `signal ${r.fields.signo}`);

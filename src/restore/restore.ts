@@ -205,7 +205,7 @@ function rebuild(childT: Tracee, proc: ProcessImage, pagesFd: number, opts: Rest
     if (proc.signals) restoreAltstack(t, proc.signals);
     if (proc.task.leader) remote.call(NR.setsid, [], 'setsid');
     else if (proc.task.pgrp === proc.pid) remote.call(NR.setpgid, [0, 0], 'setpgid');
-    restoreFs(t, proc.fs, proc.cwd);
+    restoreFs(t, proc.fs, proc.cwd, proc.root);
     t.scratch.reset();
     remote.call(NR.prctl, [PR.SET_NAME, t.scratch.put(Buffer.from(proc.task.comm + '\0'))], 'prctl(PR_SET_NAME)');
     restoreFds(t, pidfd, proc.fds, proc.pipes);
