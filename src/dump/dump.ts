@@ -35,6 +35,7 @@ import { FD, dumpFd, dumpPipes } from '../kinds/files.js';
 import { PIPE } from '../kinds/pipes.js';
 import { checkDumpablePid } from './validate.js';
 import { Timings } from '../timings.js';
+import { fault } from '../fault.js';
 
 export interface DumpOptions {
   pid: number;
@@ -81,6 +82,7 @@ function askProcess(task: FrozenTask, vdsoStart: number, vdsoEnd: number, stat: 
     remote.call(NR.prctl, [PR.GET_PDEATHSIG, scratch.addr], 'prctl(PR_GET_PDEATHSIG)');
     const pdeathSignal = mem.read(scratch.addr, 4).readInt32LE(0);
     const sigactions = dumpSigactions(remote, mem, scratch.addr, nonDefaultSignals(status.sigCgt, status.sigIgn));
+    fault('dump:remote');
     const securebits = remote.call(NR.prctl, [PR.GET_SECUREBITS], 'prctl(PR_GET_SECUREBITS)');
     const misc = dumpMisc(task.tid, stat, remote, mem, scratch.addr);
     const altstack = dumpAltstack(remote, mem, scratch.addr);
@@ -104,6 +106,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
   let partial: string | undefined;
   let copier: PagePump | undefined;
   try {
+    fault('dump:freeze');
     const tids = readTids(pid);
     if (tids.length > 1) {
       throw new CkptError('UNSUPPORTED', `not supported yet: pid ${pid} has ${tids.length} threads (multi-threaded processes)`, { pid });
@@ -119,6 +122,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     const smaps = readSmaps(pid);
     const plans = smaps.map((v) => planVma(pid, v)).filter((p): p is VmaPlan => p !== undefined);
     times.mark('proc');
+    fault('dump:proc');
     const vdso = smaps.find((v) => v.path === '[vdso]');
     if (!vdso) throw new CkptError('UNSUPPORTED', `pid ${pid} has no vDSO`, { pid });
     const remote = askProcess(task, vdso.start, vdso.end, stat, status);
@@ -156,6 +160,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
         const kids = [encode(VMA_PATH, {}, plan.vma.path)];
         if (nr) kids.push(encode(PAGE_RUNS, {}, encodeRuns(runs)));
         vmaRecs.push(encode(VMA, vmaFields(plan, nr ? offset : 0, nr, crc), kids));
+        if (nr) fault('dump:pages');
       }
       copier.finish();
     }
@@ -184,8 +189,10 @@ export function dumpSync(opts: DumpOptions): DumpResult {
       ...fds.map((f) => encode(FD, f.fields, f.path)),
       thread,
     ]));
+    fault('dump:write');
     pagesWriter.close();
     writer.close();
+    fault('dump:commit');
     commitImageDir(opts.dir);
     partial = undefined;
     times.mark('write');

@@ -36,6 +36,7 @@ import type { PendingVerdict } from './verify-pages.js';
 import { findHole, type Range } from './layout.js';
 import { moveSpecials } from './specials.js';
 import { Timings } from '../timings.js';
+import { fault } from '../fault.js';
 
 export interface RestoreOptions {
   dir: string;
@@ -56,8 +57,29 @@ export interface RestoreResult {
 const TRAMPOLINE_SIZE = 64 * 1024 + PAGE_SIZE;
 const ALL_SIGNALS = 0xffffffffffffffffn;
 
-function pidInUse(pid: number): boolean {
-  try { fs.accessSync(`/proc/${pid}`); return true; } catch { return false; }
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+const sleepMs = (ms: number) => Atomics.wait(sleepCell, 0, 0, ms);
+
+/** The state letter of a pid, or undefined if there is no such process. */
+function pidState(pid: number): string | undefined {
+  try {
+    return /^State:\s+(\S)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '?';
+  } catch { return undefined; }
+}
+
+/**
+ * A saved pid still held by a dying or not yet reaped process (its image may
+ * have come through a pipe faster than it died) is waited for, a few seconds;
+ * a live process holding it is refused at once.
+ */
+function waitPidFree(pid: number, timeoutMs = 5000): boolean {
+  const until = performance.now() + timeoutMs;
+  for (;;) {
+    const state = pidState(pid);
+    if (state === undefined) return true;
+    if ((state !== 'Z' && state !== 'X') || performance.now() > until) return false;
+    sleepMs(20);
+  }
 }
 
 /** Everything checked before the first process is created. */
@@ -70,7 +92,7 @@ function preflight(img: LoadedImage, opts: RestoreOptions): void {
       }
       checkFd(f);
     }
-    if (pidInUse(p.pid)) throw new CkptError('PID_IN_USE', `pid ${p.pid} is in use`, { pid: p.pid });
+    if (!waitPidFree(p.pid)) throw new CkptError('PID_IN_USE', `pid ${p.pid} is in use`, { pid: p.pid });
   }
 }
 
@@ -85,6 +107,7 @@ export function restoreSync(opts: RestoreOptions): RestoreResult {
   const log = opts.log ?? (() => {});
   const times = new Timings();
   const img = loadImage(opts.dir);
+  fault('restore:load');
   if (img.processes.length !== 1) throw new CkptError('UNSUPPORTED', `not supported yet: the image holds ${img.processes.length} processes`);
   const proc = img.processes[0];
   preflight(img, opts);
@@ -94,6 +117,7 @@ export function restoreSync(opts: RestoreOptions): RestoreResult {
   try {
     const seed = spawnSeed();
     created.push(seed);
+    fault('restore:seed');
     const child = growFromSeed(seed, proc, created, times);
     rebuild(child, proc, pages.fd, opts, times, verdict);
     times.mark('rebuild');
@@ -143,6 +167,7 @@ function growFromSeed(seed: number, proc: ProcessImage, created: number[], times
     waitEventStop(childT);
     trampolines.set(child, tramp);
     times.mark('clone');
+    fault('restore:clone');
     return childT;
   } finally {
     mem.close();
@@ -185,6 +210,7 @@ function rebuild(childT: Tracee, proc: ProcessImage, pagesFd: number, opts: Rest
     moveSpecials(t, readMaps(pid), proc.vmas, taken);
     mapVmas(t, proc.vmas);
     times.mark('map');
+    fault('restore:map');
     const ckptPidfd = remote.call(NR.pidfd_open, [getpid(), 0], 'pidfd_open(ckpt)');
     const maxFd = proc.fds.reduce((m, f) => Math.max(m, f.fields.fd), 2);
     const pidfd = remote.call(NR.fcntl, [ckptPidfd, F.DUPFD_CLOEXEC, maxFd + 1], 'fcntl(F_DUPFD_CLOEXEC)');
@@ -193,6 +219,7 @@ function rebuild(childT: Tracee, proc: ProcessImage, pagesFd: number, opts: Rest
     restorePages(t, imgFd, proc.vmas);
     remote.call(NR.close, [imgFd]);
     times.mark('pages');
+    fault('restore:pages');
     protectVmas(t, proc.vmas);
     adviseVmas(t, proc.vmas);
     restoreMm(t, proc.mm, proc.auxv, proc.exe);
@@ -210,6 +237,7 @@ function rebuild(childT: Tracee, proc: ProcessImage, pagesFd: number, opts: Rest
     remote.call(NR.prctl, [PR.SET_NAME, t.scratch.put(Buffer.from(proc.task.comm + '\0'))], 'prctl(PR_SET_NAME)');
     restoreFds(t, pidfd, proc.fds, proc.pipes);
     remote.call(NR.close, [pidfd]);
+    fault('restore:files');
     restoreRlimits(t, proc.rlimits);
     if (proc.misc) restoreMisc(t, proc.misc.fields, proc.misc.affinity);
     // The parent-death signal would fire as soon as a detached ckpt exits.
@@ -217,20 +245,24 @@ function rebuild(childT: Tracee, proc: ProcessImage, pagesFd: number, opts: Rest
     restoreItimers(t, proc.itimers);
     restorePosixTimers(t, proc.posixTimers);
     restorePending(t, pid, proc.pending);
+    fault('restore:signals');
     if (proc.seccomp.mode) {
       childT.setOptions(PTRACE_O.TRACESYSGOOD | PTRACE_O.EXITKILL | PTRACE_O.SUSPEND_SECCOMP);
       restoreSeccomp(t, proc.seccomp.mode, proc.seccomp.filters);
     }
     if (proc.creds) restoreCreds(t, proc.task, proc.groups, proc.creds);
     if (proc.misc) restoreDumpable(t, proc.misc.fields);
+    fault('restore:creds');
     // The trampoline's own munmap must not return into it: stop at syscall exit.
     remote.raw(NR.munmap, [tramp, TRAMPOLINE_SIZE], undefined, 'syscall-stop');
     // Nothing runs until every page is known good.
     verdict.wait();
     times.mark('verify');
+    fault('restore:verify');
     childT.setRegs(resumeRegs(th.regs));
     childT.setXstate(th.xstate);
     childT.setSigmask(th.fields.sigmask);
+    fault('restore:detach');
     // A process stopped at dump time comes back stopped: SIGSTOP waits, pending, for the detach.
     if (proc.task.state === 'T') tryKill(pid, SIG.STOP);
     childT.detach(0);
