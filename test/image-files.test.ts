@@ -207,7 +207,7 @@ test('readImage refuses a file over the size bound before reading it', () => {
     fs.truncateSync(p, MAX_IMAGE_SIZE + 1); // sparse
     const e = code(() => readImage(p, REG));
     assert.equal(e.code, 'BAD_IMAGE');
-    assert.match(e.message, /268435457 bytes, more than the 268435456/);
+    assert.ok(e.message.includes(`${MAX_IMAGE_SIZE + 1} bytes, more than the ${MAX_IMAGE_SIZE}`), e.message);
     assert.equal(code(() => readImage(path.join(root, 'missing'), REG)).code, 'NO_IMAGE');
     assert.equal(code(() => readImage(root, REG)).code, 'BAD_IMAGE');
   } finally {

@@ -8,15 +8,16 @@ import { CkptError } from '../errors.js';
 import {
   ImageWriter, PagesWriter, createImageDir, commitImageDir, abortImageDir, encode,
 } from '../image/index.js';
-import { readChildren, readSmaps, readStat, readStatus, readTids, readAuxv, readExe, readCwd, readRoot, readFdList, Pagemap } from '../proc/index.js';
-import { FrozenTask } from '../ptrace/frozen.js';
+import { readChildren, readSmaps, readStat, readStatus, readTids, readAuxv, readExe, readCwd, readRoot, readFdList, readThreadComm, Pagemap } from '../proc/index.js';
+import type { FrozenTask } from '../ptrace/frozen.js';
 import { NR } from '../sys/nr.js';
 import { PR, PTRACE_O, SIG } from '../sys/constants.js';
 import { kill, wait4 } from '../sys/syscalls.js';
 import { VERSION } from '../version.js';
 import { PROCESS } from '../kinds/process.js';
 import { TASK, taskFields } from '../kinds/task.js';
-import { THREAD } from '../kinds/thread.js';
+import { THREAD, askThread, robustList } from '../kinds/thread.js';
+import { freezeProcess } from '../ptrace/freeze.js';
 import { REGS, XSTATE, regsFields, xstateFields } from '../kinds/regs.js';
 import { MM, AUXV, EXE, mmFields } from '../kinds/mm.js';
 import { VMA, VMA_PATH, planVma, vmaFields, type VmaPlan } from '../kinds/vma.js';
@@ -56,7 +57,7 @@ export interface DumpResult {
 
 interface Remote {
   brk: number;
-  clearChildTid: number;
+  threads: Map<number, ReturnType<typeof askThread>>;
   pdeathSignal: number;
   sigactions: SigactionFields[];
   securebits: number;
@@ -68,17 +69,17 @@ interface Remote {
 }
 
 /** What only the process can tell: remote syscalls through a vDSO `syscall`. */
-function askProcess(task: FrozenTask, vdsoStart: number, vdsoEnd: number, stat: Stat, status: Status): Remote {
+function askProcess(tasks: FrozenTask[], vdsoStart: number, vdsoEnd: number, stat: Stat, status: Status): Remote {
+  const [task, ...others] = tasks;
   const mem = task.memory();
   const vdso = mem.read(vdsoStart, vdsoEnd - vdsoStart);
   const at = vdso.indexOf(Buffer.from([0x0f, 0x05]));
   if (at < 0) throw new CkptError('UNSUPPORTED', `pid ${task.tid}: no syscall instruction in the vDSO`, { pid: task.tid });
-  const remote = task.enterRemote(BigInt(vdsoStart + at));
+  const gadget = BigInt(vdsoStart + at);
+  const remote = task.enterRemote(gadget);
   try {
     const scratch = task.scratchMapping();
     const brk = remote.call(NR.brk, [0]);
-    remote.call(NR.prctl, [PR.GET_TID_ADDRESS, scratch.addr], 'prctl(PR_GET_TID_ADDRESS)');
-    const clearChildTid = Number(mem.read(scratch.addr, 8).readBigUInt64LE(0));
     remote.call(NR.prctl, [PR.GET_PDEATHSIG, scratch.addr], 'prctl(PR_GET_PDEATHSIG)');
     const pdeathSignal = mem.read(scratch.addr, 4).readInt32LE(0);
     const sigactions = dumpSigactions(remote, mem, scratch.addr, nonDefaultSignals(status.sigCgt, status.sigIgn));
@@ -88,10 +89,34 @@ function askProcess(task: FrozenTask, vdsoStart: number, vdsoEnd: number, stat: 
     const altstack = dumpAltstack(remote, mem, scratch.addr);
     const itimers = dumpItimers(remote, mem, scratch.addr);
     const posixTimers = dumpPosixTimers(task.tid, remote, mem, scratch.addr);
-    return { brk, clearChildTid, pdeathSignal, sigactions, securebits, misc, altstack, itimers, posixTimers, calls: remote.calls };
+    const threads = new Map<number, ReturnType<typeof askThread>>();
+    threads.set(task.tid, askThread(remote, mem, scratch.addr));
+    for (const t of others) {
+      const r = t.enterRemote(gadget);
+      try { threads.set(t.tid, askThread(r, mem, scratch.addr)); } finally { t.leaveRemote(); }
+    }
+    return { brk, pdeathSignal, sigactions, securebits, misc, altstack, itimers, posixTimers, threads, calls: remote.calls };
   } finally {
     task.leaveRemote();
   }
+}
+
+/** A THREAD record: what ptrace and the thread itself said. */
+function dumpThread(pid: number, t: FrozenTask, asked: ReturnType<typeof askThread>): Buffer {
+  const xstate = t.tracee.getXstate();
+  const rseq = t.tracee.getRseq();
+  const robust = robustList(t.tid);
+  const comm = readThreadComm(pid, t.tid);
+  return encode(THREAD, {
+    tid: t.tid, sigmask: t.sigmask, ...asked,
+    rseq_ptr: rseq ? Number(rseq.rseq_abi_pointer) : 0, rseq_len: rseq?.rseq_abi_size ?? 0,
+    rseq_sig: rseq?.signature ?? 0, rseq_flags: rseq?.flags ?? 0,
+    robust_list: robust.head, robust_len: robust.len,
+    comm: Buffer.from(comm, 'utf8').length <= 15 ? comm : comm.slice(0, 15),
+  }, [
+    encode(REGS, regsFields(t.regs)), encode(XSTATE, xstateFields(xstate), xstate),
+    ...dumpPending(t.tid).filter((p) => !p.shared).map((p) => encode(SIGINFO, { shared: 0, signo: p.signo }, p.info)),
+  ]);
 }
 
 export function dumpSync(opts: DumpOptions): DumpResult {
@@ -101,16 +126,13 @@ export function dumpSync(opts: DumpOptions): DumpResult {
   const pid = opts.pid;
   const first = checkDumpablePid(pid);
   times.mark('validate');
-  const task = FrozenTask.freeze(pid, first.status.seccomp ? PTRACE_O.SUSPEND_SECCOMP : 0);
+  const tasks = freezeProcess(pid, first.status.seccomp ? PTRACE_O.SUSPEND_SECCOMP : 0);
+  const task = tasks[0];
   times.mark('freeze');
   let partial: string | undefined;
   let copier: PagePump | undefined;
   try {
     fault('dump:freeze');
-    const tids = readTids(pid);
-    if (tids.length > 1) {
-      throw new CkptError('UNSUPPORTED', `not supported yet: pid ${pid} has ${tids.length} threads (multi-threaded processes)`, { pid });
-    }
     const children = readChildren(pid);
     if (children.length > 0) {
       throw new CkptError('UNSUPPORTED', `not supported yet: pid ${pid} has child processes (${children.join(', ')}): process trees`, { pid });
@@ -125,12 +147,10 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     fault('dump:proc');
     const vdso = smaps.find((v) => v.path === '[vdso]');
     if (!vdso) throw new CkptError('UNSUPPORTED', `pid ${pid} has no vDSO`, { pid });
-    const remote = askProcess(task, vdso.start, vdso.end, stat, status);
-    const pending = dumpPending(pid);
+    const remote = askProcess(tasks, vdso.start, vdso.end, stat, status);
+    const pending = dumpPending(pid).filter((p) => p.shared);
     const seccompFilters = status.seccomp === SECCOMP_MODE_FILTER ? dumpSeccompFilters(pid) : [];
     times.mark('remote');
-    const xstate = task.tracee.getXstate();
-    const rseq = task.tracee.getRseq();
     const auxv = readAuxv(pid);
     const exe = readExe(pid);
     const cwd = readCwd(pid);
@@ -165,11 +185,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
       copier.finish();
     }
     times.mark('pages');
-    const thread = encode(THREAD, {
-      tid: pid, sigmask: task.sigmask, clear_child_tid: remote.clearChildTid,
-      rseq_ptr: rseq ? Number(rseq.rseq_abi_pointer) : 0, rseq_len: rseq?.rseq_abi_size ?? 0,
-      rseq_sig: rseq?.signature ?? 0, rseq_flags: rseq?.flags ?? 0,
-    }, [encode(REGS, regsFields(task.regs)), encode(XSTATE, xstateFields(xstate), xstate)]);
+    const threads = tasks.map((t) => dumpThread(pid, t, remote.threads.get(t.tid)!));
     writer.add(encode(PROCESS, { pid }, [
       // The state as it was before we froze it ('t' now): 'T' means stopped by a signal.
       encode(TASK, { ...taskFields(stat, status, task.regs.fs_base, remote.pdeathSignal), state: first.status.state }),
@@ -187,7 +203,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
       ...remote.sigactions.map((a) => encode(SIGACTION, a)),
       ...pipes.map((p) => encode(PIPE, p.fields, p.data)),
       ...fds.map((f) => encode(FD, f.fields, f.path)),
-      thread,
+      ...threads,
     ]));
     fault('dump:write');
     pagesWriter.close();
@@ -197,19 +213,20 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     partial = undefined;
     times.mark('write');
     if (opts.leaveRunning) {
-      task.release();
+      for (const t of tasks) t.release();
       // A process that was stopped (SIGSTOP) stays stopped.
       if (first.status.state === 'T') kill(pid, SIG.STOP);
     } else {
-      task.closeMemory();
+      for (const t of tasks) t.closeMemory();
       kill(pid, SIG.KILL);
-      wait4(pid);
+      // A group leader's exit is reported only after its other threads are reaped.
+      for (const t of [...tasks.slice(1), tasks[0]]) { try { wait4(t.tid); } catch { /* reaped */ } }
     }
     times.mark('finish');
-    log(`dump of pid ${pid}: ${pages} pages, ${remote.calls} remote syscalls; ${times.format()}`);
+    log(`dump of pid ${pid}: ${tasks.length} thread(s), ${pages} pages, ${remote.calls} remote syscalls; ${times.format()}`);
     return { pids: [pid], pages, bytes: pages * 4096, ms: performance.now() - t0, timings: times.record() };
   } catch (e) {
-    task.release();
+    for (const t of tasks) t.release();
     if (partial !== undefined) abortImageDir(opts.dir);
     throw e;
   } finally {

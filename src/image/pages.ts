@@ -117,7 +117,8 @@ export class PagesReader {
   static open(path: string, expectPageSize = PAGE_SIZE): PagesReader {
     let fd: number;
     try {
-      fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      // O_NONBLOCK: a FIFO planted in an image directory must not block the open.
+      fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
     } catch (err) {
       if (errnoOf(err) === 'ENOENT') throw bad(path, 0, 'missing');
       if (errnoOf(err) === 'ELOOP') throw bad(path, 0, 'is a symbolic link');

@@ -15,7 +15,8 @@ import { Registry, bindSchema, childrenOf, get, type ImageRecord } from './regis
 import { decodeName } from './schema.js';
 
 /** A metadata file larger than this is refused before it is read. */
-export const MAX_IMAGE_SIZE = 256 * 1024 * 1024;
+/** Parsing costs about ten times the file in heap: 64 MiB of metadata is far above any real process. */
+export const MAX_IMAGE_SIZE = 64 * 1024 * 1024;
 /** ARRAY records nest at most this deep. */
 export const MAX_DEPTH = 8;
 
@@ -177,7 +178,8 @@ export function readImage(path: string, registry: Registry, opts: ReadOptions = 
   const file = opts.file ?? path;
   let fd: number;
   try {
-    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    // O_NONBLOCK: a FIFO planted in an image directory must not block the open.
+    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
   } catch (err) {
     if (errnoOf(err) === 'ENOENT') throw new CkptError('NO_IMAGE', `no image at ${path}: No such file or directory`, { path });
     if (errnoOf(err) === 'ELOOP') throw new CkptError('BAD_IMAGE', `bad image ${file}: is a symbolic link`, { path, offset: 0 });

@@ -46,6 +46,17 @@ const SCHED_OTHER = 0;
 
 /** All but dumpable, which goes last (it changes who may look at the task). */
 export function restoreMisc(t: RestoreTarget, m: MiscFields, affinity: Buffer): void {
+  restoreThreadSched(t, m, affinity);
+  if (m.child_subreaper) t.remote.call(NR.prctl, [PR.SET_CHILD_SUBREAPER, 1], 'prctl(PR_SET_CHILD_SUBREAPER)');
+  try {
+    fs.writeFileSync(`/proc/${t.pid}/oom_score_adj`, `${m.oom_score_adj}\n`);
+  } catch (e) {
+    throw new CkptError('PERMISSION', `pid ${t.pid}: cannot set oom_score_adj ${m.oom_score_adj} (${(e as NodeJS.ErrnoException).code}): lowering it needs CAP_SYS_RESOURCE`, { pid: t.pid });
+  }
+}
+
+/** What Linux keeps per thread: personality, nice, policy, affinity, timer slack. */
+export function restoreThreadSched(t: RestoreTarget, m: MiscFields, affinity: Buffer): void {
   if (m.personality) t.remote.call(NR.personality, [m.personality], 'personality');
   if (m.nice) t.remote.call(NR.setpriority, [PRIO_PROCESS, 0, m.nice], `setpriority(${m.nice})`);
   if (m.policy !== SCHED_OTHER) {
@@ -59,12 +70,6 @@ export function restoreMisc(t: RestoreTarget, m: MiscFields, affinity: Buffer): 
     t.remote.call(NR.sched_setaffinity, [0, affinity.length, t.scratch.put(affinity)], 'sched_setaffinity');
   }
   t.remote.call(NR.prctl, [PR.SET_TIMERSLACK, m.timer_slack_ns], 'prctl(PR_SET_TIMERSLACK)');
-  if (m.child_subreaper) t.remote.call(NR.prctl, [PR.SET_CHILD_SUBREAPER, 1], 'prctl(PR_SET_CHILD_SUBREAPER)');
-  try {
-    fs.writeFileSync(`/proc/${t.pid}/oom_score_adj`, `${m.oom_score_adj}\n`);
-  } catch (e) {
-    throw new CkptError('PERMISSION', `pid ${t.pid}: cannot set oom_score_adj ${m.oom_score_adj} (${(e as NodeJS.ErrnoException).code}): lowering it needs CAP_SYS_RESOURCE`, { pid: t.pid });
-  }
 }
 
 /** After creds: a uid change has reset dumpable to the system's suid_dumpable. */

@@ -8,3 +8,4 @@ export const readEnviron = (pid: number): Buffer => readProcBuffer(pid, 'environ
 
 /** comm, without the trailing newline. */
 export const readComm = (pid: number): string => readProcText(pid, 'comm').replace(/\n$/, '');
+export const readThreadComm = (pid: number, tid: number): string => readProcText(pid, `task/${tid}/comm`).replace(/\n$/, '');

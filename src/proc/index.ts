@@ -11,6 +11,6 @@ export {
 export { parseLimits, readLimits, RLIM_INFINITY, RLIMIT_NAMES, type Rlimit } from './limits.js';
 export { parseChildren, readChildren, readTids } from './tasks.js';
 export { readFdList, readFdLink } from './fd.js';
-export { readCmdline, readEnviron, readComm } from './cmdline.js';
+export { readCmdline, readEnviron, readComm, readThreadComm } from './cmdline.js';
 export { readExe, readCwd, readRoot } from './links.js';
 export { Pagemap, PM_PRESENT, PM_SWAPPED, PM_FILE } from './pagemap.js';

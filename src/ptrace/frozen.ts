@@ -8,8 +8,8 @@
  * detached the kernel restarts an interrupted syscall exactly as it would
  * after any ptrace stop (nanosleep keeps its remaining time).
  */
-import { CkptError } from '../errors.js';
-import { PROT, MAP, PTRACE_O } from '../sys/constants.js';
+import { CkptError, isCkptError } from '../errors.js';
+import { PROT, MAP, PTRACE_EVENT, PTRACE_O } from '../sys/constants.js';
 import { NR } from '../sys/nr.js';
 import type { UserRegs } from '../sys/structs.js';
 import { Tracee } from './tracee.js';
@@ -39,18 +39,54 @@ export class FrozenTask {
 
   /** PTRACE_SEIZE + PTRACE_INTERRUPT; waits for the interrupt-stop. */
   static freeze(tid: number, extraOptions = 0): FrozenTask {
-    const tracee = Tracee.seize(tid, PTRACE_O.TRACESYSGOOD | extraOptions);
-    tracee.interrupt();
-    const caught: number[] = [];
-    for (;;) {
-      const s = tracee.waitStopped();
-      if (s.kind === 'event-stop') break;
-      // A signal being delivered right now: let it through (as it would have
-      // been without us); the interrupt is still pending and stops next.
-      if (s.kind === 'signal') { tracee.cont(s.sig); continue; }
-      tracee.cont(0);
+    const [t] = FrozenTask.freezeAll([tid], extraOptions);
+    if (!t) throw new CkptError('ESRCH_PID', `no process ${tid}`, { pid: tid });
+    return t;
+  }
+
+  /**
+   * Seize and interrupt every tid, then wait for each to stop. A thread
+   * born meanwhile (PTRACE_EVENT_CLONE of a seized one) is traced from its
+   * start; it is waited for too and handed to `onBorn`.
+   */
+  static freezeAll(tids: number[], extraOptions = 0, onBorn?: (born: FrozenTask[]) => void): FrozenTask[] {
+    // A thread listed a moment ago may be gone already (threads come and go): skip it.
+    const tracees = tids.flatMap((tid) => {
+      try { return [Tracee.seize(tid, PTRACE_O.TRACESYSGOOD | extraOptions)]; } catch (e) {
+        if (isCkptError(e) && e.data.errnoName === 'ESRCH') return [];
+        throw e;
+      }
+    });
+    const live = tracees.filter((t) => t.tryInterrupt());
+    const born: Tracee[] = [];
+    const stop = (tracee: Tracee): boolean => {
+      for (;;) {
+        const s = tracee.wait();
+        if (s.kind === 'exited' || s.kind === 'killed') return false;
+        if (s.kind === 'event-stop') return true;
+        if (s.kind === 'event') {
+          if (s.event === PTRACE_EVENT.CLONE) born.push(Tracee.adopt(tracee.eventMsg()));
+          tracee.cont(0);
+          continue;
+        }
+        // A signal being delivered right now: let it through (as it would have
+        // been without us); the interrupt is still pending and stops next.
+        tracee.cont(s.kind === 'signal' ? s.sig : 0);
+      }
+    };
+    const stopped = live.filter(stop);
+    const frozen = (t: Tracee) => new FrozenTask(t, t.getRegs(), t.getSigmask(), []);
+    const out = stopped.map(frozen);
+    const children: FrozenTask[] = [];
+    while (born.length) {
+      const t = born.shift()!;
+      if (stop(t)) children.push(frozen(t));
     }
-    return new FrozenTask(tracee, tracee.getRegs(), tracee.getSigmask(), caught);
+    if (children.length) {
+      if (onBorn) onBorn(children);
+      else children.forEach((c) => c.release());
+    }
+    return out;
   }
 
   memory(): TraceeMemory {

@@ -45,6 +45,8 @@ export class Tracee {
   setOptions(options: number): void { ptrace(PTRACE.SETOPTIONS, this.tid, 0, options, 'ptrace(PTRACE_SETOPTIONS)'); }
 
   interrupt(): void { ptrace(PTRACE.INTERRUPT, this.tid, 0, 0, 'ptrace(PTRACE_INTERRUPT)'); }
+  /** PTRACE_INTERRUPT of a thread that may have exited meanwhile: false if it has. */
+  tryInterrupt(): boolean { return tryPtrace(PTRACE.INTERRUPT, this.tid, 0, 0) >= 0; }
 
   wait(): Stop { return decodeStop(wait4(this.tid).status); }
 

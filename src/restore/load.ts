@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { CkptError } from '../errors.js';
 import {
-  readImage, openImageDir, PagesReader, childOf, childrenOf, maybeChildOf, get, type ImageRecord, type Image,
+  readImage, openImageDir, PagesReader, childOf, childrenOf, maybeChildOf, get, type ImageRecord, type Image, type TypedRecord,
 } from '../image/index.js';
 import { registry } from '../kinds/index.js';
 import { PROCESS } from '../kinds/process.js';
@@ -35,7 +35,7 @@ import type { PageCheck } from './page-crc.js';
 export const TASK_SIZE = 0x7ffffffff000;
 
 export interface VmaImage { fields: VmaFields; path: string; runs: Run[] }
-export interface ThreadImage { fields: ThreadFields; regs: UserRegs; xstate: Buffer; xstateBv: bigint; xfeatures: bigint }
+export interface ThreadImage { fields: ThreadFields; regs: UserRegs; xstate: Buffer; xstateBv: bigint; xfeatures: bigint; pending: Pending[] }
 export interface ProcessImage {
   pid: number;
   task: TaskFields;
@@ -94,6 +94,12 @@ function loadVmas(proc: ImageRecord): VmaImage[] {
   return vmas;
 }
 
+function loadSiginfo(r: TypedRecord<typeof SIGINFO>): Pending {
+  const info = r.data ?? Buffer.alloc(0);
+  if (info.length !== 128 || r.fields.signo < 1 || r.fields.signo > 64) throw bad(r, 'bad siginfo');
+  return { shared: r.fields.shared === 1, signo: r.fields.signo, info };
+}
+
 function loadThread(r: ImageRecord): ThreadImage {
   const x = childOf(r, XSTATE);
   const xstate = x.data ?? Buffer.alloc(0);
@@ -103,6 +109,7 @@ function loadThread(r: ImageRecord): ThreadImage {
   return {
     fields: get(r, THREAD), regs: childOf(r, REGS).fields as UserRegs, xstate,
     xstateBv: x.fields.xstate_bv, xfeatures: x.fields.xfeatures,
+    pending: childrenOf(r, SIGINFO).map(loadSiginfo),
   };
 }
 
@@ -111,7 +118,9 @@ function loadProcess(proc: ImageRecord): ProcessImage {
   const mm = childOf(proc, MM);
   const fsRec = childOf(proc, FS);
   const threads = childrenOf(proc, THREAD).map(loadThread);
-  if (threads.length !== 1) throw bad(proc, `process holds ${threads.length} threads; this ckpt restores single-threaded processes`);
+  if (threads[0]?.fields.tid !== task.pid) throw bad(proc, `the first thread of pid ${task.pid} is not its main thread`);
+  if (new Set(threads.map((t) => t.fields.tid)).size !== threads.length) throw bad(proc, 'two threads with one tid');
+  if (threads.length > 65536) throw bad(proc, `${threads.length} threads`);
   if (task.pid < 1 || task.pid > 4194304) throw bad(proc, `pid ${task.pid} is out of range`);
   const creds = maybeChildOf(proc, CREDS);
   const misc = maybeChildOf(proc, MISC);
@@ -124,11 +133,7 @@ function loadProcess(proc: ImageRecord): ProcessImage {
     rlimits: rlimits ? decodeRlimits(rlimits.data ?? Buffer.alloc(0)) : [],
     misc: misc ? { fields: misc.fields, affinity: misc.data ?? Buffer.alloc(0) } : undefined,
     signals: signals?.fields,
-    pending: signals ? childrenOf(signals, SIGINFO).map((r) => {
-      const info = r.data ?? Buffer.alloc(0);
-      if (info.length !== 128 || r.fields.signo < 1 || r.fields.signo > 64) throw bad(r, 'bad siginfo');
-      return { shared: r.fields.shared === 1, signo: r.fields.signo, info };
-    }) : [],
+    pending: signals ? childrenOf(signals, SIGINFO).map(loadSiginfo) : [],
     itimers: childrenOf(proc, ITIMER).map((r) => {
       if (r.fields.which > 2) throw bad(r, `itimer ${r.fields.which}`);
       return r.fields;
@@ -185,6 +190,13 @@ export function openPages(img: LoadedImage): { reader: PagesReader; verdict: Pen
         if (len === 0) continue;
         reader.check(v.fields.pages_off, len);
         checks.push({ offset: v.fields.pages_off, len, crc: v.fields.pages_crc, what: `VMA 0x${v.fields.start.toString(16)} of pid ${p.pid}` });
+      }
+    }
+    // Each byte of page data belongs to one VMA: shared ranges would multiply the work and the memory.
+    const byOffset = [...checks].sort((a, b) => a.offset - b.offset);
+    for (let i = 1; i < byOffset.length; i++) {
+      if (byOffset[i].offset < byOffset[i - 1].offset + byOffset[i - 1].len) {
+        throw new CkptError('BAD_IMAGE', `bad image ${img.pagesPath}: page data of ${byOffset[i].what} overlaps that of ${byOffset[i - 1].what}`, { offset: byOffset[i].offset });
       }
     }
     return { reader, verdict: verifyPagesAsync(img.pagesPath, reader.fd, checks) };

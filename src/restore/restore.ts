@@ -20,8 +20,9 @@ import { makeScratch, type RestoreTarget } from '../kinds/target.js';
 import { checkXstate, resumeRegs } from '../kinds/regs.js';
 import { mapVmas, protectVmas, adviseVmas, checkMappedFile, isFileBacked } from '../kinds/vma.js';
 import { restoreRlimits } from '../kinds/rlimits.js';
-import { restoreMisc, restoreDumpable } from '../kinds/misc.js';
-import { restoreAltstack, restorePending } from '../kinds/signals.js';
+import { restoreMisc, restoreDumpable, restoreThreadSched } from '../kinds/misc.js';
+import { restoreThreadState } from '../kinds/thread.js';
+import { restorePending } from '../kinds/signals.js';
 import { restoreItimers, restorePosixTimers } from '../kinds/timers.js';
 import { restoreSeccomp } from '../kinds/seccomp.js';
 import { restorePages } from '../kinds/pages.js';
@@ -31,7 +32,7 @@ import { restoreFs } from '../kinds/fs.js';
 import { restoreCreds } from '../kinds/creds.js';
 import { restoreFds, checkFd, FdKind } from '../kinds/files.js';
 import { spawnSeed, SEED_GADGET, GADGET_BYTES } from './seed.js';
-import { loadImage, openPages, type ProcessImage, type LoadedImage } from './load.js';
+import { loadImage, openPages, type ProcessImage, type LoadedImage, type ThreadImage } from './load.js';
 import type { PendingVerdict } from './verify-pages.js';
 import { findHole, type Range } from './layout.js';
 import { moveSpecials } from './specials.js';
@@ -138,8 +139,9 @@ function growFromSeed(seed: number, proc: ProcessImage, created: number[], times
   seedT.interrupt();
   waitEventStop(seedT);
   const hostX = seedT.getXstate();
-  checkXstate({ xfeatures: proc.threads[0].xfeatures, xstate_bv: proc.threads[0].xstateBv, size: proc.threads[0].xstate.length },
-    xsaveFeatures(hostX).xfeatures, hostX.length);
+  for (const th of proc.threads) {
+    checkXstate({ xfeatures: th.xfeatures, xstate_bv: th.xstateBv, size: th.xstate.length }, xsaveFeatures(hostX).xfeatures, hostX.length);
+  }
   const remote = new RemoteCaller(seedT, BigInt(SEED_GADGET), 'int3', seedT.getRegs());
   const mem = new TraceeMemory(seed);
   try {
@@ -223,52 +225,81 @@ function rebuild(childT: Tracee, proc: ProcessImage, pagesFd: number, opts: Rest
     protectVmas(t, proc.vmas);
     adviseVmas(t, proc.vmas);
     restoreMm(t, proc.mm, proc.auxv, proc.exe);
-    const th = proc.threads[0];
-    if (th.fields.rseq_ptr) {
-      remote.call(NR.rseq, [th.fields.rseq_ptr, th.fields.rseq_len, 0, th.fields.rseq_sig], 'rseq');
-    }
-    remote.call(NR.set_tid_address, [th.fields.clear_child_tid]);
     restoreSigactions(t, proc.sigactions);
-    if (proc.signals) restoreAltstack(t, proc.signals);
     if (proc.task.leader) remote.call(NR.setsid, [], 'setsid');
     else if (proc.task.pgrp === proc.pid) remote.call(NR.setpgid, [0, 0], 'setpgid');
     restoreFs(t, proc.fs, proc.cwd, proc.root);
-    t.scratch.reset();
-    remote.call(NR.prctl, [PR.SET_NAME, t.scratch.put(Buffer.from(proc.task.comm + '\0'))], 'prctl(PR_SET_NAME)');
     restoreFds(t, pidfd, proc.fds, proc.pipes);
     remote.call(NR.close, [pidfd]);
     fault('restore:files');
     restoreRlimits(t, proc.rlimits);
     if (proc.misc) restoreMisc(t, proc.misc.fields, proc.misc.affinity);
+    // The other threads, cloned by the main thread with their saved tids.
+    const threads: { tracee: Tracee; target: RestoreTarget; image: ThreadImage }[] = [{ tracee: childT, target: t, image: proc.threads[0] }];
+    for (const th of proc.threads.slice(1)) {
+      const tracee = cloneThread(t, th.fields.tid);
+      const target: RestoreTarget = { ...t, pid: tracee.tid, remote: new RemoteCaller(tracee, BigInt(tramp), 'int3', tracee.getRegs()) };
+      tracee.setSigmask(ALL_SIGNALS);
+      threads.push({ tracee, target, image: th });
+      if (proc.misc) restoreThreadSched(target, proc.misc.fields, proc.misc.affinity);
+    }
+    times.mark('threads');
+    for (const th of threads) restoreThreadState(th.target, th.image.fields);
     // The parent-death signal would fire as soon as a detached ckpt exits.
     if (proc.task.pdeath_signal && !opts.detach) remote.call(NR.prctl, [PR.SET_PDEATHSIG, proc.task.pdeath_signal], 'prctl(PR_SET_PDEATHSIG)');
     restoreItimers(t, proc.itimers);
     restorePosixTimers(t, proc.posixTimers);
     restorePending(t, pid, proc.pending);
+    for (const th of threads) restorePending(th.target, th.tracee.tid, th.image.pending);
     fault('restore:signals');
-    if (proc.seccomp.mode) {
-      childT.setOptions(PTRACE_O.TRACESYSGOOD | PTRACE_O.EXITKILL | PTRACE_O.SUSPEND_SECCOMP);
-      restoreSeccomp(t, proc.seccomp.mode, proc.seccomp.filters);
+    // Seccomp and credentials are per thread: each thread gets the process's; the main thread's last.
+    for (const th of [...threads.slice(1), threads[0]]) {
+      if (proc.seccomp.mode) {
+        th.tracee.setOptions(PTRACE_O.TRACESYSGOOD | PTRACE_O.TRACECLONE | PTRACE_O.EXITKILL | PTRACE_O.SUSPEND_SECCOMP);
+        restoreSeccomp(th.target, proc.seccomp.mode, proc.seccomp.filters);
+      }
+      if (proc.creds) restoreCreds(th.target, proc.task, proc.groups, proc.creds);
     }
-    if (proc.creds) restoreCreds(t, proc.task, proc.groups, proc.creds);
     if (proc.misc) restoreDumpable(t, proc.misc.fields);
     fault('restore:creds');
     // The trampoline's own munmap must not return into it: stop at syscall exit.
+    // The other threads sit on its int3, but they get their own registers before they run.
     remote.raw(NR.munmap, [tramp, TRAMPOLINE_SIZE], undefined, 'syscall-stop');
     // Nothing runs until every page is known good.
     verdict.wait();
     times.mark('verify');
     fault('restore:verify');
-    childT.setRegs(resumeRegs(th.regs));
-    childT.setXstate(th.xstate);
-    childT.setSigmask(th.fields.sigmask);
+    for (const th of threads) {
+      th.tracee.setRegs(resumeRegs(th.image.regs));
+      th.tracee.setXstate(th.image.xstate);
+      th.tracee.setSigmask(th.image.fields.sigmask);
+    }
     fault('restore:detach');
     // A process stopped at dump time comes back stopped: SIGSTOP waits, pending, for the detach.
     if (proc.task.state === 'T') tryKill(pid, SIG.STOP);
+    for (const th of threads.slice(1)) th.tracee.detach(0);
     childT.detach(0);
   } finally {
     mem.close();
   }
+}
+
+const THREAD_FLAGS = CLONE.VM | CLONE.FS | CLONE.FILES | CLONE.SIGHAND | CLONE.THREAD | CLONE.SYSVSEM;
+
+/** clone3 in the main thread: a thread with the saved tid, traced and stopped from its start. */
+function cloneThread(main: RestoreTarget, tid: number): Tracee {
+  main.scratch.reset();
+  const setTid = Buffer.alloc(8);
+  setTid.writeInt32LE(tid, 0);
+  const setTidAddr = main.scratch.put(setTid);
+  const args = main.scratch.put(encodeCloneArgs({ flags: BigInt(THREAD_FLAGS), exit_signal: 0n, set_tid: BigInt(setTidAddr), set_tid_size: 1n }));
+  const events = { children: [] as number[] };
+  const r = main.remote.raw(NR.clone3, [args, CLONE_ARGS_SIZE], events);
+  if (r === BigInt(-E.EEXIST)) throw new CkptError('PID_IN_USE', `tid ${tid} is in use`, { pid: tid });
+  if (r < 0n) throw new CkptError('SYSCALL', `remote clone3(thread, set_tid=${tid}) failed: errno ${-r}, pid ${main.pid}`, { pid: main.pid, syscall: 'clone3' });
+  const tracee = Tracee.adopt(Number(r));
+  waitEventStop(tracee);
+  return tracee;
 }
 
 /** Wait for a restored process (ckpt is its parent) and return a shell-style status. */
