@@ -3,6 +3,9 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CkptError } from '../errors.js';
 import { dump, restore, readImage, check, waitRestored } from '../index.js';
 import { formatImage } from '../show.js';
+import { SECTIONS, showSections, formatSections, type Section } from '../inspect/sections.js';
+import { memSearch, formatSearch, memRead, formatRead } from '../inspect/mem.js';
+import { diffImages, formatDiff } from '../inspect/diff.js';
 
 interface Command {
   summary: string;
@@ -94,16 +97,34 @@ Without -d, ckpt stays as its parent and exits with its exit status.
   },
   show: {
     summary: 'print an image for a person (or as JSON)',
-    help: `ckpt show -D DIR [--json]
+    help: `ckpt show -D DIR [--tree] [--files] [--maps] [--cmdline] [--env] [--json]
 
 Print the image in DIR: the task record, registers, FPU state, memory map
-with the pages saved per VMA, signal actions and files.
+with the pages saved per VMA, signal actions and files. With one or more of
+the section flags, print only those sections:
   -D, --images-dir DIR    the image
-      --json              print it as JSON
+      --tree              the process tree: pid, comm, state, threads
+      --files             each process's fds: fd, kind, path, flags, offset,
+                          cloexec; pipes with the bytes in them
+      --maps              the VMAs: range, prot, kind, size, saved pages, path
+      --cmdline           the arguments, read from the saved memory, one a line
+      --env               the environment, read from the saved memory, one a line
+      --json              print it as JSON (with section flags: an object
+                          keyed by section)
 `,
     async run(args) {
-      const o = parse('show', args, { 'images-dir': { type: 'string', short: 'D' }, json: { type: 'boolean' } });
-      const img = await readImage(required('show', o['images-dir'], '-D DIR'));
+      const o = parse('show', args, {
+        'images-dir': { type: 'string', short: 'D' }, json: { type: 'boolean' },
+        tree: { type: 'boolean' }, files: { type: 'boolean' }, maps: { type: 'boolean' }, cmdline: { type: 'boolean' }, env: { type: 'boolean' },
+      });
+      const dir = required('show', o['images-dir'], '-D DIR');
+      const sections = SECTIONS.filter((s) => o[s]) as Section[];
+      if (sections.length) {
+        const j = showSections(dir, sections);
+        process.stdout.write(o.json ? JSON.stringify(j, null, 2) + '\n' : formatSections(j));
+        return 0;
+      }
+      const img = await readImage(dir);
       process.stdout.write(o.json ? JSON.stringify(img, null, 2) + '\n' : formatImage(img));
       return 0;
     },
@@ -124,6 +145,89 @@ Exits non-zero if a required one is missing.
         process.stdout.write(r.ok ? 'Looks good.\n' : 'Some required features are missing.\n');
       }
       return r.ok ? 0 : 1;
+    },
+  },
+  mem: {
+    summary: 'search or read the saved memory of a process in an image',
+    help: `ckpt mem -D DIR --pid PID (--search STRING | --regex RE) [--context N] [--json]
+ckpt mem -D DIR --pid PID --addr ADDR --len N [-o FILE] [--json]
+
+Search: every saved page of process PID, streamed from pages.img; print each
+match's address, its VMA and the bytes around it (hex and ASCII).
+  -D, --images-dir DIR    the image
+  -p, --pid PID           the process (ckpt show --tree lists them)
+  -s, --search STRING     find this string (its UTF-8 bytes)
+  -e, --regex RE          find this JavaScript regular expression; the memory
+                          is matched as Latin-1 text, a match is at most 64 KiB
+  -i, --ignore-case       with --regex
+  -C, --context N         bytes shown on each side of a match (default 32)
+      --max N             stop after N matches (default 1000)
+Read: the bytes at an address (unsaved pages of a VMA read as zeros; an
+address outside every VMA is an error).
+  -a, --addr ADDR         the address (0x... or decimal)
+  -n, --len N             how many bytes
+  -o, --output FILE       write the raw bytes into FILE instead of a hexdump
+      --json              print the result as JSON
+`,
+    async run(args) {
+      const o = parse('mem', args, {
+        'images-dir': { type: 'string', short: 'D' }, pid: { type: 'string', short: 'p' },
+        search: { type: 'string', short: 's' }, regex: { type: 'string', short: 'e' }, 'ignore-case': { type: 'boolean', short: 'i' },
+        context: { type: 'string', short: 'C' }, max: { type: 'string' },
+        addr: { type: 'string', short: 'a' }, len: { type: 'string', short: 'n' }, output: { type: 'string', short: 'o' },
+        json: { type: 'boolean' },
+      });
+      const dir = required('mem', o['images-dir'], '-D DIR');
+      const pid = parsePid('mem', required('mem', o.pid, '--pid PID'));
+      const num = (flag: string, v: unknown, min: number): number => {
+        const t = String(v);
+        if (!/^(0x[0-9a-f]+|[0-9]+)$/i.test(t) || !Number.isSafeInteger(Number(t)) || Number(t) < min) throw new CkptError('USAGE', `mem: bad ${flag} '${t}'`);
+        return Number(t);
+      };
+      const modes = [o.search !== undefined, o.regex !== undefined, o.addr !== undefined || o.len !== undefined].filter(Boolean).length;
+      if (modes !== 1) throw new CkptError('USAGE', 'mem: give exactly one of --search STRING, --regex RE, --addr ADDR --len N (see ckpt help mem)');
+      if (o.addr !== undefined || o.len !== undefined) {
+        const addr = num('--addr', required('mem', o.addr, '--addr ADDR'), 0);
+        const len = num('--len', required('mem', o.len, '--len N'), 1);
+        const out = o.output as string | undefined;
+        const { result, bytes } = memRead(dir, pid, addr, len, out);
+        if (o.json) process.stdout.write(JSON.stringify(out ? { ...result, output: out } : result, null, 2) + '\n');
+        else if (bytes) process.stdout.write(formatRead(result, bytes));
+        return 0;
+      }
+      if (o.output !== undefined) throw new CkptError('USAGE', 'mem: -o goes with --addr/--len');
+      const r = memSearch(dir, pid, {
+        search: o.search as string | undefined, regex: o.regex as string | undefined, ignoreCase: !!o['ignore-case'],
+        context: o.context === undefined ? undefined : num('--context', o.context, 0),
+        max: o.max === undefined ? undefined : num('--max', o.max, 1),
+      });
+      process.stdout.write(o.json ? JSON.stringify(r, null, 2) + '\n' : formatSearch(r));
+      return 0;
+    },
+  },
+  diff: {
+    summary: 'compare two images of the same process',
+    help: `ckpt diff DIR_A DIR_B [--json]
+
+Compare two images of the same process (e.g. two dumps with -R): per VMA
+(matched by start address) the pages whose contents differ, as counts and
+address ranges; VMAs added, removed or changed; fds added, removed or changed
+(offset, flags...); task and mm fields that differ, and apart from them the
+times and counters (utime, stime, context switches, faults).
+      --json              print the result as JSON
+Exits 0 whether or not the images differ.
+`,
+    async run(args) {
+      let r;
+      try {
+        r = parseArgs({ args, options: { json: { type: 'boolean' } }, strict: true, allowPositionals: true });
+      } catch (e) {
+        throw new CkptError('USAGE', `diff: ${(e as Error).message.split('\n')[0]} (see ckpt help diff)`);
+      }
+      if (r.positionals.length !== 2) throw new CkptError('USAGE', 'diff: give two image directories: ckpt diff DIR_A DIR_B');
+      const d = diffImages(r.positionals[0], r.positionals[1]);
+      process.stdout.write(r.values.json ? JSON.stringify(d, null, 2) + '\n' : formatDiff(d));
+      return 0;
     },
   },
 };

@@ -1,0 +1,77 @@
+/**
+ * The engine worker: one per library operation (src/api/engine.ts starts it).
+ *
+ * ptrace is per thread: the thread that seizes a task must make every later
+ * ptrace() and wait4() on it. So a dump or restore runs start to finish here,
+ * synchronously, and this thread is the tracer for all of it. After a restore
+ * the worker stays: the restored process is a child of this thread (the seed
+ * was spawned here and cloned it with CLONE_PARENT), its parent-death signal
+ * (re-armed without `detach`) fires when this thread ends, and someone must
+ * reap it. So the worker polls wait4(pid, WNOHANG) until it exits, reports
+ * the status, and ends. Polling, not a blocking wait4: a blocked thread could
+ * not be terminated, and Node joins its workers when the process exits.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { dumpSync } from '../dump/dump.js';
+import { restoreSync } from '../restore/restore.js';
+import { showImage } from '../show.js';
+import { checkKernel } from '../check.js';
+import { wait4, W } from '../sys/syscalls.js';
+import { WNOHANG } from '../sys/constants.js';
+import { toWire, type EngineRequest, type WorkerMessage } from './wire.js';
+
+const port = parentPort;
+if (!port) throw new Error('engine-worker.js runs only as a worker thread');
+const post = (m: WorkerMessage) => port.postMessage(m);
+
+/** Reaps the restored process, polling (1 ms, doubling up to 100 ms) so the thread stays responsive. */
+function reapLater(pid: number): void {
+  let delay = 1;
+  const poll = () => {
+    let r;
+    try {
+      r = wait4(pid, WNOHANG);
+    } catch (e) {
+      // ECHILD: someone else reaped it (e.g. a child_process handle of the caller's with the same pid).
+      post({ t: 'exit-error', error: toWire(e) });
+      return;
+    }
+    if (r.pid === pid && (W.ifExited(r.status) || W.ifSignaled(r.status))) {
+      post({ t: 'exit', status: r.status });
+      return;
+    }
+    delay = Math.min(delay * 2, 100);
+    setTimeout(poll, delay);
+  };
+  poll();
+}
+
+function run(req: EngineRequest): void {
+  post({ t: 'start' });
+  switch (req.op) {
+    case 'dump': {
+      const log = req.log ? (message: string) => post({ t: 'log', message }) : undefined;
+      post({ t: 'result', value: dumpSync({ ...req.opts, log }) });
+      return;
+    }
+    case 'restore': {
+      const log = req.log ? (message: string) => post({ t: 'log', message }) : undefined;
+      const r = restoreSync({ ...req.opts, log });
+      post({ t: 'result', value: r });
+      reapLater(r.pid);
+      return;
+    }
+    case 'show':
+      post({ t: 'result', value: showImage(req.dir) });
+      return;
+    case 'check':
+      post({ t: 'result', value: checkKernel() });
+      return;
+  }
+}
+
+try {
+  run(workerData as EngineRequest);
+} catch (e) {
+  post({ t: 'error', error: toWire(e) });
+}

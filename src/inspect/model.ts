@@ -1,0 +1,106 @@
+/**
+ * What the inspection commands (show --tree/--files/--maps/--env/--cmdline,
+ * mem, diff) work on: every process of an image as plain data, read straight
+ * from the records. Unlike restore's loadImage this accepts any number of
+ * processes and threads: inspecting an image never needs to restore it.
+ */
+import { CkptError } from '../errors.js';
+import { readImage, openImageDir, childOf, childrenOf, maybeChildOf, type Image } from '../image/index.js';
+import { registry } from '../kinds/index.js';
+import { PROCESS } from '../kinds/process.js';
+import { TASK, type TaskFields } from '../kinds/task.js';
+import { THREAD } from '../kinds/thread.js';
+import { MM, EXE, type MmFields } from '../kinds/mm.js';
+import { VMA, VMA_PATH, VmaKind, type VmaFields } from '../kinds/vma.js';
+import { PAGE_RUNS, decodeRuns, type Run } from '../kinds/pages.js';
+import { FS } from '../kinds/fs.js';
+import { FD, FdKind, type FdFields } from '../kinds/files.js';
+import { PIPE, type PipeFields } from '../kinds/pipes.js';
+
+export interface InspectVma {
+  start: number;
+  end: number;
+  fields: VmaFields;
+  path: string;
+  kind: string;
+  prot: string;
+  runs: Run[];
+}
+export interface InspectFd { fields: FdFields; path: string; kind: string }
+export interface InspectProcess {
+  pid: number;
+  task: TaskFields;
+  threads: number;
+  mm: MmFields;
+  exe: string;
+  cwd: string;
+  vmas: InspectVma[];
+  fds: InspectFd[];
+  pipes: PipeFields[];
+}
+export interface InspectImage {
+  dir: string;
+  image: Image;
+  pagesPath: string;
+  processes: InspectProcess[];
+}
+
+export const protText = (p: number) => `${p & 1 ? 'r' : '-'}${p & 2 ? 'w' : '-'}${p & 4 ? 'x' : '-'}`;
+export const hex = (n: number) => `0x${n.toString(16)}`;
+
+function vmaOf(r: ReturnType<typeof childrenOf<typeof VMA>>[number]): InspectVma {
+  const v = r.fields;
+  const runsRec = maybeChildOf(r, PAGE_RUNS);
+  return {
+    start: v.start, end: v.end, fields: v, path: maybeChildOf(r, VMA_PATH)?.name ?? '',
+    kind: VmaKind[v.kind] ?? String(v.kind), prot: protText(v.prot),
+    runs: runsRec ? decodeRuns(runsRec.data ?? Buffer.alloc(0), v) : [],
+  };
+}
+
+/** Open DIR (NO_IMAGE if it holds none) and read every process's model. */
+export function openInspect(dir: string): InspectImage {
+  const paths = openImageDir(dir);
+  const image = readImage(paths.image, registry);
+  const processes = childrenOf(image.records, PROCESS).map((proc): InspectProcess => {
+    const task = childOf(proc, TASK).fields;
+    const mm = childOf(proc, MM);
+    const vmas = childrenOf(proc, VMA).map(vmaOf).sort((a, b) => a.start - b.start);
+    return {
+      pid: task.pid, task, threads: childrenOf(proc, THREAD).length, mm: mm.fields,
+      exe: maybeChildOf(mm, EXE)?.name ?? '', cwd: maybeChildOf(proc, FS)?.name ?? '',
+      vmas,
+      fds: childrenOf(proc, FD).map((r) => ({ fields: r.fields, path: r.name ?? '', kind: FdKind[r.fields.kind] ?? String(r.fields.kind) }))
+        .sort((a, b) => a.fields.fd - b.fields.fd),
+      pipes: childrenOf(proc, PIPE).map((r) => r.fields),
+    };
+  });
+  if (processes.length === 0) throw new CkptError('BAD_IMAGE', `bad image ${paths.image}: it holds no process`);
+  return { dir, image, pagesPath: paths.pages, processes };
+}
+
+/** The process P of the image; USAGE naming the pids it holds otherwise. */
+export function processOf(img: InspectImage, pid: number, cmd: string): InspectProcess {
+  const p = img.processes.find((x) => x.pid === pid);
+  if (!p) {
+    throw new CkptError('USAGE', `${cmd}: no process ${pid} in the image at ${img.dir} (it holds pid${img.processes.length > 1 ? 's' : ''} ${img.processes.map((x) => x.pid).join(', ')})`, { pid });
+  }
+  return p;
+}
+
+/** The VMA holding addr, if any (vmas sorted by start). */
+export function vmaAt(p: InspectProcess, addr: number): InspectVma | undefined {
+  let lo = 0, hi = p.vmas.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const v = p.vmas[mid];
+    if (addr < v.start) hi = mid - 1;
+    else if (addr >= v.end) lo = mid + 1;
+    else return v;
+  }
+  return undefined;
+}
+
+export function vmaLabel(v: InspectVma): string {
+  return `${hex(v.start)}-${hex(v.end)} ${v.prot} ${v.kind}${v.path ? ' ' + v.path : ''}`;
+}
