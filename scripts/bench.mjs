@@ -37,7 +37,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const ckptBin = path.join(root, 'dist/src/cli/main.js');
+const ckptBin = path.join(root, 'dist/bin/ckpt.js');
 const MiB = 1 << 20;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (msg) => process.stderr.write(`bench: ${msg}\n`);

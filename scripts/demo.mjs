@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const ckptBin = path.join(root, 'dist/src/cli/main.js');
+const ckptBin = path.join(root, 'dist/bin/ckpt.js');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ckpt-demo-'));
 const bin = path.join(work, 'counter');
 const out = path.join(work, 'counter.out');

@@ -1,7 +1,11 @@
 /** Each command: its flags (CRIU's names where CRIU has the same meaning), help, and run. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CkptError } from '../errors.js';
-import { dump, restore, readImage, check, waitRestored } from '../index.js';
+import { readImage, check } from '../index.js';
+// A CLI process has no event loop worth protecting and a worker thread costs
+// its start-up: dump and restore run the engine right here, synchronously.
+import { dumpSync } from '../dump/dump.js';
+import { restoreSync, waitForExit } from '../restore/restore.js';
 import { formatImage } from '../show.js';
 import { SECTIONS, showSections, formatSections, type Section } from '../inspect/sections.js';
 import { memSearch, formatSearch, memRead, formatRead } from '../inspect/mem.js';
@@ -58,7 +62,7 @@ Freeze process PID, write everything it is into DIR, then kill it.
       });
       const pid = parsePid('dump', required('dump', o.tree, '-t PID'));
       const dir = required('dump', o['images-dir'], '-D DIR');
-      const r = await dump({
+      const r = dumpSync({
         pid, dir, leaveRunning: !!o['leave-running'], shellJob: !!o['shell-job'], force: !!o.force,
         log: logger(verbosity(o.verbose)),
       });
@@ -86,13 +90,13 @@ Without -d, ckpt stays as its parent and exits with its exit status.
         verbose: { type: 'boolean', short: 'v', multiple: true },
       });
       const dir = required('restore', o['images-dir'], '-D DIR');
-      const r = await restore({
+      const r = restoreSync({
         dir, detach: !!o['restore-detached'], pidfile: o.pidfile as string | undefined, shellJob: !!o['shell-job'],
         log: logger(verbosity(o.verbose)),
       });
       if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
       if (o['restore-detached']) return 0;
-      return waitRestored(r.pid);
+      return waitForExit(r.pid);
     },
   },
   show: {

@@ -30,6 +30,7 @@ export class PagePump {
   private error?: Buffer;
   private next = 0;
   private own?: NativeMemory;
+  private get slotSize(): number { return this.slots[0].size; }
 
   constructor(private pid: number, private writer: PagesWriter, private mem: TraceeMemory, totalBytes: number) {
     if (totalBytes >= PIPELINE_MIN_BYTES) {
@@ -46,7 +47,8 @@ export class PagePump {
       });
       this.worker.unref();
     } else {
-      this.own = allocNative(SLOT_SIZE);
+      // Fresh memory costs its page faults: no bigger than the dump needs.
+      this.own = allocNative(Math.max(4096, Math.min(SLOT_SIZE, totalBytes)));
       this.slots = [this.own];
     }
   }
@@ -72,12 +74,12 @@ export class PagePump {
       let a = addr;
       let left = pages * PAGE_SIZE;
       while (left > 0) {
-        const take = Math.min(left, SLOT_SIZE - filled);
+        const take = Math.min(left, this.slotSize - filled);
         batch.push([a, take]);
         filled += take;
         a += take;
         left -= take;
-        if (filled === SLOT_SIZE) flush();
+        if (filled === this.slotSize) flush();
       }
     }
     flush();

@@ -1,4 +1,4 @@
-/** Running the ckpt CLI (node dist/src/cli/main.js) as its own process, the way a user does. */
+/** Running the ckpt CLI (node dist/bin/ckpt.js, the bin) as its own process, the way a user does. */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';

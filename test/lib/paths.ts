@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url';
 /** The repository root: tests run compiled from dist/test/lib/, sources live beside dist/. */
 export const REPO_ROOT = findRepoRoot();
 export const PROGRAMS_DIR = join(REPO_ROOT, 'test', 'programs');
-export const CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
+/** The bundled CLI, as package.json's bin runs it. */
+export const CLI = join(REPO_ROOT, 'dist', 'bin', 'ckpt.js');
 
 function findRepoRoot(): string {
   // dist/test/lib/paths.js → ../../../ ; a run straight from test/lib/ (ts loaders) → ../../
