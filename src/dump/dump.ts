@@ -8,7 +8,7 @@ import { CkptError } from '../errors.js';
 import {
   ImageWriter, PagesWriter, createImageDir, commitImageDir, abortImageDir, encode,
 } from '../image/index.js';
-import { readChildren, readSmaps, readStat, readStatus, readTids, readAuxv, readExe, readCwd, readRoot, readFdList, readThreadComm, Pagemap } from '../proc/index.js';
+import { readChildren, readMaps, readSmaps, readStat, readStatus, readTids, readAuxv, readExe, readCwd, readRoot, readFdList, readThreadComm, Pagemap } from '../proc/index.js';
 import type { FrozenTask } from '../ptrace/frozen.js';
 import { NR } from '../sys/nr.js';
 import { PR, PTRACE_O, SIG } from '../sys/constants.js';
@@ -23,6 +23,8 @@ import { MM, AUXV, EXE, mmFields } from '../kinds/mm.js';
 import { VMA, VMA_PATH, planVma, vmaFields, type VmaPlan } from '../kinds/vma.js';
 import { PAGE_RUNS, selectPages, encodeRuns, type Run } from '../kinds/pages.js';
 import { PagePump } from './page-pump.js';
+import { forkSnapshot, followsFork, SNAPSHOT_MIN_BYTES, type Snapshot } from './snapshot.js';
+import type { TraceeMemory } from '../ptrace/memory.js';
 import { SIGACTION, dumpSigactions, nonDefaultSignals, type SigactionFields } from '../kinds/sigactions.js';
 import { FS, FS_ROOT } from '../kinds/fs.js';
 import { CREDS, credsFields, encodeGroups } from '../kinds/creds.js';
@@ -31,7 +33,7 @@ import { MISC, dumpMisc, type MiscFields } from '../kinds/misc.js';
 import { SIGNALS, SIGINFO, dumpAltstack, dumpPending, type SignalsFields } from '../kinds/signals.js';
 import { ITIMER, POSIX_TIMER, dumpItimers, dumpPosixTimers, type ItimerFields, type PosixTimerFields } from '../kinds/timers.js';
 import { SECCOMP, SECCOMP_FILTER, SECCOMP_MODE_FILTER, dumpSeccompFilters } from '../kinds/seccomp.js';
-import type { Stat, Status } from '../proc/index.js';
+import type { Stat, Status, Vma } from '../proc/index.js';
 import { FD, dumpFd, dumpPipes } from '../kinds/files.js';
 import { PIPE } from '../kinds/pipes.js';
 import { checkDumpablePid } from './validate.js';
@@ -57,6 +59,7 @@ export interface DumpResult {
 
 interface Remote {
   brk: number;
+  gadget: bigint;
   threads: Map<number, ReturnType<typeof askThread>>;
   pdeathSignal: number;
   sigactions: SigactionFields[];
@@ -95,10 +98,16 @@ function askProcess(tasks: FrozenTask[], vdsoStart: number, vdsoEnd: number, sta
       const r = t.enterRemote(gadget);
       try { threads.set(t.tid, askThread(r, mem, scratch.addr)); } finally { t.leaveRemote(); }
     }
-    return { brk, pdeathSignal, sigactions, securebits, misc, altstack, itimers, posixTimers, threads, calls: remote.calls };
+    return { brk, pdeathSignal, sigactions, securebits, misc, altstack, itimers, posixTimers, threads, gadget, calls: remote.calls };
   } finally {
     task.leaveRemote();
   }
+}
+
+/** Two reads of the address space describe the same VMAs. */
+function sameLayout(a: Vma[], b: Vma[]): boolean {
+  const key = (v: Vma) => `${v.start}-${v.end} ${v.prot} ${v.shared} ${v.pgoff} ${v.ino} ${v.path}`;
+  return a.length === b.length && a.every((v, i) => key(v) === key(b[i]));
 }
 
 /** A THREAD record: what ptrace and the thread itself said. */
@@ -125,12 +134,16 @@ export function dumpSync(opts: DumpOptions): DumpResult {
   const times = new Timings();
   const pid = opts.pid;
   const first = checkDumpablePid(pid);
+  // smaps walks every page table: read it before freezing, check it after.
+  const early = readSmaps(pid);
   times.mark('validate');
   const tasks = freezeProcess(pid, first.status.seccomp ? PTRACE_O.SUSPEND_SECCOMP : 0);
   const task = tasks[0];
   times.mark('freeze');
   let partial: string | undefined;
   let copier: PagePump | undefined;
+  let snapshot: Snapshot | undefined;
+  let released = false;
   try {
     fault('dump:freeze');
     const children = readChildren(pid);
@@ -141,7 +154,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     const status = readStatus(pid);
     const fds = readFdList(pid).map((fd) => dumpFd(pid, fd, opts.shellJob ?? false));
     const pipes = dumpPipes(pid, fds);
-    const smaps = readSmaps(pid);
+    const smaps = sameLayout(early, readMaps(pid)) ? early : readSmaps(pid);
     const plans = smaps.map((v) => planVma(pid, v)).filter((p): p is VmaPlan => p !== undefined);
     times.mark('proc');
     fault('dump:proc');
@@ -149,6 +162,8 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     if (!vdso) throw new CkptError('UNSUPPORTED', `pid ${pid} has no vDSO`, { pid });
     const remote = askProcess(tasks, vdso.start, vdso.end, stat, status);
     const pending = dumpPending(pid).filter((p) => p.shared);
+    // Everything ptrace says of each thread, while all are stopped.
+    const threads = tasks.map((t) => dumpThread(pid, t, remote.threads.get(t.tid)!));
     const seccompFilters = status.seccomp === SECCOMP_MODE_FILTER ? dumpSeccompFilters(pid) : [];
     times.mark('remote');
     const auxv = readAuxv(pid);
@@ -159,33 +174,56 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     partial = createImageDir(opts.dir, { force: opts.force });
     const writer = ImageWriter.create(partial, { utsRelease: os.release(), tool: `ckpt ${VERSION}` });
     const pagesWriter = PagesWriter.create(partial);
-    const pagemap = new Pagemap(pid);
-    const pmBuf = Buffer.alloc(64 * 1024 * 8);
-    let planRuns: Run[][];
-    try {
-      planRuns = plans.map((plan) => selectPages(pagemap, plan, pmBuf));
-    } finally {
-      pagemap.close();
-    }
-    const totalPages = planRuns.reduce((n, runs) => n + runs.reduce((m, [, c]) => m + c, 0), 0);
-    copier = new PagePump(pid, pagesWriter, task.memory(), totalPages * 4096);
-    const vmaRecs: Buffer[] = [];
+    const planRuns: Run[][] = new Array(plans.length);
+    const select = (from: number, which: number[]) => {
+      const pagemap = new Pagemap(from);
+      const pmBuf = Buffer.alloc(64 * 1024 * 8);
+      try { for (const i of which) planRuns[i] = selectPages(pagemap, plans[i], pmBuf); } finally { pagemap.close(); }
+    };
+    // Resident and swapped memory decides how to copy (the exact page count comes later).
+    const residentBytes = plans.reduce((n, p) => n + ((p.vma.fields.Rss ?? 0) + (p.vma.fields.Swap ?? 0)) * 1024, 0);
+    copier = new PagePump(pagesWriter, residentBytes);
+    const vmaRecs: Buffer[] = new Array(plans.length);
     let pages = 0;
-    {
-      for (const [i, plan] of plans.entries()) {
-        const runs = planRuns[i];
-        const nr = runs.reduce((n, [, c]) => n + c, 0);
-        const { offset, crc } = nr ? copier.copy(runs, plan.vma.prot) : { offset: 0, crc: 0 };
-        pages += nr;
-        const kids = [encode(VMA_PATH, {}, plan.vma.path)];
-        if (nr) kids.push(encode(PAGE_RUNS, {}, encodeRuns(runs)));
-        vmaRecs.push(encode(VMA, vmaFields(plan, nr ? offset : 0, nr, crc), kids));
-        if (nr) fault('dump:pages');
+    const copyVma = (i: number, from: { pid: number; mem: TraceeMemory }) => {
+      const plan = plans[i];
+      const runs = planRuns[i];
+      const nr = runs.reduce((n, [, c]) => n + c, 0);
+      const { offset, crc } = nr ? copier!.copy(from.pid, from.mem, runs, plan.vma.prot) : { offset: 0, crc: 0 };
+      pages += nr;
+      const kids = [encode(VMA_PATH, {}, plan.vma.path)];
+      if (nr) kids.push(encode(PAGE_RUNS, {}, encodeRuns(runs)));
+      vmaRecs[i] = encode(VMA, vmaFields(plan, nr ? offset : 0, nr, crc), kids);
+      if (nr) fault('dump:pages');
+    };
+    const frozenSide = { pid, mem: task.memory() };
+    const all = plans.map((_, i) => i);
+    // --leave-running: copy what a fork does not carry while frozen, then fork
+    // a copy-on-write snapshot, let the process run, and select and copy the
+    // rest from the snapshot.
+    if (opts.leaveRunning && residentBytes >= SNAPSHOT_MIN_BYTES) {
+      const unforked = all.filter((i) => !followsFork(plans[i]));
+      select(pid, unforked);
+      unforked.forEach((i) => copyVma(i, frozenSide));
+      times.mark('frozen-copy');
+      snapshot = forkSnapshot(task, remote.gadget);
+      times.mark('fork');
+      if (snapshot) {
+        for (const t of tasks) t.release();
+        released = true;
+        if (first.status.state === 'T') kill(pid, SIG.STOP);
+        times.mark('thaw');
       }
-      copier.finish();
     }
+    const source = snapshot ?? frozenSide;
+    const rest = all.filter((i) => !vmaRecs[i]);
+    select(source.pid, rest);
+    times.mark('select');
+    rest.forEach((i) => copyVma(i, source));
+    copier.finish();
+    snapshot?.discard();
+    snapshot = undefined;
     times.mark('pages');
-    const threads = tasks.map((t) => dumpThread(pid, t, remote.threads.get(t.tid)!));
     writer.add(encode(PROCESS, { pid }, [
       // The state as it was before we froze it ('t' now): 'T' means stopped by a signal.
       encode(TASK, { ...taskFields(stat, status, task.regs.fs_base, remote.pdeathSignal), state: first.status.state }),
@@ -213,9 +251,11 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     partial = undefined;
     times.mark('write');
     if (opts.leaveRunning) {
-      for (const t of tasks) t.release();
-      // A process that was stopped (SIGSTOP) stays stopped.
-      if (first.status.state === 'T') kill(pid, SIG.STOP);
+      if (!released) {
+        for (const t of tasks) t.release();
+        // A process that was stopped (SIGSTOP) stays stopped.
+        if (first.status.state === 'T') kill(pid, SIG.STOP);
+      }
     } else {
       for (const t of tasks) t.closeMemory();
       kill(pid, SIG.KILL);
@@ -226,7 +266,8 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     log(`dump of pid ${pid}: ${tasks.length} thread(s), ${pages} pages, ${remote.calls} remote syscalls; ${times.format()}`);
     return { pids: [pid], pages, bytes: pages * 4096, ms: performance.now() - t0, timings: times.record() };
   } catch (e) {
-    for (const t of tasks) t.release();
+    snapshot?.discard();
+    if (!released) for (const t of tasks) t.release();
     if (partial !== undefined) abortImageDir(opts.dir);
     throw e;
   } finally {

@@ -32,7 +32,7 @@ export class PagePump {
   private own?: NativeMemory;
   private get slotSize(): number { return this.slots[0].size; }
 
-  constructor(private pid: number, private writer: PagesWriter, private mem: TraceeMemory, totalBytes: number) {
+  constructor(private writer: PagesWriter, totalBytes: number) {
     if (totalBytes >= PIPELINE_MIN_BYTES) {
       const data = new SharedArrayBuffer(SLOTS * SLOT_SIZE);
       const ctl = new SharedArrayBuffer(4 * (2 * SLOTS + 1));
@@ -54,7 +54,7 @@ export class PagePump {
   }
 
   /** Copy the runs of one VMA; returns its offset in pages.img and the CRC of its data. */
-  copy(runs: Run[], prot: number): { offset: number; crc: number } {
+  copy(pid: number, mem: TraceeMemory, runs: Run[], prot: number): { offset: number; crc: number } {
     const offset = this.writer.offset;
     let crc = 0;
     let batch: [number, number][] = [];
@@ -63,8 +63,8 @@ export class PagePump {
       if (filled === 0) return;
       const slot = this.takeSlot();
       const buf = this.slots[slot];
-      const got = (prot & PROT.READ) ? processVmIo(false, this.pid, buf, 0, batch) : 0;
-      if (got !== filled) this.readForced(buf, batch, got);
+      const got = (prot & PROT.READ) ? processVmIo(false, pid, buf, 0, batch) : 0;
+      if (got !== filled) readForced(mem, buf, batch, got);
       crc = zlib.crc32(buf.buf.subarray(0, filled), crc);
       this.emit(slot, filled);
       batch = [];
@@ -131,13 +131,14 @@ export class PagePump {
     }
   }
 
-  /** Pages process_vm_readv cannot read (no PROT_READ): /proc/PID/mem can. */
-  private readForced(buf: NativeMemory, batch: [number, number][], skip: number): void {
-    let at = 0;
-    for (const [addr, len] of batch) {
-      const from = Math.max(0, skip - at);
-      if (from < len) this.mem.read(addr + from, len - from, buf.buf, at + from);
-      at += len;
-    }
+}
+
+/** Pages process_vm_readv cannot read (no PROT_READ): /proc/PID/mem can. */
+function readForced(mem: TraceeMemory, buf: NativeMemory, batch: [number, number][], skip: number): void {
+  let at = 0;
+  for (const [addr, len] of batch) {
+    const from = Math.max(0, skip - at);
+    if (from < len) mem.read(addr + from, len - from, buf.buf, at + from);
+    at += len;
   }
 }
