@@ -3,8 +3,12 @@ export class Timings {
   private last = performance.now();
   private steps: [string, number][] = [];
 
+  /** `onStep` hears each step as it ends (progress for callers). */
+  constructor(private onStep?: (step: string, ms: number) => void) {}
+
   mark(step: string): void {
     const now = performance.now();
+    this.onStep?.(step, now - this.last);
     this.steps.push([step, now - this.last]);
     this.last = now;
   }

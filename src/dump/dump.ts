@@ -47,7 +47,11 @@ export interface DumpOptions {
   shellJob?: boolean;
   force?: boolean;
   log?: (msg: string) => void;
+  /** Hears each step as it ends, and page copying as it goes (bytes done of total). */
+  onProgress?: (p: EngineProgress) => void;
 }
+
+export interface EngineProgress { phase: string; done: number; total: number }
 
 export interface DumpResult {
   pids: number[];
@@ -131,7 +135,7 @@ function dumpThread(pid: number, t: FrozenTask, asked: ReturnType<typeof askThre
 export function dumpSync(opts: DumpOptions): DumpResult {
   const t0 = performance.now();
   const log = opts.log ?? (() => {});
-  const times = new Timings();
+  const times = new Timings((step) => opts.onProgress?.({ phase: step, done: 1, total: 1 }));
   const pid = opts.pid;
   const first = checkDumpablePid(pid);
   // smaps walks every page table: read it before freezing, check it after.
@@ -182,7 +186,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     };
     // Resident and swapped memory decides how to copy (the exact page count comes later).
     const residentBytes = plans.reduce((n, p) => n + ((p.vma.fields.Rss ?? 0) + (p.vma.fields.Swap ?? 0)) * 1024, 0);
-    copier = new PagePump(pagesWriter, residentBytes);
+    copier = new PagePump(pagesWriter, residentBytes, opts.onProgress && ((done) => opts.onProgress!({ phase: 'pages', done, total: residentBytes })));
     const vmaRecs: Buffer[] = new Array(plans.length);
     let pages = 0;
     const copyVma = (i: number, from: { pid: number; mem: TraceeMemory }) => {

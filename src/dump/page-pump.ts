@@ -32,7 +32,9 @@ export class PagePump {
   private own?: NativeMemory;
   private get slotSize(): number { return this.slots[0].size; }
 
-  constructor(private writer: PagesWriter, totalBytes: number) {
+  private copied = 0;
+
+  constructor(private writer: PagesWriter, totalBytes: number, private onCopied?: (bytes: number) => void) {
     if (totalBytes >= PIPELINE_MIN_BYTES) {
       const data = new SharedArrayBuffer(SLOTS * SLOT_SIZE);
       const ctl = new SharedArrayBuffer(4 * (2 * SLOTS + 1));
@@ -67,6 +69,8 @@ export class PagePump {
       if (got !== filled) readForced(mem, buf, batch, got);
       crc = zlib.crc32(buf.buf.subarray(0, filled), crc);
       this.emit(slot, filled);
+      this.copied += filled;
+      this.onCopied?.(this.copied);
       batch = [];
       filled = 0;
     };

@@ -37,6 +37,7 @@ import type { PendingVerdict } from './verify-pages.js';
 import { findHole, type Range } from './layout.js';
 import { moveSpecials } from './specials.js';
 import { Timings } from '../timings.js';
+import type { EngineProgress } from '../dump/dump.js';
 import { fault } from '../fault.js';
 
 export interface RestoreOptions {
@@ -46,6 +47,8 @@ export interface RestoreOptions {
   pidfile?: string;
   shellJob?: boolean;
   log?: (msg: string) => void;
+  /** Hears each step as it ends. */
+  onProgress?: (p: EngineProgress) => void;
 }
 
 export interface RestoreResult {
@@ -106,7 +109,7 @@ function killAll(pids: number[]): void {
 export function restoreSync(opts: RestoreOptions): RestoreResult {
   const t0 = performance.now();
   const log = opts.log ?? (() => {});
-  const times = new Timings();
+  const times = new Timings((step) => opts.onProgress?.({ phase: step, done: 1, total: 1 }));
   const img = loadImage(opts.dir);
   fault('restore:load');
   if (img.processes.length !== 1) throw new CkptError('UNSUPPORTED', `not supported yet: the image holds ${img.processes.length} processes`);
