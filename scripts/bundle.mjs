@@ -16,7 +16,7 @@ await build({
   target: 'node20',
   format: 'esm',
   outdir: 'dist/bin',
-  external: ['koffi'],
+  external: ['koffi', '@toondepauw/node-zstd', 'lz4-napi'],
   logLevel: 'warning',
 });
 (await import('node:fs')).chmodSync('dist/bin/ckpt.js', 0o755);

@@ -24,9 +24,9 @@ export type { DumpOptions, DumpResult, RestoreOptions, RestoreResult, ExitStatus
  */
 export async function dump(opts: DumpOptions): Promise<DumpResult> {
   const frames = callerFrames(dump);
-  const { pid, dir, leaveRunning, shellJob, force, log, onProgress } = opts;
+  const { pid, dir, leaveRunning, shellJob, force, compress, log, onProgress } = opts;
   const run = startEngine<DumpResult>(
-    { op: 'dump', opts: { pid, dir, leaveRunning, shellJob, force }, log: !!(log || onProgress) },
+    { op: 'dump', opts: { pid, dir, leaveRunning, shellJob, force, compress }, log: !!(log || onProgress) },
     { log, onProgress, frames },
   );
   return run.result;

@@ -43,6 +43,7 @@ import {
   waitGone,
   waitReady,
   whileRunning,
+  startChecked,
 } from './lib/index.js';
 
 afterEach(() => killAll());
@@ -53,14 +54,6 @@ const SLOW = { timeout: 180_000 };
 const AFTER_RESTORE = { timeoutMs: 60_000 };
 
 /** Starts test/programs/NAME.c and waits until it has PASSed a first check. */
-async function startChecked(name: string, args: string[] = [], cflags: string[] = []) {
-  const dir = makeWorkDir(name);
-  const { pid } = startProgram(compile(name, cflags), [dir, ...args]);
-  await waitReady(dir, { pid });
-  assertPass(await requestCheck(dir));
-  return { dir, pid };
-}
-
 /** An image of blocked.c (nanosleep mode): small and quick to make. Its process is dumped, so gone. */
 async function makeSmallImage() {
   const { dir, pid } = await startChecked('blocked', ['nanosleep']);
@@ -202,7 +195,7 @@ describe('dump --leave-running', () => {
 describe('what ckpt cannot dump yet is refused, and the process runs on untouched', () => {
   const refused = [
     { name: 'forker', cflags: [], what: 'a process with a child (a process tree)' },
-    { name: 'eventfd', cflags: [], what: 'a process holding an eventfd' },
+    { name: 'socket', cflags: [], what: 'a process holding a unix socketpair' },
   ];
 
   for (const { name, cflags, what } of refused) {

@@ -51,12 +51,14 @@ function run(req: EngineRequest): void {
   switch (req.op) {
     case 'dump': {
       const log = req.log ? (message: string) => post({ t: 'log', message }) : undefined;
-      post({ t: 'result', value: dumpSync({ ...req.opts, log }) });
+      const onProgress = req.log ? (p: { phase: string; done: number; total: number }) => post({ t: 'progress', ...p }) : undefined;
+      post({ t: 'result', value: dumpSync({ ...req.opts, log, onProgress }) });
       return;
     }
     case 'restore': {
       const log = req.log ? (message: string) => post({ t: 'log', message }) : undefined;
-      const r = restoreSync({ ...req.opts, log });
+      const onProgress = req.log ? (p: { phase: string; done: number; total: number }) => post({ t: 'progress', ...p }) : undefined;
+      const r = restoreSync({ ...req.opts, log, onProgress });
       post({ t: 'result', value: r });
       reapLater(r.pid);
       return;

@@ -83,6 +83,9 @@ export function startEngine<T>(req: EngineRequest, hooks: EngineHooks): EngineRu
         safely(hooks.log && (() => hooks.log!(m.message)));
         safely(progress && (() => progress({ phase: 'log', done: 0, total: 0, message: m.message })));
         break;
+      case 'progress':
+        safely(progress && (() => progress({ phase: m.phase, done: m.done, total: m.total })));
+        break;
       case 'result':
         answered = true;
         safely(progress && (() => progress({ phase: 'end', done: 1, total: 1 })));

@@ -3,9 +3,11 @@ import type { DumpResult as EngineDumpResult } from '../dump/dump.js';
 import type { RestoreResult as EngineRestoreResult } from '../restore/restore.js';
 
 /**
- * One progress report. Today: `start` when the engine begins (in its worker),
+ * One progress report: `start` when the engine begins (in its worker), each
+ * engine step as it ends (freeze, proc, remote, pages, write... with done 1 of
+ * 1), `pages` while a dump copies pages (bytes done of the resident total),
  * `log` for each line the engine logs (`message` holds it), `end` once the
- * result is in. `done`/`total` count within the phase (start/end: 0/1, 1/1).
+ * result is in.
  */
 export interface Progress {
   phase: 'start' | 'log' | 'end' | (string & {});
@@ -17,7 +19,7 @@ export interface Progress {
 export type ProgressListener = (p: Progress) => void;
 
 export interface DumpOptions {
-  /** The process to dump (a single-threaded process without children, today). */
+  /** The process to dump (with all its threads; a process with children is refused today). */
   pid: number;
   /** Where the image goes: DIR must not exist, be empty, or (with `force`) hold an image. */
   dir: string;
@@ -27,6 +29,8 @@ export interface DumpOptions {
   shellJob?: boolean;
   /** Replace an image already in DIR. */
   force?: boolean;
+  /** Compress page data (default 'none'); restore detects it. */
+  compress?: 'zstd' | 'lz4' | 'none';
   /** Each line the engine logs (what `ckpt dump -v` prints). */
   log?: (msg: string) => void;
   /** Progress reports; see {@link Progress}. */

@@ -3,7 +3,7 @@ import { CkptError, type ErrorCode, type ErrorData } from '../errors.js';
 import type { DumpOptions as EngineDumpOptions } from '../dump/dump.js';
 import type { RestoreOptions as EngineRestoreOptions } from '../restore/restore.js';
 
-type Plain<T> = Omit<T, 'log'>;
+type Plain<T> = Omit<T, 'log' | 'onProgress'>;
 
 /** What a worker is asked to do: one operation (workerData). */
 export type EngineRequest =
@@ -24,6 +24,8 @@ export interface WireError {
 export type WorkerMessage =
   | { t: 'start' }
   | { t: 'log'; message: string }
+  /** A step of the engine ended, or page copying went on (bytes done of total). */
+  | { t: 'progress'; phase: string; done: number; total: number }
   | { t: 'result'; value: unknown }
   | { t: 'error'; error: WireError }
   /** restore: the restored process exited; `status` is the raw wait status. */

@@ -23,6 +23,8 @@ import { MM, AUXV, EXE, mmFields } from '../kinds/mm.js';
 import { VMA, VMA_PATH, planVma, vmaFields, type VmaPlan } from '../kinds/vma.js';
 import { PAGE_RUNS, selectPages, encodeRuns, type Run } from '../kinds/pages.js';
 import { PagePump } from './page-pump.js';
+import { ChunkPump } from './compress-pump.js';
+import { PAGE_CHUNKS, Codec, parseCodec, encodeChunks, type Chunk } from '../kinds/page-chunks.js';
 import { forkSnapshot, followsFork, SNAPSHOT_MIN_BYTES, type Snapshot } from './snapshot.js';
 import type { TraceeMemory } from '../ptrace/memory.js';
 import { SIGACTION, dumpSigactions, nonDefaultSignals, type SigactionFields } from '../kinds/sigactions.js';
@@ -34,7 +36,8 @@ import { SIGNALS, SIGINFO, dumpAltstack, dumpPending, type SignalsFields } from 
 import { ITIMER, POSIX_TIMER, dumpItimers, dumpPosixTimers, type ItimerFields, type PosixTimerFields } from '../kinds/timers.js';
 import { SECCOMP, SECCOMP_FILTER, SECCOMP_MODE_FILTER, dumpSeccompFilters } from '../kinds/seccomp.js';
 import type { Stat, Status, Vma } from '../proc/index.js';
-import { FD, dumpFd, dumpPipes } from '../kinds/files.js';
+import { FD, dumpFds, dumpPipes } from '../kinds/files.js';
+import { encodeFdExtras } from '../kinds/fd-records.js';
 import { PIPE } from '../kinds/pipes.js';
 import { checkDumpablePid } from './validate.js';
 import { Timings } from '../timings.js';
@@ -46,6 +49,8 @@ export interface DumpOptions {
   leaveRunning?: boolean;
   shellJob?: boolean;
   force?: boolean;
+  /** Compress page data in 8 MiB chunks (default 'none'). */
+  compress?: 'zstd' | 'lz4' | 'none';
   log?: (msg: string) => void;
   /** Hears each step as it ends, and page copying as it goes (bytes done of total). */
   onProgress?: (p: EngineProgress) => void;
@@ -137,6 +142,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
   const log = opts.log ?? (() => {});
   const times = new Timings((step) => opts.onProgress?.({ phase: step, done: 1, total: 1 }));
   const pid = opts.pid;
+  const codec = parseCodec(opts.compress ?? 'none');
   const first = checkDumpablePid(pid);
   // smaps walks every page table: read it before freezing, check it after.
   const early = readSmaps(pid);
@@ -145,7 +151,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
   const task = tasks[0];
   times.mark('freeze');
   let partial: string | undefined;
-  let copier: PagePump | undefined;
+  let copier: PagePump | ChunkPump | undefined;
   let snapshot: Snapshot | undefined;
   let released = false;
   try {
@@ -156,7 +162,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     }
     const stat = readStat(pid);
     const status = readStatus(pid);
-    const fds = readFdList(pid).map((fd) => dumpFd(pid, fd, opts.shellJob ?? false));
+    const fds = dumpFds(pid, readFdList(pid), opts.shellJob ?? false);
     const pipes = dumpPipes(pid, fds);
     const smaps = sameLayout(early, readMaps(pid)) ? early : readSmaps(pid);
     const plans = smaps.map((v) => planVma(pid, v)).filter((p): p is VmaPlan => p !== undefined);
@@ -186,7 +192,8 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     };
     // Resident and swapped memory decides how to copy (the exact page count comes later).
     const residentBytes = plans.reduce((n, p) => n + ((p.vma.fields.Rss ?? 0) + (p.vma.fields.Swap ?? 0)) * 1024, 0);
-    copier = new PagePump(pagesWriter, residentBytes, opts.onProgress && ((done) => opts.onProgress!({ phase: 'pages', done, total: residentBytes })));
+    const onCopied = opts.onProgress && ((done: number) => opts.onProgress!({ phase: 'pages', done, total: residentBytes }));
+    copier = codec === Codec.NONE ? new PagePump(pagesWriter, residentBytes, onCopied) : new ChunkPump(pagesWriter, codec, residentBytes, onCopied);
     const vmaRecs: Buffer[] = new Array(plans.length);
     let pages = 0;
     const copyVma = (i: number, from: { pid: number; mem: TraceeMemory }) => {
@@ -224,7 +231,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     select(source.pid, rest);
     times.mark('select');
     rest.forEach((i) => copyVma(i, source));
-    copier.finish();
+    const chunks: Chunk[] | void = copier.finish();
     snapshot?.discard();
     snapshot = undefined;
     times.mark('pages');
@@ -245,8 +252,10 @@ export function dumpSync(opts: DumpOptions): DumpResult {
       ...remote.sigactions.map((a) => encode(SIGACTION, a)),
       ...pipes.map((p) => encode(PIPE, p.fields, p.data)),
       ...fds.map((f) => encode(FD, f.fields, f.path)),
+      ...fds.flatMap(encodeFdExtras),
       ...threads,
     ]));
+    if (chunks) writer.add(encode(PAGE_CHUNKS, { codec, count: chunks.length }, encodeChunks(chunks)));
     fault('dump:write');
     pagesWriter.close();
     writer.close();

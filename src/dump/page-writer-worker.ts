@@ -5,26 +5,51 @@
  *   ctl[2i] = slot i state: 0 free, 1 full, 2 stop;  ctl[2i+1] = bytes in slot i
  *   ctl[STATUS] = 0 running, 1 failed (the message, utf-8, in `error`)
  * offsets: Float64Array, file offset of slot i.
+ * With `codec` (dump --compress), the worker compresses each slot into one
+ * chunk and appends it at its own file position (from `start`, padded to
+ * 4096 bytes), then puts [file offset, packed length] in results[2i, 2i+1].
  */
 import fs from 'node:fs';
 import { workerData } from 'node:worker_threads';
+import { compressor } from '../kinds/page-chunks.js';
 
-interface Data { fd: number; slots: number; slotSize: number; data: SharedArrayBuffer; ctl: SharedArrayBuffer; offsets: SharedArrayBuffer; error: SharedArrayBuffer }
+interface Data {
+  fd: number; slots: number; slotSize: number; data: SharedArrayBuffer; ctl: SharedArrayBuffer; offsets: SharedArrayBuffer; error: SharedArrayBuffer;
+  codec?: number; results?: SharedArrayBuffer; start?: number;
+}
 const d = workerData as Data;
 const ctl = new Int32Array(d.ctl);
 const offsets = new Float64Array(d.offsets);
 const STATUS = 2 * d.slots;
 
+function writeAt(buf: Uint8Array, len: number, at: number): void {
+  let done = 0;
+  while (done < len) done += fs.writeSync(d.fd, buf, done, len - done, at + done);
+}
+
 let slot = 0;
 try {
+  const squeeze = d.codec ? compressor(d.codec) : undefined;
+  const results = d.results ? new Float64Array(d.results) : undefined;
+  const zeros = new Uint8Array(4096);
+  let pos = d.start ?? 0;
   for (;;) {
     Atomics.wait(ctl, 2 * slot, 0);
     const state = Atomics.load(ctl, 2 * slot);
     if (state === 2) break;
     const len = ctl[2 * slot + 1];
     const view = new Uint8Array(d.data, slot * d.slotSize, len);
-    let done = 0;
-    while (done < len) done += fs.writeSync(d.fd, view, done, len - done, offsets[slot] + done);
+    if (squeeze && results) {
+      const packed = squeeze.compress(view);
+      writeAt(packed, packed.length, pos);
+      const pad = (4096 - (packed.length % 4096)) % 4096;
+      if (pad) writeAt(zeros, pad, pos + packed.length);
+      results[2 * slot] = pos;
+      results[2 * slot + 1] = packed.length;
+      pos += packed.length + pad;
+    } else {
+      writeAt(view, len, offsets[slot]);
+    }
     Atomics.store(ctl, 2 * slot, 0);
     Atomics.notify(ctl, 2 * slot);
     slot = (slot + 1) % d.slots;

@@ -10,22 +10,28 @@ import { Content, defineRecord, type FieldsOf } from '../image/index.js';
 import { readFdLink, readFdinfo } from '../proc/index.js';
 import { NR } from '../sys/nr.js';
 import { F, O, SEEK_SET } from '../sys/constants.js';
-import { fcntl, lseek } from '../sys/syscalls.js';
+import { fcntl, lseek, sameFile } from '../sys/syscalls.js';
+import { createAnon, dumpAnon, type AnonFd } from './anonfds.js';
+import { createGhost, createMemfd, dumpFileData, type FileData } from './filedata.js';
 import { createPipe, dumpPipe, type SavedPipe } from './pipes.js';
 import { T } from './ids.js';
 import type { RestoreTarget } from './target.js';
 
-export enum FdKind { REG = 1, DIR = 2, CHR = 3, TTY = 4, PIPE = 5 }
+export enum FdKind { REG = 1, DIR = 2, CHR = 3, TTY = 4, PIPE = 5, EVENTFD = 6, SIGNALFD = 7, TIMERFD = 8, EPOLL = 9, MEMFD = 10, GHOST = 11 }
 
 export const FD = defineRecord({
   type: T.FD, name: 'fd', content: Content.NAME,
   fields: {
     fd: 'u32', kind: 'u32', flags: 'u32', cloexec: 'u32', pos: 'addr', mode: 'u32',
     dev: 'u64', ino: 'u64', rdev: 'u64', size: 'addr', mtime_ns: 'u64',
+    /** An earlier fd sharing this one's open file description (dup, fork), or -1. */
+    same_as: 'i32',
   },
 });
 export type FdFields = FieldsOf<typeof FD>;
-export interface SavedFd { fields: FdFields; path: string }
+export interface SavedFd { fields: FdFields; path: string; anon?: AnonFd; data?: FileData }
+
+const ANON_KINDS: Record<string, FdKind> = { eventfd: FdKind.EVENTFD, signalfd: FdKind.SIGNALFD, timerfd: FdKind.TIMERFD, eventpoll: FdKind.EPOLL };
 
 const S_IFMT = 0o170000, S_IFREG = 0o100000, S_IFDIR = 0o040000, S_IFCHR = 0o020000;
 
@@ -59,12 +65,24 @@ export function dumpFd(pid: number, fd: number, shellJob: boolean): SavedFd {
       path: link,
       fields: {
         fd, kind: FdKind.PIPE, flags: info.flags & ~O.CLOEXEC, cloexec, pos: 0, mode: 0o010600, dev: 0n,
-        ino: BigInt(pipe[1]), rdev: 0n, size: 0, mtime_ns: 0n,
+        ino: BigInt(pipe[1]), rdev: 0n, size: 0, mtime_ns: 0n, same_as: -1,
       },
     };
   }
-  if (!link.startsWith('/')) throw unsupported(fdKindName(link));
-  if (link.endsWith(' (deleted)')) throw unsupported(`a deleted file (${link})`);
+  const anonName = fdKindName(link);
+  if (link.startsWith('anon_inode:') && anonName in ANON_KINDS) {
+    const anon = dumpAnon(anonName, fd, info, pid)!;
+    return {
+      path: link, anon,
+      fields: {
+        fd, kind: ANON_KINDS[anonName], flags: info.flags & ~O.CLOEXEC, cloexec: (info.flags & O.CLOEXEC) !== 0 ? 1 : 0,
+        pos: 0, mode: 0, dev: 0n, ino: BigInt(info.ino ?? 0), rdev: 0n, size: 0, mtime_ns: 0n, same_as: -1,
+      },
+    };
+  }
+  if (!link.startsWith('/')) throw unsupported(anonName);
+  const memfd = link.startsWith('/memfd:') && link.endsWith(' (deleted)');
+  const ghost = !memfd && link.endsWith(' (deleted)');
   let st: fs.BigIntStats;
   try {
     st = fs.statSync(`/proc/${pid}/fd/${fd}`, { bigint: true });
@@ -74,7 +92,11 @@ export function dumpFd(pid: number, fd: number, shellJob: boolean): SavedFd {
   const mode = Number(st.mode);
   const type = mode & S_IFMT;
   let kind: FdKind;
-  if (type === S_IFREG) kind = FdKind.REG;
+  let data: FileData | undefined;
+  if (type === S_IFREG && (memfd || ghost)) {
+    kind = memfd ? FdKind.MEMFD : FdKind.GHOST;
+    data = dumpFileData(pid, fd, memfd ? `memfd ${link}` : `a deleted file (${link})`, memfd);
+  } else if (type === S_IFREG) kind = FdKind.REG;
   else if (type === S_IFDIR) kind = FdKind.DIR;
   else if (type === S_IFCHR && isTty(st.rdev)) {
     if (!shellJob) {
@@ -85,12 +107,35 @@ export function dumpFd(pid: number, fd: number, shellJob: boolean): SavedFd {
   else throw unsupported(type === S_IFCHR ? `character device ${major(st.rdev)}:${minor(st.rdev)} (${link})` : link);
   const cloexec = (info.flags & O.CLOEXEC) !== 0 ? 1 : 0;
   return {
-    path: link,
+    path: link, data,
     fields: {
       fd, kind, flags: info.flags & ~O.CLOEXEC, cloexec, pos: info.pos, mode, dev: st.dev, ino: st.ino,
-      rdev: st.rdev, size: Number(st.size), mtime_ns: st.mtimeNs,
+      rdev: st.rdev, size: Number(st.size), mtime_ns: st.mtimeNs, same_as: -1,
     },
   };
+}
+
+/**
+ * All fds of a process, with the ones that share an open file description
+ * (kcmp) marked: restore installs one description in all of them, so they
+ * keep one offset and one set of status flags. A pipe's content is saved once
+ * anyway (pipes.ts).
+ */
+export function dumpFds(pid: number, fdList: number[], shellJob: boolean): SavedFd[] {
+  const fds = fdList.map((fd) => dumpFd(pid, fd, shellJob));
+  for (const [i, f] of fds.entries()) {
+    const twin = fds.slice(0, i).find((g) => g.fields.same_as < 0 && g.fields.ino === f.fields.ino && sameFile(pid, g.fields.fd, pid, f.fields.fd));
+    if (twin) { f.fields.same_as = twin.fields.fd; f.anon = undefined; f.data = undefined; }
+  }
+  for (const f of fds) {
+    if (f.anon?.kind !== 'epoll') continue;
+    for (const t of f.anon.targets) {
+      if (!fds.some((g) => g.fields.fd === t.tfd)) {
+        throw new CkptError('UNSUPPORTED_FD', `not supported yet: epoll fd ${f.fields.fd} of pid ${pid} watches fd ${t.tfd}, which is no longer open`, { pid, resource: `fd ${f.fields.fd}` });
+      }
+    }
+  }
+  return fds;
 }
 
 /**
@@ -117,7 +162,7 @@ export function dumpPipes(pid: number, fds: SavedFd[]): SavedPipe[] {
 /** Before anything is created: every file to reopen is still there (and the same). */
 export function checkFd(f: SavedFd): void {
   const v = f.fields;
-  if (v.kind === FdKind.TTY || v.kind === FdKind.PIPE) return;
+  if (v.kind !== FdKind.REG && v.kind !== FdKind.DIR && v.kind !== FdKind.CHR) return;
   let st: fs.BigIntStats;
   try {
     st = fs.statSync(f.path, { bigint: true });
@@ -152,36 +197,66 @@ function openLocally(f: SavedFd): number {
 /** Install every saved fd in the target; `pidfd` is the target's pidfd of ckpt. */
 export function restoreFds(t: RestoreTarget, pidfd: number, fds: SavedFd[], pipes: SavedPipe[]): void {
   const pipeEnds = new Map<bigint, [number, number]>();
+  // ckpt's own fd for each saved fd number: one per open file description.
+  const locals = new Map<number, number>();
+  const owned: number[] = [];
   try {
     for (const p of pipes) pipeEnds.set(p.fields.ino, createPipe(p));
-    for (const f of fds) installFd(t, pidfd, f, pipeEnds);
+    // Epolls last: their targets must exist; an epoll watching an epoll after it.
+    const order = [...fds].sort((a, b) => epollDepth(a, fds) - epollDepth(b, fds));
+    for (const f of order) {
+      if (f.fields.same_as >= 0) continue;
+      const local = openShared(f, pipeEnds, (fd) => locals.get(fd));
+      if (f.fields.kind !== FdKind.PIPE) owned.push(local);
+      locals.set(f.fields.fd, local);
+    }
+    for (const f of fds) {
+      const local = locals.get(f.fields.same_as >= 0 ? f.fields.same_as : f.fields.fd);
+      if (local === undefined) throw new CkptError('BAD_IMAGE', `bad image: fd ${f.fields.fd} shares the file of fd ${f.fields.same_as}, which the image does not hold`);
+      installFd(t, pidfd, f, local);
+    }
   } finally {
+    for (const fd of owned) fs.closeSync(fd);
     for (const [r, w] of pipeEnds.values()) { fs.closeSync(r); fs.closeSync(w); }
   }
 }
 
-function installFd(t: RestoreTarget, pidfd: number, f: SavedFd, pipeEnds: Map<bigint, [number, number]>): void {
-  let local: number;
-  let owned = true;
-  if (f.fields.kind === FdKind.PIPE) {
-    const ends = pipeEnds.get(f.fields.ino);
-    if (!ends) throw new CkptError('BAD_IMAGE', `bad image: fd ${f.fields.fd} refers to pipe ${f.fields.ino}, which the image does not hold`);
-    local = ends[(f.fields.flags & O.ACCMODE) === O.WRONLY ? 1 : 0];
-    fcntl(local, F.SETFL, f.fields.flags & (O.NONBLOCK | O.APPEND));
-    owned = false;
-  } else {
-    local = openLocally(f);
+function epollDepth(f: SavedFd, fds: SavedFd[], seen = new Set<number>()): number {
+  if (f.anon?.kind !== 'epoll' || seen.has(f.fields.fd)) return 0;
+  seen.add(f.fields.fd);
+  const inner = f.anon.targets.map((t) => fds.find((g) => g.fields.fd === t.tfd)).filter((g): g is SavedFd => !!g);
+  return 1 + Math.max(0, ...inner.map((g) => epollDepth(g, fds, seen)));
+}
+
+/** The open file description of a saved fd, made in ckpt. */
+function openShared(f: SavedFd, pipeEnds: Map<bigint, [number, number]>, localOf: (fd: number) => number | undefined): number {
+  const v = f.fields;
+  if (v.kind === FdKind.PIPE) {
+    const ends = pipeEnds.get(v.ino);
+    if (!ends) throw new CkptError('BAD_IMAGE', `bad image: fd ${v.fd} refers to pipe ${v.ino}, which the image does not hold`);
+    const local = ends[(v.flags & O.ACCMODE) === O.WRONLY ? 1 : 0];
+    fcntl(local, F.SETFL, v.flags & (O.NONBLOCK | O.APPEND));
+    return local;
   }
-  try {
-    const tmp = t.remote.call(NR.pidfd_getfd, [pidfd, local, 0], `pidfd_getfd(fd ${f.fields.fd})`);
-    const want = f.fields.fd;
-    if (tmp !== want) {
-      t.remote.call(NR.dup3, [tmp, want, f.fields.cloexec ? O.CLOEXEC : 0], `dup3(${tmp}, ${want})`);
-      t.remote.call(NR.close, [tmp]);
-    } else if (!f.fields.cloexec) {
-      t.remote.call(NR.fcntl, [want, F.SETFD, 0]);
-    }
-  } finally {
-    if (owned) fs.closeSync(local);
+  if (f.anon) return createAnon(f.anon, v.flags, localOf);
+  if (v.kind === FdKind.MEMFD || v.kind === FdKind.GHOST) {
+    if (!f.data) throw new CkptError('BAD_IMAGE', `bad image: fd ${v.fd} (${f.path}) has no saved content`);
+    const fd = v.kind === FdKind.MEMFD ? createMemfd(f.path, f.data) : createGhost(f.path, (v.flags & ~(O.CREAT | O.EXCL | O.TRUNC)) | O.CLOEXEC, f.data);
+    fcntl(fd, F.SETFL, v.flags & (O.NONBLOCK | O.APPEND));
+    if (v.pos > 0) lseek(fd, v.pos, SEEK_SET);
+    return fd;
+  }
+  return openLocally(f);
+}
+
+/** The target takes ckpt's `local` with pidfd_getfd and moves it to the saved fd number. */
+function installFd(t: RestoreTarget, pidfd: number, f: SavedFd, local: number): void {
+  const tmp = t.remote.call(NR.pidfd_getfd, [pidfd, local, 0], `pidfd_getfd(fd ${f.fields.fd})`);
+  const want = f.fields.fd;
+  if (tmp !== want) {
+    t.remote.call(NR.dup3, [tmp, want, f.fields.cloexec ? O.CLOEXEC : 0], `dup3(${tmp}, ${want})`);
+    t.remote.call(NR.close, [tmp]);
+  } else if (!f.fields.cloexec) {
+    t.remote.call(NR.fcntl, [want, F.SETFD, 0]);
   }
 }

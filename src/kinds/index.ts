@@ -7,11 +7,13 @@ import { REGS, XSTATE } from './regs.js';
 import { MM, AUXV, EXE } from './mm.js';
 import { VMA, VMA_PATH } from './vma.js';
 import { PAGE_RUNS } from './pages.js';
+import { PAGE_CHUNKS } from './page-chunks.js';
 import { SIGACTION } from './sigactions.js';
 import { FS, FS_ROOT } from './fs.js';
 import { CREDS } from './creds.js';
 import { FD } from './files.js';
 import { PIPE } from './pipes.js';
+import { FD_EXTRA_SCHEMAS } from './fd-records.js';
 import { RLIMITS } from './rlimits.js';
 import { MISC } from './misc.js';
 import { SIGNALS, SIGINFO } from './signals.js';
@@ -20,8 +22,8 @@ import { SECCOMP, SECCOMP_FILTER } from './seccomp.js';
 
 export const SCHEMAS = [
   ...IMAGE_SCHEMAS, PROCESS, TASK, THREAD, REGS, XSTATE, MM, AUXV, EXE, VMA, VMA_PATH,
-  PAGE_RUNS, SIGACTION, FS, FS_ROOT, CREDS, FD, PIPE, RLIMITS, MISC, SIGNALS, SIGINFO, ITIMER, POSIX_TIMER,
-  SECCOMP, SECCOMP_FILTER,
+  PAGE_RUNS, PAGE_CHUNKS, SIGACTION, FS, FS_ROOT, CREDS, FD, PIPE, RLIMITS, MISC, SIGNALS, SIGINFO, ITIMER, POSIX_TIMER,
+  SECCOMP, SECCOMP_FILTER, ...FD_EXTRA_SCHEMAS,
 ] as const;
 
 export const registry = new Registry(SCHEMAS);

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { CkptError } from '../errors.js';
 import {
-  readImage, openImageDir, PagesReader, childOf, childrenOf, maybeChildOf, get, type ImageRecord, type Image, type TypedRecord,
+  readImage, openImageDir, PagesReader, PAGES_HDR_SIZE, childOf, childrenOf, maybeChildOf, get, type ImageRecord, type Image, type TypedRecord,
 } from '../image/index.js';
 import { registry } from '../kinds/index.js';
 import { PROCESS } from '../kinds/process.js';
@@ -16,6 +16,7 @@ import { REGS, XSTATE } from '../kinds/regs.js';
 import { MM, AUXV, EXE, type MmFields } from '../kinds/mm.js';
 import { VMA, VMA_PATH, type VmaFields, isFileBacked } from '../kinds/vma.js';
 import { PAGE_RUNS, decodeRuns, type Run } from '../kinds/pages.js';
+import { PAGE_CHUNKS, decodeChunks, type ChunkTable } from '../kinds/page-chunks.js';
 import { SIGACTION, type SigactionFields } from '../kinds/sigactions.js';
 import { FS, FS_ROOT, type FsFields } from '../kinds/fs.js';
 import { CREDS, decodeGroups, type CredsFields } from '../kinds/creds.js';
@@ -25,6 +26,7 @@ import { SIGNALS, SIGINFO, type SignalsFields, type Pending } from '../kinds/sig
 import { ITIMER, POSIX_TIMER, type ItimerFields, type PosixTimerFields } from '../kinds/timers.js';
 import { SECCOMP, SECCOMP_FILTER } from '../kinds/seccomp.js';
 import { FD, type SavedFd } from '../kinds/files.js';
+import { attachFdExtras } from '../kinds/fd-records.js';
 import { PIPE, type SavedPipe } from '../kinds/pipes.js';
 import type { UserRegs } from '../sys/structs.js';
 import { PAGE_SIZE } from '../sys/constants.js';
@@ -66,6 +68,8 @@ export interface LoadedImage {
   processes: ProcessImage[];
   pagesPath: string;
   pagesBytes: number;
+  /** The PAGE_CHUNKS record of a compressed image (checked against pages.img by openPages). */
+  pageChunks?: { codec: number; count: number; data: Buffer; offset: number };
 }
 
 const bad = (rec: ImageRecord, what: string) =>
@@ -113,6 +117,12 @@ function loadThread(r: ImageRecord): ThreadImage {
   };
 }
 
+function loadFds(proc: ImageRecord): SavedFd[] {
+  const fds = childrenOf(proc, FD).map((r) => ({ fields: r.fields, path: r.name ?? '' }));
+  attachFdExtras(proc, fds);
+  return fds;
+}
+
 function loadProcess(proc: ImageRecord): ProcessImage {
   const task = childOf(proc, TASK).fields;
   const mm = childOf(proc, MM);
@@ -154,7 +164,7 @@ function loadProcess(proc: ImageRecord): ProcessImage {
       if (r.fields.signo < 1 || r.fields.signo > 64) throw bad(r, `signal ${r.fields.signo}`);
       return r.fields;
     }),
-    fds: childrenOf(proc, FD).map((r) => ({ fields: r.fields, path: r.name ?? '' })),
+    fds: loadFds(proc),
     pipes: childrenOf(proc, PIPE).map((r) => {
       const data = r.data ?? Buffer.alloc(0);
       if (data.length !== r.fields.bytes || data.length > r.fields.size || r.fields.size > 1 << 30) {
@@ -173,22 +183,31 @@ export function loadImage(dir: string): LoadedImage {
   if (processes.length === 0) throw new CkptError('BAD_IMAGE', `bad image ${paths.image}: it holds no process`);
   let pagesBytes = 0;
   try { pagesBytes = fs.statSync(paths.pages).size; } catch { /* checked below */ }
-  return { dir, image, processes, pagesPath: paths.pages, pagesBytes };
+  const chunkRecs = childrenOf(image.records, PAGE_CHUNKS);
+  if (chunkRecs.length > 1) throw bad(chunkRecs[1], 'a second page_chunks record');
+  const pc = chunkRecs[0];
+  const pageChunks = pc && { codec: pc.fields.codec, count: pc.fields.count, data: pc.data ?? Buffer.alloc(0), offset: pc.offset };
+  return { dir, image, processes, pagesPath: paths.pages, pagesBytes, pageChunks };
 }
 
 /**
  * Check that every VMA's page data lies inside pages.img and start checking
  * its CRC (in parallel for large images): call wait() before the process runs.
  */
-export function openPages(img: LoadedImage): { reader: PagesReader; verdict: PendingVerdict } {
+export function openPages(img: LoadedImage): { reader: PagesReader; verdict: PendingVerdict; chunks?: ChunkTable } {
   const reader = PagesReader.open(img.pagesPath);
   try {
+    // A compressed image: VMA offsets are in the uncompressed page stream; the CRCs are checked as chunks are decompressed.
+    const chunks = img.pageChunks && decodeChunks(img.pageChunks.codec, img.pageChunks.count, img.pageChunks.data, { path: img.pagesPath, size: reader.size, start: PAGES_HDR_SIZE });
     const checks: PageCheck[] = [];
     for (const p of img.processes) {
       for (const v of p.vmas) {
         const len = v.fields.nr_pages * PAGE_SIZE;
         if (len === 0) continue;
-        reader.check(v.fields.pages_off, len);
+        if (!chunks) reader.check(v.fields.pages_off, len);
+        else if (!Number.isSafeInteger(v.fields.pages_off) || v.fields.pages_off % PAGE_SIZE || v.fields.pages_off < chunks.rawStart || v.fields.pages_off + len > chunks.rawEnd) {
+          throw new CkptError('BAD_IMAGE', `bad image ${img.pagesPath}: page data [${v.fields.pages_off}, +${len}) of VMA 0x${v.fields.start.toString(16)} is not inside the ${chunks.rawEnd - chunks.rawStart} bytes its chunks hold`, { offset: v.fields.pages_off });
+        }
         checks.push({ offset: v.fields.pages_off, len, crc: v.fields.pages_crc, what: `VMA 0x${v.fields.start.toString(16)} of pid ${p.pid}` });
       }
     }
@@ -199,6 +218,7 @@ export function openPages(img: LoadedImage): { reader: PagesReader; verdict: Pen
         throw new CkptError('BAD_IMAGE', `bad image ${img.pagesPath}: page data of ${byOffset[i].what} overlaps that of ${byOffset[i - 1].what}`, { offset: byOffset[i].offset });
       }
     }
+    if (chunks) return { reader, verdict: { wait() {} }, chunks };
     return { reader, verdict: verifyPagesAsync(img.pagesPath, reader.fd, checks) };
   } catch (e) {
     reader.close();

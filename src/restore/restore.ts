@@ -26,6 +26,9 @@ import { restorePending } from '../kinds/signals.js';
 import { restoreItimers, restorePosixTimers } from '../kinds/timers.js';
 import { restoreSeccomp } from '../kinds/seccomp.js';
 import { restorePages } from '../kinds/pages.js';
+import { restoreChunkedPages } from './compressed-pages.js';
+import type { ChunkTable } from '../kinds/page-chunks.js';
+import type { PagesReader } from '../image/index.js';
 import { restoreMm } from '../kinds/mm.js';
 import { restoreSigactions } from '../kinds/sigactions.js';
 import { restoreFs } from '../kinds/fs.js';
@@ -115,7 +118,7 @@ export function restoreSync(opts: RestoreOptions): RestoreResult {
   if (img.processes.length !== 1) throw new CkptError('UNSUPPORTED', `not supported yet: the image holds ${img.processes.length} processes`);
   const proc = img.processes[0];
   preflight(img, opts);
-  const { reader: pages, verdict } = openPages(img);
+  const { reader: pages, verdict, chunks } = openPages(img);
   times.mark('load');
   const created: number[] = [];
   try {
@@ -123,7 +126,7 @@ export function restoreSync(opts: RestoreOptions): RestoreResult {
     created.push(seed);
     fault('restore:seed');
     const child = growFromSeed(seed, proc, created, times);
-    rebuild(child, proc, pages.fd, opts, times, verdict);
+    rebuild(child, proc, pages.fd, opts, times, verdict, chunks && { reader: pages, table: chunks });
     times.mark('rebuild');
     if (opts.pidfile) fs.writeFileSync(opts.pidfile, `${proc.pid}\n`);
     log(`restore of pid ${proc.pid}: ${times.format()}`);
@@ -193,7 +196,8 @@ function waitEventStop(t: Tracee): void {
 }
 
 /** The child rebuilds itself as the saved process. */
-function rebuild(childT: Tracee, proc: ProcessImage, pagesFd: number, opts: RestoreOptions, times: Timings, verdict: PendingVerdict): void {
+function rebuild(childT: Tracee, proc: ProcessImage, pagesFd: number, opts: RestoreOptions, times: Timings, verdict: PendingVerdict,
+  compressed?: { reader: PagesReader; table: ChunkTable }): void {
   const pid = childT.tid;
   const tramp = trampolines.get(pid)!;
   const mem = new TraceeMemory(pid);
@@ -220,9 +224,14 @@ function rebuild(childT: Tracee, proc: ProcessImage, pagesFd: number, opts: Rest
     const maxFd = proc.fds.reduce((m, f) => Math.max(m, f.fields.fd), 2);
     const pidfd = remote.call(NR.fcntl, [ckptPidfd, F.DUPFD_CLOEXEC, maxFd + 1], 'fcntl(F_DUPFD_CLOEXEC)');
     remote.call(NR.close, [ckptPidfd]);
-    const imgFd = remote.call(NR.pidfd_getfd, [pidfd, pagesFd, 0], 'pidfd_getfd(pages.img)');
-    restorePages(t, imgFd, proc.vmas);
-    remote.call(NR.close, [imgFd]);
+    if (compressed) {
+      // Compressed chunks: ckpt decompresses them and writes the pages in (CRCs checked on the way).
+      restoreChunkedPages(pid, compressed.reader, compressed.table, proc.vmas);
+    } else {
+      const imgFd = remote.call(NR.pidfd_getfd, [pidfd, pagesFd, 0], 'pidfd_getfd(pages.img)');
+      restorePages(t, imgFd, proc.vmas);
+      remote.call(NR.close, [imgFd]);
+    }
     times.mark('pages');
     fault('restore:pages');
     protectVmas(t, proc.vmas);

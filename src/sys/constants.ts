@@ -14,7 +14,7 @@ export const O = {
   CLOEXEC: 0o2000000, PATH: 0o10000000, LARGEFILE: 0o100000,
 } as const;
 export const AT_FDCWD = -100;
-export const F = { DUPFD: 0, GETFD: 1, SETFD: 2, GETFL: 3, SETFL: 4, DUPFD_CLOEXEC: 1030, SETPIPE_SZ: 1031, GETPIPE_SZ: 1032 } as const;
+export const F = { DUPFD: 0, GETFD: 1, SETFD: 2, GETFL: 3, SETFL: 4, DUPFD_CLOEXEC: 1030, SETPIPE_SZ: 1031, GETPIPE_SZ: 1032, ADD_SEALS: 1033, GET_SEALS: 1034 } as const;
 export const FD_CLOEXEC = 1;
 export const SEEK_SET = 0;
 

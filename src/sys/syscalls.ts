@@ -148,3 +148,50 @@ export function seccompGetFilter(pid: number, index: number): Buffer | undefined
   syscall(NR.ptrace, [0x420c, pid, index, mem.addr], { pid, what: 'ptrace(PTRACE_SECCOMP_GET_FILTER)' });
   return Buffer.from(mem.buf.subarray(0, count * 8));
 }
+
+const scratchBuf = () => out();
+
+export function eventfd2(count: number, flags: number): number {
+  return syscall(NR.eventfd2, [count, flags], { what: 'eventfd2' });
+}
+
+export function signalfd4(mask: bigint, flags: number): number {
+  const mem = scratchBuf();
+  mem.buf.writeBigUInt64LE(mask, 0);
+  return syscall(NR.signalfd4, [-1, mem.addr, 8, flags], { what: 'signalfd4' });
+}
+
+export function timerfdCreate(clockid: number, flags: number): number {
+  return syscall(NR.timerfd_create, [clockid, flags], { what: 'timerfd_create' });
+}
+
+/** timerfd_settime with a relative value: [interval sec, nsec, value sec, nsec]. */
+export function timerfdSettime(fd: number, spec: [bigint, bigint, bigint, bigint]): void {
+  const mem = scratchBuf();
+  spec.forEach((v, i) => mem.buf.writeBigUInt64LE(v, i * 8));
+  syscall(NR.timerfd_settime, [fd, 0, mem.addr, 0], { what: 'timerfd_settime' });
+}
+
+/** TFD_IOC_SET_TICKS: the expirations not yet read (CONFIG_CHECKPOINT_RESTORE). */
+export function timerfdSetTicks(fd: number, ticks: bigint): void {
+  const mem = scratchBuf();
+  mem.buf.writeBigUInt64LE(ticks, 0);
+  syscall(NR.ioctl, [fd, 0x40085400, mem.addr], { what: 'ioctl(TFD_IOC_SET_TICKS)' });
+}
+
+export function epollCreate1(flags: number): number {
+  return syscall(NR.epoll_create1, [flags], { what: 'epoll_create1' });
+}
+
+/** EPOLL_CTL_ADD of `fd` with events and data (struct epoll_event is packed: 12 bytes). */
+export function epollAdd(epfd: number, fd: number, events: number, data: bigint): void {
+  const mem = scratchBuf();
+  mem.buf.writeUInt32LE(events >>> 0, 0);
+  mem.buf.writeBigUInt64LE(data, 4);
+  syscall(NR.epoll_ctl, [epfd, 1, fd, mem.addr], { what: 'epoll_ctl(EPOLL_CTL_ADD)', resource: `fd ${fd}` });
+}
+
+/** kcmp(KCMP_FILE): do two fds of two processes share one open file description? */
+export function sameFile(pid1: number, fd1: number, pid2: number, fd2: number): boolean {
+  return trySyscall(NR.kcmp, pid1, pid2, 0 /* KCMP_FILE */, fd1, fd2) === 0;
+}

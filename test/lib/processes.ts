@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { basename } from 'node:path';
+import { compile } from './programs.js';
 import { exists, procInfo, currentSyscall } from './proc.js';
 import { waitFor } from './wait.js';
 
@@ -17,10 +18,10 @@ export interface StartedProgram {
 
 /**
  * Starts a test program in its own session (detached), stdio to /dev/null,
- * and tracks it for killAll().
+ * no other fd inherited (clean-exec.c), and tracks it for killAll().
  */
 export function startProgram(binary: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): StartedProgram {
-  const child = spawn(binary, args, { detached: true, stdio: 'ignore', cwd: opts.cwd, env: opts.env ?? process.env });
+  const child = spawn(compile('clean-exec'), [binary, ...args], { detached: true, stdio: 'ignore', cwd: opts.cwd, env: opts.env ?? process.env });
   if (child.pid === undefined) throw new Error(`cannot start ${binary}`);
   const exited = new Promise<Exit>((resolve) => {
     child.on('exit', (code, signal) => resolve({ code, signal }));

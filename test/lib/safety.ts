@@ -212,9 +212,14 @@ export function signalState(pid: number): string {
 
 /** /proc/PID/maps and the fd table: what a failed dump (a leftover scratch mapping, a stolen fd) must not change. */
 export function addressSpaceAndFds(pid: number): string {
+  // The test programs open their protocol files (W/.NAME.tmp, /proc/self/...) for an
+  // instant: such an fd, or one gone before its link could be read, is not state.
+  const transient = (link: string) => link === '' || link.endsWith('.tmp') || link.startsWith('/proc/');
   const fds = readdirSync(`/proc/${pid}/fd`)
     .map(Number)
     .sort((a, b) => a - b)
-    .map((fd) => `fd ${fd} -> ${linkOr(`/proc/${pid}/fd/${fd}`)}`);
+    .map((fd) => [fd, linkOr(`/proc/${pid}/fd/${fd}`)] as const)
+    .filter(([, link]) => !transient(link))
+    .map(([fd, link]) => `fd ${fd} -> ${link}`);
   return [readOr(`/proc/${pid}/maps`).trim(), ...fds].join('\n');
 }
