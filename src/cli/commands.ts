@@ -10,6 +10,13 @@ import { formatImage } from '../show.js';
 import { SECTIONS, showSections, formatSections, type Section } from '../inspect/sections.js';
 import { memSearch, formatSearch, memRead, formatRead } from '../inspect/mem.js';
 import { diffImages, formatDiff } from '../inspect/diff.js';
+import { openReport, imagePagesBytes } from './report.js';
+import * as path from 'node:path';
+import { isatty } from 'node:tty';
+import {
+  fdSink, fdSource, makeStreamTempDir, openOutputFile, packImage, packImageToFile, removeStreamTempDir, unpackImage,
+  unpackImageFromFile, type ByteSink, type ByteSource,
+} from '../image/pack.js';
 
 interface Command {
   summary: string;
@@ -40,31 +47,149 @@ function parsePid(cmd: string, v: string): number {
 const verbosity = (v: unknown) => (Array.isArray(v) ? v.length : v ? 1 : 0);
 const logger = (level: number) => (level > 0 ? (msg: string) => process.stderr.write(`ckpt: ${msg}\n`) : undefined);
 
+// ---- streams: the single-file form of an image (src/image/pack.ts) ----------------------
+
+type Values = ReturnType<typeof parse>;
+
+/** `-o FILE` / `-i FILE` absent or '-': stdout / stdin. */
+const isStd = (v: unknown) => v === undefined || v === '-';
+
+/** fd 1 as a sink for binary data; refused when it is a terminal. */
+function stdoutSink(cmd: string): ByteSink {
+  if (isatty(1)) throw new CkptError('USAGE', `${cmd}: refusing to write an image to a terminal (redirect stdout, or use -o FILE)`);
+  return fdSink(1, 'stdout');
+}
+
+/** fd 0 as a source of binary data; refused when it is a terminal. */
+function stdinSource(cmd: string): ByteSource {
+  if (isatty(0)) throw new CkptError('USAGE', `${cmd}: refusing to read an image from a terminal (redirect stdin, or use -i FILE)`);
+  return fdSource(0, 'stdin');
+}
+
+/** --stream and -D DIR exclude each other; -o/-i imply --stream. */
+function streamMode(cmd: string, o: Values, fileFlag: 'output' | 'input'): boolean {
+  const stream = !!o.stream || o[fileFlag] !== undefined;
+  if (stream && o['images-dir'] !== undefined) {
+    const f = fileFlag === 'output' ? '-o FILE' : '-i FILE';
+    throw new CkptError('USAGE', `${cmd}: give either -D DIR or --stream (${f}), not both (see ckpt help ${cmd})`);
+  }
+  return stream;
+}
+
+/**
+ * dump --stream: dump into a private temporary directory, pack it to stdout or -o FILE,
+ * remove the directory. The output is checked (-o FILE opened as FILE.partial) before
+ * the dump, so a bad output is refused while the process still runs untouched.
+ */
+/** The --compress value; dumpSync refuses an unknown one before freezing anything. */
+function compression(v: unknown): 'zstd' | 'lz4' | 'none' {
+  return (typeof v === 'string' ? v : 'none') as 'zstd' | 'lz4' | 'none';
+}
+
+function dumpStream(pid: number, o: Values, args: string[]): number {
+  const leaveRunning = !!o['leave-running'];
+  const toStdout = isStd(o.output);
+  const out = toStdout ? { sink: stdoutSink('dump'), commit() {}, abort() {} } : openOutputFile(o.output as string, !!o.force);
+  let tmp: string | undefined;
+  let keep = false;
+  try {
+    tmp = makeStreamTempDir();
+    const dir = path.join(tmp, 'image');
+    const report = openReport('dump', args, { verbose: verbosity(o.verbose), logFile: o['log-file'] });
+    const r = dumpSync({ pid, dir, leaveRunning, shellJob: !!o['shell-job'], compress: compression(o.compress), ...report.engine });
+    try {
+      packImage(dir, out.sink);
+      out.commit();
+    } catch (e) {
+      if (leaveRunning) throw e;
+      // The process is gone and this directory holds its only image: keep it.
+      keep = true;
+      const why = e instanceof Error ? e.message : String(e);
+      const kept = `pid ${pid} was dumped and killed; its image is kept in ${dir} (ckpt restore -D ${dir})`;
+      throw e instanceof CkptError ? new CkptError(e.code, `${why}; ${kept}`, e.data) : new CkptError('INTERNAL', `${why}; ${kept}`);
+    }
+    if (o.json) (toStdout ? process.stderr : process.stdout).write(JSON.stringify(r) + '\n');
+    return 0;
+  } catch (e) {
+    try {
+      out.abort();
+    } catch {
+      // report the first error
+    }
+    throw e;
+  } finally {
+    if (tmp !== undefined && !keep) removeStreamTempDir(tmp);
+  }
+}
+
+/**
+ * restore --stream: unpack stdin or -i FILE into a private temporary directory, restore
+ * from it, and remove it as soon as the process runs (it has read its pages by then),
+ * not when it exits.
+ */
+function restoreStream(o: Values, args: string[]): number {
+  const source = isStd(o.input) ? stdinSource('restore') : undefined;
+  const tmp = makeStreamTempDir();
+  let r;
+  try {
+    const dir = path.join(tmp, 'image');
+    if (source) unpackImage(source, dir, { label: 'stdin' });
+    else unpackImageFromFile(o.input as string, dir);
+    const report = openReport('restore', args, { verbose: verbosity(o.verbose), logFile: o['log-file'], totalBytes: imagePagesBytes(dir) });
+    r = restoreSync({
+      dir, detach: !!o['restore-detached'], pidfile: o.pidfile as string | undefined, shellJob: !!o['shell-job'],
+      ...report.engine,
+    });
+  } finally {
+    removeStreamTempDir(tmp);
+  }
+  if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
+  if (o['restore-detached']) return 0;
+  return waitForExit(r.pid);
+}
+
 export const COMMANDS: Record<string, Command> = {
   dump: {
     summary: 'checkpoint a process into an image directory',
     help: `ckpt dump -t PID -D DIR [options]
 
+ckpt dump -t PID --stream [-o FILE] [options]
+
 Freeze process PID, write everything it is into DIR, then kill it.
   -t, --tree PID          the process to dump
   -D, --images-dir DIR    where to write the image (must not hold one, unless --force)
+      --stream            write the image as one stream (the format of ckpt
+                          pack) to stdout, which must not be a terminal
+  -o, --output FILE       write the stream to FILE (implies --stream; FILE
+                          must not exist, unless --force)
   -R, --leave-running     let the process run on after the dump
   -j, --shell-job         the process uses ckpt's terminal (a shell job)
-      --force             replace an image already in DIR
-      --json              print the result as JSON
-  -v, --verbose           say what happens, with a time breakdown
+      --compress ALGO     compress page data: zstd, lz4 or none (the default)
+      --force             replace an image already in DIR (or FILE)
+      --json              print the result as JSON (on stderr if the stream
+                          goes to stdout)
+  -v, --verbose           say what happens, with a time breakdown; -vv: each step too
+      --log-file FILE     append what -vv says to FILE, with timestamps
+
+With --stream, the image is dumped into a private temporary directory (on
+/dev/shm if there is one), packed to the output, and removed. If packing fails
+after the process was killed, that directory is kept and the error names it.
 `,
     async run(args) {
       const o = parse('dump', args, {
         tree: { type: 'string', short: 't' }, 'images-dir': { type: 'string', short: 'D' },
         'leave-running': { type: 'boolean', short: 'R' }, 'shell-job': { type: 'boolean', short: 'j' },
         force: { type: 'boolean' }, json: { type: 'boolean' }, verbose: { type: 'boolean', short: 'v', multiple: true },
+        'log-file': { type: 'string' }, stream: { type: 'boolean' }, output: { type: 'string', short: 'o' },
+        compress: { type: 'string' },
       });
       const pid = parsePid('dump', required('dump', o.tree, '-t PID'));
+      if (streamMode('dump', o, 'output')) return dumpStream(pid, o, args);
       const dir = required('dump', o['images-dir'], '-D DIR');
+      const out = openReport('dump', args, { verbose: verbosity(o.verbose), logFile: o['log-file'] });
       const r = dumpSync({
         pid, dir, leaveRunning: !!o['leave-running'], shellJob: !!o['shell-job'], force: !!o.force,
-        log: logger(verbosity(o.verbose)),
+        compress: compression(o.compress), ...out.engine,
       });
       if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
       return 0;
@@ -74,29 +199,86 @@ Freeze process PID, write everything it is into DIR, then kill it.
     summary: 'restore a process from an image directory',
     help: `ckpt restore -D DIR [options]
 
+ckpt restore --stream [-i FILE] [options]
+
 Recreate the process saved in DIR with its pid; it carries on where it stopped.
 Without -d, ckpt stays as its parent and exits with its exit status.
   -D, --images-dir DIR       the image to restore
+      --stream               read the image as one stream (ckpt pack, dump
+                             --stream) from stdin, which must not be a terminal
+  -i, --input FILE           read the stream from FILE (implies --stream)
   -d, --restore-detached     return as soon as the process runs
       --pidfile FILE         write the restored pid to FILE
   -j, --shell-job            give the process ckpt's terminal
       --json                 print the result as JSON
-  -v, --verbose              say what happens, with a time breakdown
+  -v, --verbose              say what happens, with a time breakdown; -vv: each step too
+      --log-file FILE        append what -vv says to FILE, with timestamps
+
+With --stream, the image is unpacked into a private temporary directory (on
+/dev/shm if there is one) and removed as soon as the process runs:
+ckpt dump -t PID --stream | ckpt restore --stream moves a process through a pipe.
 `,
     async run(args) {
       const o = parse('restore', args, {
         'images-dir': { type: 'string', short: 'D' }, 'restore-detached': { type: 'boolean', short: 'd' },
         pidfile: { type: 'string' }, 'shell-job': { type: 'boolean', short: 'j' }, json: { type: 'boolean' },
-        verbose: { type: 'boolean', short: 'v', multiple: true },
+        verbose: { type: 'boolean', short: 'v', multiple: true }, 'log-file': { type: 'string' },
+        stream: { type: 'boolean' }, input: { type: 'string', short: 'i' },
       });
+      if (streamMode('restore', o, 'input')) return restoreStream(o, args);
       const dir = required('restore', o['images-dir'], '-D DIR');
+      const out = openReport('restore', args, { verbose: verbosity(o.verbose), logFile: o['log-file'], totalBytes: imagePagesBytes(dir) });
       const r = restoreSync({
         dir, detach: !!o['restore-detached'], pidfile: o.pidfile as string | undefined, shellJob: !!o['shell-job'],
-        log: logger(verbosity(o.verbose)),
+        ...out.engine,
       });
       if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
       if (o['restore-detached']) return 0;
       return waitForExit(r.pid);
+    },
+  },
+  pack: {
+    summary: 'turn an image directory into one stream (a single file)',
+    help: `ckpt pack -D DIR [-o FILE] [--force]
+
+Write the image in DIR as one stream (docs/image-format.md, "The stream
+form"): each file of the image, framed, then a CRC of it all.
+  -D, --images-dir DIR    the image
+  -o, --output FILE       write to FILE (as FILE.partial, renamed when
+                          complete; must not exist, unless --force);
+                          default: stdout, which must not be a terminal
+      --force             replace FILE
+`,
+    async run(args) {
+      const o = parse('pack', args, {
+        'images-dir': { type: 'string', short: 'D' }, output: { type: 'string', short: 'o' }, force: { type: 'boolean' },
+      });
+      const dir = required('pack', o['images-dir'], '-D DIR');
+      if (isStd(o.output)) packImage(dir, stdoutSink('pack'));
+      else packImageToFile(dir, o.output as string, { force: !!o.force });
+      return 0;
+    },
+  },
+  unpack: {
+    summary: 'turn a stream (ckpt pack, dump --stream) back into an image directory',
+    help: `ckpt unpack [-i FILE] -D DIR [--force]
+
+Read a stream made by ckpt pack or ckpt dump --stream and write the image
+directory DIR as a dump does: into DIR.partial (0700, files 0600), renamed to
+DIR once the whole stream and its CRC check out.
+  -i, --input FILE        read from FILE; default: stdin, which must not be
+                          a terminal
+  -D, --images-dir DIR    where to write the image (must not hold one, unless --force)
+      --force             replace an image already in DIR
+`,
+    async run(args) {
+      const o = parse('unpack', args, {
+        'images-dir': { type: 'string', short: 'D' }, input: { type: 'string', short: 'i' }, force: { type: 'boolean' },
+      });
+      const dir = required('unpack', o['images-dir'], '-D DIR');
+      if (isStd(o.input)) unpackImage(stdinSource('unpack'), dir, { force: !!o.force, label: 'stdin' });
+      else unpackImageFromFile(o.input as string, dir, { force: !!o.force });
+      return 0;
     },
   },
   show: {
@@ -237,7 +419,7 @@ Exits 0 whether or not the images differ.
 };
 
 export function usage(): string {
-  const lines = Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(9)} ${c.summary}`);
+  const lines = Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}`);
   return `ckpt: checkpoint and restore Linux processes\n\nUsage: ckpt <command> [options]\n\n${lines.join('\n')}\n\nckpt help <command> for its options; ckpt --version.\n`;
 }
 

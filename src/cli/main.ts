@@ -6,7 +6,12 @@
 import { CkptError, isCkptError } from '../errors.js';
 import { COMMANDS, usage, commandHelp } from './commands.js';
 import { exitCodeOf } from './exit.js';
+import { completionCommand } from './completion.js';
+import { endReport } from './report.js';
 import { VERSION } from '../version.js';
+
+// `ckpt completion bash` reads every command's help: it is added last, so it knows them all.
+COMMANDS.completion = completionCommand(COMMANDS);
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
@@ -29,16 +34,19 @@ async function main(argv: string[]): Promise<number> {
 process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0); });
 
 main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
+  (code) => { process.exitCode = code; endReport({ code }); },
   (e: unknown) => {
     if (isCkptError(e)) {
       process.stderr.write(`ckpt: ${e.message}\n`);
-      process.exitCode = exitCodeOf(e.code);
+      const code = exitCodeOf(e.code);
+      process.exitCode = code;
+      endReport({ code, error: e.message });
     } else {
       const msg = e instanceof Error ? e.message : String(e);
       process.stderr.write(`ckpt: internal error: ${msg.split('\n')[0]}\n`);
       if (process.env.CKPT_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
       process.exitCode = 70;
+      endReport({ code: 70, error: `internal error: ${msg.split('\n')[0]}` });
     }
   },
 );
