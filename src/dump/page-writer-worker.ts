@@ -55,7 +55,8 @@ try {
     slot = (slot + 1) % d.slots;
   }
 } catch (e) {
-  const msg = Buffer.from(`${(e as NodeJS.ErrnoException).code ?? 'EIO'}: ${(e as Error).message}`.slice(0, 1000));
+  // Node's message already starts with the errno name ("ENOSPC: no space left on device, write").
+  const msg = Buffer.from((e as Error).message.slice(0, 1000));
   msg.copy(Buffer.from(d.error), 0);
   Atomics.store(ctl, STATUS, 1);
   // Free every slot so that the producer never waits forever.

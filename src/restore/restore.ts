@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import { CkptError } from '../errors.js';
-import { readMaps } from '../proc/index.js';
+import { readMaps, readStatus } from '../proc/index.js';
 import { Tracee } from '../ptrace/tracee.js';
 import { RemoteCaller } from '../ptrace/remote.js';
 import { TraceeMemory } from '../ptrace/memory.js';
@@ -103,6 +103,22 @@ function preflight(img: LoadedImage, opts: RestoreOptions): void {
   }
 }
 
+const CAP_SYS_ADMIN = 21n;
+const CAP_CHECKPOINT_RESTORE = 40n;
+
+/**
+ * Giving a process its saved pid (clone3 set_tid) needs CAP_CHECKPOINT_RESTORE
+ * or CAP_SYS_ADMIN; without them a restore could only hand out what the user
+ * has anyway, so it is refused at once with the reason.
+ */
+function requireRestorePrivileges(): void {
+  const eff = readStatus(process.pid).capEff;
+  const has = (cap: bigint) => ((eff >> cap) & 1n) === 1n;
+  if (!has(CAP_CHECKPOINT_RESTORE) && !has(CAP_SYS_ADMIN)) {
+    throw new CkptError('PERMISSION', `restore needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN (to give processes their saved pids); run it as root`);
+  }
+}
+
 /** Kill and reap what a failed restore created. */
 function killAll(pids: number[]): void {
   for (const pid of pids) tryKill(pid, SIG.KILL);
@@ -114,6 +130,7 @@ export function restoreSync(opts: RestoreOptions): RestoreResult {
   const log = opts.log ?? (() => {});
   const times = new Timings((step) => opts.onProgress?.({ phase: step, done: 1, total: 1 }));
   const img = loadImage(opts.dir);
+  requireRestorePrivileges();
   fault('restore:load');
   if (img.processes.length !== 1) throw new CkptError('UNSUPPORTED', `not supported yet: the image holds ${img.processes.length} processes`);
   const proc = img.processes[0];
