@@ -4,11 +4,12 @@
  * threads blocked on a futex, in a syscall or spinning all resume.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import {
-  assertPass, cleanup, compile, dumpOk, killAll, makeWorkDir, reportedCounter, requestCheck,
+  assertCleanError, assertPass, CLI, cleanup, compile, dumpOk, killAll, makeWorkDir, reportedCounter, requestCheck,
   restoreInBackground, startProgram, waitCounterAbove, waitGone, waitReady, whileRunning, waitFor,
 } from './lib/index.js';
 
@@ -37,6 +38,32 @@ describe('multi-threaded processes', () => {
     assert.deepEqual(tids(pid), before);
     await whileRunning(restore, waitCounterAbove(dir, reportedCounter(report)));
     assertPass(await whileRunning(restore, requestCheck(dir)));
+  });
+
+  test('thread-signal.c: a signal pending for one thread alone is pending for that thread again', SLOW, async () => {
+    const dir = makeWorkDir('thread-signal');
+    const { pid } = startProgram(compile('thread-signal', ['-pthread']), [dir]);
+    await waitReady(dir, { pid });
+    assertPass(await requestCheck(dir));
+    const image = makeWorkDir('img');
+    await dumpOk(pid, image);
+    await waitGone(pid);
+
+    const restore = restoreInBackground(image);
+    assertPass(await whileRunning(restore, requestCheck(dir, AFTER_RESTORE)));
+  });
+
+  test('a restore of a multi-threaded process that fails after its threads exist kills them all and returns', SLOW, async () => {
+    const dir = makeWorkDir('threads-fault');
+    const { pid } = startProgram(compile('threads', ['-pthread']), [dir]);
+    await waitReady(dir, { pid });
+    const image = makeWorkDir('img');
+    await dumpOk(pid, image);
+    await waitGone(pid);
+
+    const r = spawnSync(process.execPath, [CLI, 'restore', '-D', image], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, CKPT_FAULT: 'restore:signals' } });
+    assertCleanError({ status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr }, /injected fault at restore:signals/);
+    await waitGone(pid);
   });
 
   test('churn.c: dumped while it creates and joins threads in a tight loop, it restores and PASSes', SLOW, async () => {

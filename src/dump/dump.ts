@@ -156,7 +156,8 @@ export function dumpSync(opts: DumpOptions): DumpResult {
   let released = false;
   try {
     fault('dump:freeze');
-    const children = readChildren(pid);
+    // Any thread may have forked: each has its own children list.
+    const children = tasks.flatMap((t) => readChildren(pid, t.tid));
     if (children.length > 0) {
       throw new CkptError('UNSUPPORTED', `not supported yet: pid ${pid} has child processes (${children.join(', ')}): process trees`, { pid });
     }

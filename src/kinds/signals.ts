@@ -49,12 +49,15 @@ export function restoreAltstack(t: RestoreTarget, s: SignalsFields): void {
   t.remote.call(NR.sigaltstack, [t.scratch.put(ss), 0], 'sigaltstack');
 }
 
-/** Queue each saved signal again; the task must block all signals meanwhile. */
-export function restorePending(t: RestoreTarget, tid: number, pending: Pending[]): void {
+/**
+ * Queue each saved signal again, made by the thread `t` itself: to the process
+ * (tgid) or to thread `tid`. The task must block all signals meanwhile.
+ */
+export function restorePending(t: RestoreTarget, tgid: number, tid: number, pending: Pending[]): void {
   for (const p of pending) {
     t.scratch.reset();
     const info = t.scratch.put(p.info);
-    if (p.shared) t.remote.call(NR.rt_sigqueueinfo, [t.pid, p.signo, info], `rt_sigqueueinfo(${p.signo})`);
-    else t.remote.call(NR.rt_tgsigqueueinfo, [t.pid, tid, p.signo, info], `rt_tgsigqueueinfo(${p.signo})`);
+    if (p.shared) t.remote.call(NR.rt_sigqueueinfo, [tgid, p.signo, info], `rt_sigqueueinfo(${p.signo})`);
+    else t.remote.call(NR.rt_tgsigqueueinfo, [tgid, tid, p.signo, info], `rt_tgsigqueueinfo(${p.signo})`);
   }
 }

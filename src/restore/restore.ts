@@ -119,10 +119,14 @@ function requireRestorePrivileges(): void {
   }
 }
 
-/** Kill and reap what a failed restore created. */
-function killAll(pids: number[]): void {
-  for (const pid of pids) tryKill(pid, SIG.KILL);
-  for (const pid of pids) { try { wait4(pid); } catch { /* already reaped */ } }
+/**
+ * Kill and reap what a failed restore created (processes and the threads
+ * cloned into them). Threads are reaped first, newest first: a group leader's
+ * exit is reported only once its other threads are gone.
+ */
+function killAll(tids: number[]): void {
+  for (const tid of tids) tryKill(tid, SIG.KILL);
+  for (const tid of [...tids].reverse()) { try { wait4(tid); } catch { /* already reaped */ } }
 }
 
 export function restoreSync(opts: RestoreOptions): RestoreResult {
@@ -143,7 +147,7 @@ export function restoreSync(opts: RestoreOptions): RestoreResult {
     created.push(seed);
     fault('restore:seed');
     const child = growFromSeed(seed, proc, created, times);
-    rebuild(child, proc, pages.fd, opts, times, verdict, chunks && { reader: pages, table: chunks });
+    rebuild(child, proc, pages.fd, opts, times, verdict, chunks && { reader: pages, table: chunks }, created);
     times.mark('rebuild');
     if (opts.pidfile) fs.writeFileSync(opts.pidfile, `${proc.pid}\n`);
     log(`restore of pid ${proc.pid}: ${times.format()}`);
@@ -214,7 +218,7 @@ function waitEventStop(t: Tracee): void {
 
 /** The child rebuilds itself as the saved process. */
 function rebuild(childT: Tracee, proc: ProcessImage, pagesFd: number, opts: RestoreOptions, times: Timings, verdict: PendingVerdict,
-  compressed?: { reader: PagesReader; table: ChunkTable }): void {
+  compressed: { reader: PagesReader; table: ChunkTable } | undefined, created: number[]): void {
   const pid = childT.tid;
   const tramp = trampolines.get(pid)!;
   const mem = new TraceeMemory(pid);
@@ -267,6 +271,7 @@ function rebuild(childT: Tracee, proc: ProcessImage, pagesFd: number, opts: Rest
     const threads: { tracee: Tracee; target: RestoreTarget; image: ThreadImage }[] = [{ tracee: childT, target: t, image: proc.threads[0] }];
     for (const th of proc.threads.slice(1)) {
       const tracee = cloneThread(t, th.fields.tid);
+      created.push(tracee.tid);
       const target: RestoreTarget = { ...t, pid: tracee.tid, remote: new RemoteCaller(tracee, BigInt(tramp), 'int3', tracee.getRegs()) };
       tracee.setSigmask(ALL_SIGNALS);
       threads.push({ tracee, target, image: th });
@@ -278,8 +283,8 @@ function rebuild(childT: Tracee, proc: ProcessImage, pagesFd: number, opts: Rest
     if (proc.task.pdeath_signal && !opts.detach) remote.call(NR.prctl, [PR.SET_PDEATHSIG, proc.task.pdeath_signal], 'prctl(PR_SET_PDEATHSIG)');
     restoreItimers(t, proc.itimers);
     restorePosixTimers(t, proc.posixTimers);
-    restorePending(t, pid, proc.pending);
-    for (const th of threads) restorePending(th.target, th.tracee.tid, th.image.pending);
+    restorePending(t, pid, pid, proc.pending);
+    for (const th of threads) restorePending(th.target, pid, th.tracee.tid, th.image.pending);
     fault('restore:signals');
     // Seccomp and credentials are per thread: each thread gets the process's; the main thread's last.
     for (const th of [...threads.slice(1), threads[0]]) {
