@@ -9,6 +9,8 @@
 //   --runs N          runs per row, medians reported (default 3)
 //   --fs KIND         tmpfs | disk | both (default both)
 //   --quick           64 MiB only, 1 run
+//   --compress        compression: ratio and speed of zstd and lz4 beside none, on a python3
+//                     holding ~300 MiB of real objects and on 256 MiB of random data
 //   --small           the small-process latency target: a 5 MiB process, 10 dumps and
 //                     restores, with ckpt -v's own time breakdown
 //   --json            write the results as JSON to stdout (the table goes to stderr)
@@ -46,7 +48,7 @@ const log = (msg) => process.stderr.write(`bench: ${msg}\n`);
 
 function usage(code) {
   process.stderr.write(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n')
-    .filter((l) => l.startsWith('//')).slice(0, 14).map((l) => l.slice(3)).join('\n') + '\n');
+    .filter((l) => l.startsWith("//")).slice(0, 16).map((l) => l.slice(3)).join('\n') + '\n');
   process.exit(code);
 }
 
@@ -63,6 +65,7 @@ function parseOptions(argv) {
     else if (a === '--fs') o.fs = val();
     else if (a === '--quick') quick = true;
     else if (a === '--small') o.small = true;
+    else if (a === '--compress') o.compress = true;
     else if (a === '--json') o.json = true;
     else if (a === '--out') o.out = val();
     else if (a === '--keep') o.keep = true;
@@ -445,6 +448,7 @@ function formatResults(res) {
   const fails = res.rows.flatMap((row) => row.runs.filter((r) => !r.pass).map((r) => `  ${row.fs} ${row.case} run ${r.run}: ${r.errors.join('; ')}`));
   if (fails.length) out.push('', '*** FAILURES: these restores (or dumps) are broken, their figures mean nothing ***', ...fails);
   if (res.small) out.push('', formatSmall(res.small));
+  if (res.compress) out.push('', formatCompress(res.compress));
   return out.join('\n');
 }
 
@@ -518,6 +522,104 @@ async function smallMode(bins, fsx, runs) {
   };
 }
 
+// ---------------------------------------------------------------- compress mode
+
+// An unmodified python3 holding a few hundred MiB of real objects (dicts, strings,
+// ints, lists): the realistic image for compression. It answers W/verify with a
+// checksum of all of it, computed the same way as at start.
+const PY_OBJECTS = `
+import os, sys, time, random
+w, mib = sys.argv[1], int(sys.argv[2])
+random.seed(7)
+words = ['alpha', 'beta', 'gamma', 'delta', 'request', 'response', 'user', 'session', 'token', 'cache']
+data = []
+while len(data) * 330 < mib * 1024 * 1024:
+    data.append({'id': len(data), 'name': ' '.join(random.choice(words) for _ in range(6)), 'score': random.random(),
+                 'tags': [random.choice(words) for _ in range(4)], 'n': random.randrange(1 << 30)})
+def check():
+    return sum(d['id'] + len(d['name']) + d['n'] % 1000 for d in data)
+open(w + '/ready.tmp', 'w').write(str(check())); os.rename(w + '/ready.tmp', w + '/ready')
+while True:
+    if os.path.exists(w + '/verify'):
+        os.unlink(w + '/verify')
+        open(w + '/verified.tmp', 'w').write(str(check())); os.rename(w + '/verified.tmp', w + '/verified')
+    time.sleep(0.05)
+`;
+
+async function pythonObjects(ctl, mib) {
+  fs.mkdirSync(ctl, { recursive: true });
+  const child = spawn('/usr/bin/python3', ['-c', PY_OBJECTS, ctl, String(mib)], { detached: true, stdio: 'ignore' });
+  child.on('error', () => {});
+  child.unref();
+  live.add(child.pid);
+  const ready = path.join(ctl, 'ready');
+  for (let i = 0; i < 3000 && !fs.existsSync(ready); i++) await sleep(50);
+  const want = fs.readFileSync(ready, 'utf8').trim();
+  return {
+    pid: child.pid,
+    async verify() {
+      const done = path.join(ctl, 'verified');
+      fs.rmSync(done, { force: true });
+      fs.writeFileSync(path.join(ctl, 'verify'), '');
+      for (let i = 0; i < 1200 && !fs.existsSync(done); i++) await sleep(50);
+      const got = fs.existsSync(done) ? fs.readFileSync(done, 'utf8').trim() : 'no answer';
+      return { pass: got === want, detail: `checksum ${got}, want ${want}` };
+    },
+  };
+}
+
+async function compressMode(bins, fsx) {
+  const rows = [];
+  const subjects = [
+    { name: 'python3 objects', start: (ctl) => pythonObjects(ctl, 300) },
+    { name: 'random 256 MiB', start: async (ctl) => { const h = new Hog(bins, ctl, 256, 256, 4242); await h.ready(); return { pid: h.pid, verify: () => h.verify(true) }; } },
+  ];
+  for (const subject of subjects) {
+    for (const codec of ['none', 'zstd', 'lz4']) {
+      log(`compress: ${fsx.kind} ${subject.name} ${codec}`);
+      const ctl = path.join(fsx.dir, `ctl-${codec}`);
+      const img = path.join(fsx.dir, `img-${codec}`);
+      const row = { fs: fsx.kind, subject: subject.name, codec, pass: false, errors: [] };
+      let p;
+      try {
+        p = await subject.start(ctl);
+        const d = await ckpt(['dump', '-t', String(p.pid), '-D', img, '--compress', codec], ctl);
+        if (!d.ok) throw new Error(`dump exited ${d.code}: ${d.stderr}`);
+        row.dumpMs = d.ms;
+        row.imageBytes = dirSize(img).apparent;
+        if (!(await waitGone(p.pid))) throw new Error(`pid ${p.pid} still in /proc after the dump`);
+        live.delete(p.pid);
+        const r = await ckpt(['restore', '-D', img, '-d'], ctl);
+        if (!r.ok) throw new Error(`restore exited ${r.code}: ${r.stderr}`);
+        live.add(p.pid);
+        row.restoreMs = r.ms;
+        const v = await p.verify();
+        if (!v.pass) throw new Error(`after restore: ${v.detail}`);
+        row.pass = true;
+      } catch (e) {
+        row.errors.push(e.message);
+        log(`*** FAIL: ${e.message}`);
+      } finally {
+        if (p && live.has(p.pid)) await killAndWait(p.pid);
+        fs.rmSync(img, { recursive: true, force: true });
+        fs.rmSync(ctl, { recursive: true, force: true });
+      }
+      rows.push(row);
+    }
+  }
+  for (const r of rows) {
+    const plain = rows.find((x) => x.subject === r.subject && x.codec === 'none');
+    r.ratio = plain?.imageBytes && r.imageBytes ? plain.imageBytes / r.imageBytes : NaN;
+  }
+  return rows;
+}
+
+function formatCompress(rows) {
+  const headers = ['fs', 'image', 'codec', 'image MiB', 'ratio', 'dump ms', 'restore ms', 'verify'];
+  return 'compression (--compress), one run each:\n' + table(headers, rows.map((r) => [r.fs, r.subject, r.codec, mib(r.imageBytes),
+    f2(r.ratio), f0(r.dumpMs), f0(r.restoreMs), r.pass ? 'PASS' : 'FAIL']));
+}
+
 // ---------------------------------------------------------------- main
 
 const opts = parseOptions(process.argv.slice(2));
@@ -554,7 +656,10 @@ async function main() {
   };
   const t0 = Date.now();
 
-  if (opts.small) {
+  if (opts.compress) {
+    res.compress = [];
+    for (const f of fss) res.compress.push(...await compressMode(bins, f));
+  } else if (opts.small) {
     res.small = { runs: 10, rows: [] };
     for (const f of fss) {
       log(`small: ${f.kind}`);
@@ -593,7 +698,8 @@ async function main() {
   if (opts.json && !opts.out) { process.stderr.write(text + '\n'); process.stdout.write(json); }
   else process.stdout.write(text + '\n');
   log(`done in ${res.meta.seconds.toFixed(0)} s`);
-  const failed = res.rows.some((r) => !r.pass) || (res.small?.rows.some((r) => !r.pass) ?? false);
+  const failed = res.rows.some((r) => !r.pass) || (res.small?.rows.some((r) => !r.pass) ?? false)
+    || (res.compress?.some((r) => !r.pass) ?? false);
   return failed ? 1 : 0;
 }
 
