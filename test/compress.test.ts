@@ -11,6 +11,7 @@ import {
   assertCleanError,
   assertConsecutive,
   assertPass,
+  assertSuccess,
   ckpt,
   cleanup,
   compile,
@@ -83,6 +84,25 @@ describe('dump --compress', () => {
     process.kill(pid, 'SIGKILL');
     await restore.exited;
     await waitGone(pid);
+  });
+
+  test('ckpt mem and show --cmdline read a compressed image as they read a plain one', SLOW, async () => {
+    const { pid } = await startChecked('inspect-secret', ['--marker']);
+    const plain = join(makeWorkDir('img'), 'plain');
+    const packed = join(makeWorkDir('img'), 'zstd');
+    await dumpOk(pid, plain, '-R');
+    await dumpOk(pid, packed, '-R', '--compress', 'zstd');
+    const search = (image: string) => {
+      const r = ckpt(['mem', '-D', image, '--pid', String(pid), '--search', `ckpt-secret-${pid}`, '--json']);
+      assertSuccess(r, 'ckpt mem --search');
+      return (JSON.parse(r.stdout) as { matches: { addr: string }[] }).matches.map((m) => m.addr);
+    };
+    const found = search(packed);
+    assert.ok(found.length > 0, 'the secret was not found in the compressed image');
+    assert.deepEqual(found, search(plain));
+    const cmdline = (image: string) => ckpt(['show', '-D', image, '--cmdline']).stdout;
+    assert.match(cmdline(packed), /--marker/);
+    assert.equal(cmdline(packed), cmdline(plain));
   });
 
   test('a corrupted compressed chunk is refused with one line, and nothing is left running', SLOW, async () => {

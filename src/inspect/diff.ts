@@ -110,9 +110,9 @@ function diffProcess(ia: InspectImage, pa: InspectProcess, ib: InspectImage, pb:
   const byStartA = new Map(pa.vmas.map((v) => [v.start, v]));
   const vmas: ProcessDiff['vmas'] = { added: pb.vmas.filter((v) => !byStartA.has(v.start)).map(vmaJson), removed: pa.vmas.filter((v) => !byStartB.has(v.start)).map(vmaJson), changed: [] };
   const pages: ProcessDiff['pages'] = { compared_vmas: 0, changed: 0, only_a: 0, only_b: 0, vmas: [] };
-  const ma = SavedMemory.open(ia.pagesPath, pa);
+  const ma = SavedMemory.open(ia, pa);
   try {
-    const mb = SavedMemory.open(ib.pagesPath, pb);
+    const mb = SavedMemory.open(ib, pb);
     try {
       const bufA = Buffer.alloc(CHUNK_PAGES * PAGE_SIZE), bufB = Buffer.alloc(CHUNK_PAGES * PAGE_SIZE);
       for (const va of pa.vmas) {

@@ -80,7 +80,7 @@ export function memSearch(dir: string, pid: number, o: SearchOptions): MemSearch
     throw new CkptError('USAGE', 'mem: give --search STRING, --regex RE or --addr A --len N (see ckpt help mem)');
   }
 
-  const mem = SavedMemory.open(img.pagesPath, proc);
+  const mem = SavedMemory.open(img, proc);
   try {
     const matches: MemMatch[] = [];
     let scanned = 0;
@@ -144,7 +144,7 @@ export function memRead(dir: string, pid: number, addr: number, len: number, out
   const proc = processOf(img, pid, 'mem');
   const vmas = spanVmas(proc, addr, len);
   if (!out && len > MAX_PRINT) throw new CkptError('USAGE', `mem: --len ${len} is more than ${MAX_PRINT} bytes to print; write them with -o FILE`);
-  const mem = SavedMemory.open(img.pagesPath, proc);
+  const mem = SavedMemory.open(img, proc);
   try {
     let unsaved = 0;
     const first = addr - (addr % 4096);

@@ -6,10 +6,11 @@
  */
 import fs from 'node:fs';
 import { CkptError } from '../errors.js';
-import { PagesReader } from '../image/index.js';
+import { PagesReader, PAGES_HDR_SIZE } from '../image/index.js';
+import { decodeChunks, decompressChunk, type Chunk, type ChunkTable } from '../kinds/page-chunks.js';
 import { fsError } from '../image/fserror.js';
 import { PAGE_SIZE } from '../sys/constants.js';
-import { hex, vmaAt, type InspectProcess, type InspectVma } from './model.js';
+import { hex, vmaAt, type InspectImage, type InspectProcess, type InspectVma } from './model.js';
 
 /** One run of saved pages: [addr, addr + len) is at fileOff in pages.img. */
 export interface Piece { addr: number; len: number; fileOff: number; vma: InspectVma }
@@ -17,7 +18,10 @@ export interface Piece { addr: number; len: number; fileOff: number; vma: Inspec
 export class SavedMemory {
   private readonly byVma = new Map<InspectVma, Piece[]>();
 
-  private constructor(readonly proc: InspectProcess, readonly reader: PagesReader) {
+  /** A compressed image: page-stream offsets are found through the chunk table. */
+  private cached?: { chunk: Chunk; raw: Buffer };
+
+  private constructor(readonly proc: InspectProcess, readonly reader: PagesReader, private readonly chunks?: ChunkTable) {
     for (const v of proc.vmas) {
       const pieces: Piece[] = [];
       let off = v.fields.pages_off;
@@ -25,16 +29,18 @@ export class SavedMemory {
         pieces.push({ addr, len: n * PAGE_SIZE, fileOff: off, vma: v });
         off += n * PAGE_SIZE;
       }
-      if (pieces.length) reader.check(v.fields.pages_off, off - v.fields.pages_off);
+      if (pieces.length && !chunks) reader.check(v.fields.pages_off, off - v.fields.pages_off);
       pieces.sort((a, b) => a.addr - b.addr);
       this.byVma.set(v, pieces);
     }
   }
 
-  static open(pagesPath: string, proc: InspectProcess): SavedMemory {
-    const reader = PagesReader.open(pagesPath);
+  static open(img: InspectImage, proc: InspectProcess): SavedMemory {
+    const reader = PagesReader.open(img.pagesPath);
     try {
-      return new SavedMemory(proc, reader);
+      const c = img.pageChunks;
+      const chunks = c && decodeChunks(c.codec, c.count, c.data, { path: img.pagesPath, size: reader.size, start: PAGES_HDR_SIZE });
+      return new SavedMemory(proc, reader, chunks);
     } catch (e) {
       reader.close();
       throw e;
@@ -57,12 +63,37 @@ export class SavedMemory {
     return this.piecesOf(v).find((p) => addr >= p.addr && addr < p.addr + p.len);
   }
 
-  /** pread exactly len bytes of pages.img at fileOff into buf[at...]. */
+  /** Exactly len bytes of the page stream at fileOff into buf[at...]. */
   pread(buf: Buffer, at: number, len: number, fileOff: number): void {
+    if (this.chunks) this.readChunked(buf, at, len, fileOff);
+    else this.preadFile(buf.subarray(at, at + len), fileOff);
+  }
+
+  /** The same from a compressed page stream, a chunk at a time (the last one is kept). */
+  private readChunked(buf: Buffer, at: number, len: number, off: number): void {
+    const table = this.chunks!;
+    let done = 0;
+    while (done < len) {
+      const pos = off + done;
+      const chunk = table.chunks.find((c) => pos >= c.raw_offset && pos < c.raw_offset + c.raw_len);
+      if (!chunk) throw new CkptError('BAD_IMAGE', `bad image ${this.reader.path}: no chunk holds page-stream offset ${pos}`, { offset: pos });
+      if (this.cached?.chunk !== chunk) {
+        const packed = Buffer.alloc(chunk.packed_len);
+        this.preadFile(packed, chunk.file_offset);
+        this.cached = { chunk, raw: decompressChunk(table.codec, packed, chunk.raw_len) };
+      }
+      const from = pos - chunk.raw_offset;
+      const n = Math.min(len - done, chunk.raw_len - from);
+      this.cached.raw.copy(buf, at + done, from, from + n);
+      done += n;
+    }
+  }
+
+  private preadFile(buf: Buffer, fileOff: number): void {
     let done = 0;
     try {
-      while (done < len) {
-        const n = fs.readSync(this.reader.fd, buf, at + done, len - done, fileOff + done);
+      while (done < buf.length) {
+        const n = fs.readSync(this.reader.fd, buf, done, buf.length - done, fileOff + done);
         if (n === 0) throw new CkptError('BAD_IMAGE', `bad image ${this.reader.path}: truncated at offset ${fileOff + done}`, { offset: fileOff + done });
         done += n;
       }

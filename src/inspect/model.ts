@@ -5,6 +5,7 @@
  * processes and threads: inspecting an image never needs to restore it.
  */
 import { CkptError } from '../errors.js';
+import { PAGE_CHUNKS } from '../kinds/page-chunks.js';
 import { readImage, openImageDir, childOf, childrenOf, maybeChildOf, type Image } from '../image/index.js';
 import { registry } from '../kinds/index.js';
 import { PROCESS } from '../kinds/process.js';
@@ -43,6 +44,8 @@ export interface InspectImage {
   image: Image;
   pagesPath: string;
   processes: InspectProcess[];
+  /** The PAGE_CHUNKS record of a compressed image. */
+  pageChunks?: { codec: number; count: number; data: Buffer };
 }
 
 export const protText = (p: number) => `${p & 1 ? 'r' : '-'}${p & 2 ? 'w' : '-'}${p & 4 ? 'x' : '-'}`;
@@ -76,7 +79,9 @@ export function openInspect(dir: string): InspectImage {
     };
   });
   if (processes.length === 0) throw new CkptError('BAD_IMAGE', `bad image ${paths.image}: it holds no process`);
-  return { dir, image, pagesPath: paths.pages, processes };
+  const chunks = maybeChildOf(image.records, PAGE_CHUNKS);
+  const pageChunks = chunks && { codec: chunks.fields.codec, count: chunks.fields.count, data: chunks.data ?? Buffer.alloc(0) };
+  return { dir, image, pagesPath: paths.pages, processes, pageChunks };
 }
 
 /** The process P of the image; USAGE naming the pids it holds otherwise. */

@@ -129,7 +129,7 @@ export function savedStrings(mem: SavedMemory, start: number, end: number, what:
 }
 
 function stringsJson(img: InspectImage, p: InspectProcess, which: 'cmdline' | 'env'): { [k: string]: Json } {
-  const mem = SavedMemory.open(img.pagesPath, p);
+  const mem = SavedMemory.open(img, p);
   try {
     const [s, e] = which === 'cmdline' ? [p.mm.arg_start, p.mm.arg_end] : [p.mm.env_start, p.mm.env_end];
     return { pid: p.pid, comm: p.task.comm, start: hex(s), end: hex(e), [which === 'cmdline' ? 'argv' : 'env']: savedStrings(mem, s, e, which) };
