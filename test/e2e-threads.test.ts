@@ -9,7 +9,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import {
-  assertCleanError, assertPass, CLI, cleanup, compile, dumpOk, killAll, makeWorkDir, reportedCounter, requestCheck,
+  assertCleanError, assertPass, CLI, cleanup, compile, dumpAndRestore, startChecked, dumpOk, killAll, makeWorkDir, reportedCounter, requestCheck,
   restoreInBackground, startProgram, waitCounterAbove, waitGone, waitReady, whileRunning, waitFor,
 } from './lib/index.js';
 
@@ -22,41 +22,22 @@ const tids = (pid: number) => readdirSync(`/proc/${pid}/task`).map(Number).sort(
 
 describe('multi-threaded processes', () => {
   test('threads.c: both threads come back under their tids; the worker keeps ticking; memory intact', SLOW, async () => {
-    const dir = makeWorkDir('threads');
-    const { pid } = startProgram(compile('threads', ['-pthread']), [dir]);
-    await waitReady(dir, { pid });
-    assertPass(await requestCheck(dir));
+    const { dir, pid } = await startChecked('threads', [], ['-pthread']);
     const before = tids(pid);
     assert.equal(before.length, 2);
-    const image = makeWorkDir('img');
-    await dumpOk(pid, image);
-    await waitGone(pid);
-
-    const restore = restoreInBackground(image);
-    const report = await whileRunning(restore, requestCheck(dir, AFTER_RESTORE));
-    assertPass(report);
+    const { restore, report } = await dumpAndRestore(pid, dir);
     assert.deepEqual(tids(pid), before);
     await whileRunning(restore, waitCounterAbove(dir, reportedCounter(report)));
     assertPass(await whileRunning(restore, requestCheck(dir)));
   });
 
   test('thread-signal.c: a signal pending for one thread alone is pending for that thread again', SLOW, async () => {
-    const dir = makeWorkDir('thread-signal');
-    const { pid } = startProgram(compile('thread-signal', ['-pthread']), [dir]);
-    await waitReady(dir, { pid });
-    assertPass(await requestCheck(dir));
-    const image = makeWorkDir('img');
-    await dumpOk(pid, image);
-    await waitGone(pid);
-
-    const restore = restoreInBackground(image);
-    assertPass(await whileRunning(restore, requestCheck(dir, AFTER_RESTORE)));
+    const { dir, pid } = await startChecked('thread-signal', [], ['-pthread']);
+    await dumpAndRestore(pid, dir);
   });
 
   test('a restore of a multi-threaded process that fails after its threads exist kills them all and returns', SLOW, async () => {
-    const dir = makeWorkDir('threads-fault');
-    const { pid } = startProgram(compile('threads', ['-pthread']), [dir]);
-    await waitReady(dir, { pid });
+    const { pid } = await startChecked('threads', [], ['-pthread']);
     const image = makeWorkDir('img');
     await dumpOk(pid, image);
     await waitGone(pid);
@@ -67,17 +48,8 @@ describe('multi-threaded processes', () => {
   });
 
   test('churn.c: dumped while it creates and joins threads in a tight loop, it restores and PASSes', SLOW, async () => {
-    const dir = makeWorkDir('churn');
-    const { pid } = startProgram(compile('churn', ['-pthread']), [dir]);
-    await waitReady(dir, { pid });
-    assertPass(await requestCheck(dir));
-    const image = makeWorkDir('img');
-    await dumpOk(pid, image);
-    await waitGone(pid);
-
-    const restore = restoreInBackground(image);
-    const report = await whileRunning(restore, requestCheck(dir, AFTER_RESTORE));
-    assertPass(report);
+    const { dir, pid } = await startChecked('churn', [], ['-pthread']);
+    const { restore, report } = await dumpAndRestore(pid, dir);
     await whileRunning(restore, waitCounterAbove(dir, reportedCounter(report)));
   });
 

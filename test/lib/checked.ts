@@ -1,5 +1,6 @@
 import { assertPass } from './assertions.js';
-import { startProgram } from './processes.js';
+import { startProgram, waitGone } from './processes.js';
+import { dumpOk, restoreInBackground, whileRunning, type BackgroundCkpt } from './ckpt.js';
 import { compile } from './programs.js';
 import { requestCheck, waitReady } from './protocol.js';
 import { makeWorkDir } from './workdir.js';
@@ -11,4 +12,19 @@ export async function startChecked(name: string, args: string[] = [], cflags: st
   await waitReady(dir, { pid });
   assertPass(await requestCheck(dir));
   return { dir, pid };
+}
+
+/**
+ * The round trip most tests make: dump PID (which kills it), wait until its
+ * pid is free, restore in the background (ckpt stays its parent) and wait
+ * for a PASS. Returns the running restore and that report.
+ */
+export async function dumpAndRestore(pid: number, dir: string): Promise<{ restore: BackgroundCkpt; report: string }> {
+  const image = makeWorkDir('img');
+  await dumpOk(pid, image);
+  await waitGone(pid);
+  const restore = restoreInBackground(image);
+  const report = await whileRunning(restore, requestCheck(dir, { timeoutMs: 60_000 }));
+  assertPass(report);
+  return { restore, report };
 }

@@ -18,8 +18,7 @@
 #define AREA_PAGES 256
 enum { SALT_AREA = 6 };
 
-static char *area;
-static uint64_t area_sum;
+static struct pattern_area area;
 static atomic_long total;
 static long started;
 
@@ -31,11 +30,8 @@ static void *work(void *arg)
 
 static int check_all(char *msg, size_t size)
 {
-	if (checksum(area, AREA_PAGES * PAGE) != area_sum) {
-		snprintf(msg, size, "area checksum differs, first bad page %ld",
-			 first_bad_page(area, AREA_PAGES, SALT_AREA));
+	if (!area_intact(&area, msg, size))
 		return 0;
-	}
 	if (atomic_load(&total) != started * 3) {
 		snprintf(msg, size, "threads added %ld, want %ld", atomic_load(&total), started * 3);
 		return 0;
@@ -48,11 +44,8 @@ int main(int argc, char **argv)
 {
 	proto_init(argc, argv);
 
-	area = mmap(NULL, AREA_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (area == MAP_FAILED)
+	if (area_init(&area, AREA_PAGES, SALT_AREA) != 0)
 		return 10;
-	fill_pages(area, AREA_PAGES, SALT_AREA);
-	area_sum = checksum(area, AREA_PAGES * PAGE);
 	proto_ready("");
 
 	for (long counter = 1;; counter++) {

@@ -20,8 +20,7 @@
 #define EVENTFD_VALUE 7
 enum { SALT_AREA = 4 };
 
-static char *area;
-static uint64_t area_sum;
+static struct pattern_area area;
 static int efd = -1;
 
 static int check_eventfd(char *msg, size_t size)
@@ -49,11 +48,8 @@ static int check_eventfd(char *msg, size_t size)
 
 static int check_all(char *msg, size_t size)
 {
-	if (checksum(area, AREA_PAGES * PAGE) != area_sum) {
-		snprintf(msg, size, "area checksum differs, first bad page %ld",
-			 first_bad_page(area, AREA_PAGES, SALT_AREA));
+	if (!area_intact(&area, msg, size))
 		return 0;
-	}
 	if (!check_eventfd(msg, size))
 		return 0;
 	snprintf(msg, size, "eventfd=%d", efd);
@@ -64,11 +60,8 @@ int main(int argc, char **argv)
 {
 	proto_init(argc, argv);
 
-	area = mmap(NULL, AREA_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (area == MAP_FAILED)
+	if (area_init(&area, AREA_PAGES, SALT_AREA) != 0)
 		return 10;
-	fill_pages(area, AREA_PAGES, SALT_AREA);
-	area_sum = checksum(area, AREA_PAGES * PAGE);
 
 	efd = eventfd(EVENTFD_VALUE, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (efd < 0)

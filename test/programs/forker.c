@@ -19,17 +19,13 @@
 #define AREA_PAGES 256
 enum { SALT_AREA = 5 };
 
-static char *area;
-static uint64_t area_sum;
+static struct pattern_area area;
 static pid_t child;
 
 static int check_all(char *msg, size_t size)
 {
-	if (checksum(area, AREA_PAGES * PAGE) != area_sum) {
-		snprintf(msg, size, "area checksum differs, first bad page %ld",
-			 first_bad_page(area, AREA_PAGES, SALT_AREA));
+	if (!area_intact(&area, msg, size))
 		return 0;
-	}
 	if (kill(child, 0) != 0) {
 		snprintf(msg, size, "child %d is gone", (int)child);
 		return 0;
@@ -42,11 +38,8 @@ int main(int argc, char **argv)
 {
 	proto_init(argc, argv);
 
-	area = mmap(NULL, AREA_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (area == MAP_FAILED)
+	if (area_init(&area, AREA_PAGES, SALT_AREA) != 0)
 		return 10;
-	fill_pages(area, AREA_PAGES, SALT_AREA);
-	area_sum = checksum(area, AREA_PAGES * PAGE);
 
 	child = fork();
 	if (child < 0)

@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/mman.h>
 
 #define PAGE 4096UL
 #define WORDS_PER_PAGE (PAGE / sizeof(uint64_t))
@@ -77,6 +79,30 @@ static inline int page_is_zero(const void *page)
 		if (w[i])
 			return 0;
 	return 1;
+}
+
+/* A private anonymous area of `pages` pages filled with the pattern of `salt` (area_init), and its check (area_intact). */
+struct pattern_area { char *start; size_t pages; uint64_t salt; uint64_t sum; };
+
+static inline int area_init(struct pattern_area *a, size_t pages, uint64_t salt)
+{
+	a->start = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (a->start == MAP_FAILED)
+		return -1;
+	a->pages = pages;
+	a->salt = salt;
+	fill_pages(a->start, pages, salt);
+	a->sum = checksum(a->start, pages * PAGE);
+	return 0;
+}
+
+/* 1 if the area still holds its pattern; else 0 and msg names the first bad page. */
+static inline int area_intact(const struct pattern_area *a, char *msg, size_t size)
+{
+	if (checksum(a->start, a->pages * PAGE) == a->sum)
+		return 1;
+	snprintf(msg, size, "area checksum differs, first bad page %ld", first_bad_page(a->start, a->pages, a->salt));
+	return 0;
 }
 
 #endif

@@ -17,17 +17,13 @@
 #define AREA_PAGES 256
 enum { SALT_AREA = 7 };
 
-static char *area;
-static uint64_t area_sum;
+static struct pattern_area area;
 static int sv[2];
 
 static int check_all(char *msg, size_t size)
 {
-	if (checksum(area, AREA_PAGES * PAGE) != area_sum) {
-		snprintf(msg, size, "area checksum differs, first bad page %ld",
-			 first_bad_page(area, AREA_PAGES, SALT_AREA));
+	if (!area_intact(&area, msg, size))
 		return 0;
-	}
 	char c = 'x', got = 0;
 	if (write(sv[0], &c, 1) != 1 || read(sv[1], &got, 1) != 1 || got != 'x') {
 		snprintf(msg, size, "the socketpair no longer carries a byte");
@@ -39,11 +35,8 @@ static int check_all(char *msg, size_t size)
 int main(int argc, char **argv)
 {
 	proto_init(argc, argv);
-	area = mmap(NULL, AREA_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (area == MAP_FAILED)
+	if (area_init(&area, AREA_PAGES, SALT_AREA) != 0)
 		return 10;
-	fill_pages(area, AREA_PAGES, SALT_AREA);
-	area_sum = checksum(area, AREA_PAGES * PAGE);
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
 		return 11;
 	proto_ready("");

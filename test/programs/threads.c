@@ -21,8 +21,7 @@
 #define AREA_PAGES 256
 enum { SALT_AREA = 3 };
 
-static char *area;
-static uint64_t area_sum;
+static struct pattern_area area;
 static atomic_long worker_ticks;
 static long ticks_at_last_check;
 
@@ -39,11 +38,8 @@ static void *worker(void *arg)
 
 static int check_all(char *msg, size_t size)
 {
-	if (checksum(area, AREA_PAGES * PAGE) != area_sum) {
-		snprintf(msg, size, "area checksum differs, first bad page %ld",
-			 first_bad_page(area, AREA_PAGES, SALT_AREA));
+	if (!area_intact(&area, msg, size))
 		return 0;
-	}
 	/* The worker ticks every 10 ms; on a loaded machine give it a second. */
 	long ticks = atomic_load(&worker_ticks);
 	for (int waited = 0; ticks == ticks_at_last_check && waited < 1000; waited++) {
@@ -64,11 +60,8 @@ int main(int argc, char **argv)
 {
 	proto_init(argc, argv);
 
-	area = mmap(NULL, AREA_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (area == MAP_FAILED)
+	if (area_init(&area, AREA_PAGES, SALT_AREA) != 0)
 		return 10;
-	fill_pages(area, AREA_PAGES, SALT_AREA);
-	area_sum = checksum(area, AREA_PAGES * PAGE);
 
 	pthread_t thread;
 	if (pthread_create(&thread, NULL, worker, NULL) != 0)
