@@ -10,7 +10,7 @@ import { TASK } from './kinds/task.js';
 import { THREAD } from './kinds/thread.js';
 import { REGS, XSTATE } from './kinds/regs.js';
 import { MM, EXE } from './kinds/mm.js';
-import { VMA, VMA_PATH, VmaKind } from './kinds/vma.js';
+import { VMA, VMA_PATH, VmaKind, VM_FLAG_BITS } from './kinds/vma.js';
 import { SIGACTION } from './kinds/sigactions.js';
 import { FS, FS_ROOT } from './kinds/fs.js';
 import { CREDS, decodeGroups } from './kinds/creds.js';
@@ -77,6 +77,7 @@ function processJson(proc: ImageRecord): { [k: string]: Json } {
       start: `0x${r.fields.start.toString(16)}`, end: `0x${r.fields.end.toString(16)}`,
       prot: PROT_TEXT(r.fields.prot), kind: VmaKind[r.fields.kind] ?? String(r.fields.kind),
       pgoff: r.fields.pgoff, pages: r.fields.nr_pages, path: maybeChildOf(r, VMA_PATH)?.name ?? '',
+      vm_flags: Object.entries(VM_FLAG_BITS).filter(([, bit]) => r.fields.vm_flags & bit).map(([name]) => name).join(' '),
     })),
     sigactions: childrenOf(proc, SIGACTION).map((r) => plain(r.fields, ['handler', 'flags', 'restorer', 'mask'])),
     fds: childrenOf(proc, FD).map((r) => ({
@@ -134,7 +135,7 @@ export function formatImage(j: ImageJson): string {
     const total = vmas.reduce((n, v) => n + (v.pages as number), 0);
     lines.push(`  vmas: ${vmas.length}, ${total} pages saved (${(total * 4096 / 1048576).toFixed(1)} MiB)`);
     for (const v of vmas) {
-      lines.push(`    ${String(v.start).padStart(14)}-${String(v.end).padEnd(14)} ${v.prot} ${String(v.kind).padEnd(12)} ${String(v.pages).padStart(8)} pages  ${v.path}`);
+      lines.push(`    ${String(v.start).padStart(14)}-${String(v.end).padEnd(14)} ${v.prot} ${String(v.kind).padEnd(12)} ${String(v.pages).padStart(8)} pages  ${v.path}${v.vm_flags ? `  [${v.vm_flags}]` : ''}`);
     }
     const sa = p.sigactions as { [k: string]: Json }[];
     lines.push(`  sigactions: ${sa.length}`);
