@@ -1,8 +1,8 @@
 /**
  * Files without a path that ckpt makes anew: eventfd (counter, semaphore
  * mode), signalfd (mask), timerfd (clock, remaining time, interval, ticks not
- * yet read) and epoll (every registered target with its events and data,
- * nested epoll included). Read from /proc/PID/fdinfo; created in ckpt and
+ * yet read), epoll (every registered target with its events and data,
+ * nested epoll included) and inotify (inotify.ts). Read from /proc/PID/fdinfo; created in ckpt and
  * installed like any other file.
  */
 import { CkptError } from '../errors.js';
@@ -11,6 +11,7 @@ import type { Fdinfo } from '../proc/index.js';
 import { epollAdd, epollCreate1, eventfd2, signalfd4, timerfdCreate, timerfdSetTicks, timerfdSettime } from '../sys/syscalls.js';
 import { O } from '../sys/constants.js';
 import { T } from './ids.js';
+import { createInotify, dumpInotify, type InotifyFields, type InotifyWatch } from './inotify.js';
 
 export const EVENTFD = defineRecord({ type: T.EVENTFD, name: 'eventfd', content: Content.VOID, fields: { fd: 'u32', count: 'u64', semaphore: 'u32' } });
 export const SIGNALFD = defineRecord({ type: T.SIGNALFD, name: 'signalfd', content: Content.VOID, fields: { fd: 'u32', mask: 'u64' } });
@@ -28,7 +29,8 @@ export type AnonFd =
   | { kind: 'eventfd'; fields: FieldsOf<typeof EVENTFD> }
   | { kind: 'signalfd'; fields: FieldsOf<typeof SIGNALFD> }
   | { kind: 'timerfd'; fields: FieldsOf<typeof TIMERFD> }
-  | { kind: 'epoll'; fields: FieldsOf<typeof EPOLL>; targets: EpollTarget[] };
+  | { kind: 'epoll'; fields: FieldsOf<typeof EPOLL>; targets: EpollTarget[] }
+  | { kind: 'inotify'; fields: InotifyFields; watches: InotifyWatch[] };
 export interface EpollTarget { tfd: number; events: number; data: bigint }
 
 const pair = (v: string | undefined) => {
@@ -53,6 +55,10 @@ export function dumpAnon(name: string, fd: number, info: Fdinfo, pid: number): A
           value_sec: vs, value_nsec: vn, interval_sec: is, interval_nsec: inn,
         },
       };
+    }
+    case 'inotify': {
+      const watches = dumpInotify(pid, fd, info);
+      return { kind: 'inotify', fields: { fd, watches: watches.length }, watches };
     }
     case '[eventpoll]':
     case 'eventpoll': {
@@ -94,6 +100,8 @@ export function createAnon(a: AnonFd, flags: number, localOf: (fd: number) => nu
       if (f.ticks) timerfdSetTicks(fd, f.ticks);
       return fd;
     }
+    case 'inotify':
+      return createInotify(a.fields.fd, flags, a.watches);
     case 'epoll': {
       const fd = epollCreate1(O.CLOEXEC);
       for (const t of a.targets) {

@@ -1,11 +1,12 @@
 /**
  * The records that carry an fd's kind-specific state beside its FD record,
- * keyed by fd number: eventfd, signalfd, timerfd, epoll, file contents.
+ * keyed by fd number: eventfd, signalfd, timerfd, epoll, inotify, file contents.
  */
 import { CkptError } from '../errors.js';
 import { childrenOf, encode, type ImageRecord } from '../image/index.js';
 import { EPOLL, EVENTFD, SIGNALFD, TIMERFD, decodeEpollTargets, encodeEpollTargets, type AnonFd } from './anonfds.js';
 import { FILE_DATA, MAX_FILE_DATA, type FileData } from './filedata.js';
+import { INOTIFY, INOTIFY_WATCH, decodeInotify, encodeInotify } from './inotify.js';
 import type { SavedFd } from './files.js';
 
 export function encodeFdExtras(f: SavedFd): Buffer[] {
@@ -15,6 +16,7 @@ export function encodeFdExtras(f: SavedFd): Buffer[] {
   if (a?.kind === 'signalfd') out.push(encode(SIGNALFD, a.fields));
   if (a?.kind === 'timerfd') out.push(encode(TIMERFD, a.fields));
   if (a?.kind === 'epoll') out.push(encode(EPOLL, a.fields, encodeEpollTargets(a.targets)));
+  if (a?.kind === 'inotify') out.push(encodeInotify(a.fields.fd, a.watches));
   if (f.data) out.push(encode(FILE_DATA, f.data.fields, f.data.data));
   return out;
 }
@@ -36,6 +38,11 @@ export function attachFdExtras(proc: ImageRecord, fds: SavedFd[]): void {
     if (targets.length !== r.fields.targets) throw new CkptError('BAD_IMAGE', `bad image: record at offset ${r.offset} (epoll): ${targets.length} targets, says ${r.fields.targets}`, { offset: r.offset });
     anon(r, r.fields.fd, { kind: 'epoll', fields: r.fields, targets });
   }
+  for (const r of childrenOf(proc, INOTIFY)) {
+    const watches = decodeInotify(r);
+    if (watches.length !== r.fields.watches) throw new CkptError('BAD_IMAGE', `bad image: record at offset ${r.offset} (inotify): ${watches.length} watches, says ${r.fields.watches}`, { offset: r.offset });
+    anon(r, r.fields.fd, { kind: 'inotify', fields: r.fields, watches });
+  }
   for (const r of childrenOf(proc, FILE_DATA)) {
     const data = r.data ?? Buffer.alloc(0);
     if (data.length !== r.fields.size || data.length > MAX_FILE_DATA) throw new CkptError('BAD_IMAGE', `bad image: record at offset ${r.offset} (file_data): ${data.length} bytes, says ${r.fields.size}`, { offset: r.offset });
@@ -44,4 +51,4 @@ export function attachFdExtras(proc: ImageRecord, fds: SavedFd[]): void {
   }
 }
 
-export const FD_EXTRA_SCHEMAS = [EVENTFD, SIGNALFD, TIMERFD, EPOLL, FILE_DATA] as const;
+export const FD_EXTRA_SCHEMAS = [EVENTFD, SIGNALFD, TIMERFD, EPOLL, FILE_DATA, INOTIFY, INOTIFY_WATCH] as const;

@@ -17,7 +17,7 @@ import { createPipe, dumpPipe, type SavedPipe } from './pipes.js';
 import { T } from './ids.js';
 import type { RestoreTarget } from './target.js';
 
-export enum FdKind { REG = 1, DIR = 2, CHR = 3, TTY = 4, PIPE = 5, EVENTFD = 6, SIGNALFD = 7, TIMERFD = 8, EPOLL = 9, MEMFD = 10, GHOST = 11 }
+export enum FdKind { REG = 1, DIR = 2, CHR = 3, TTY = 4, PIPE = 5, EVENTFD = 6, SIGNALFD = 7, TIMERFD = 8, EPOLL = 9, MEMFD = 10, GHOST = 11, INOTIFY = 12 }
 
 export const FD = defineRecord({
   type: T.FD, name: 'fd', content: Content.NAME,
@@ -31,7 +31,7 @@ export const FD = defineRecord({
 export type FdFields = FieldsOf<typeof FD>;
 export interface SavedFd { fields: FdFields; path: string; anon?: AnonFd; data?: FileData }
 
-const ANON_KINDS: Record<string, FdKind> = { eventfd: FdKind.EVENTFD, signalfd: FdKind.SIGNALFD, timerfd: FdKind.TIMERFD, eventpoll: FdKind.EPOLL };
+const ANON_KINDS: Record<string, FdKind> = { eventfd: FdKind.EVENTFD, signalfd: FdKind.SIGNALFD, timerfd: FdKind.TIMERFD, eventpoll: FdKind.EPOLL, inotify: FdKind.INOTIFY };
 
 const S_IFMT = 0o170000, S_IFREG = 0o100000, S_IFDIR = 0o040000, S_IFCHR = 0o020000;
 
@@ -162,6 +162,11 @@ export function dumpPipes(pid: number, fds: SavedFd[]): SavedPipe[] {
 /** Before anything is created: every file to reopen is still there (and the same). */
 export function checkFd(f: SavedFd): void {
   const v = f.fields;
+  if (f.anon?.kind === 'inotify') {
+    for (const w of f.anon.watches) {
+      if (!fs.existsSync(w.path)) throw new CkptError('FILE_CHANGED', `inotify fd ${v.fd} watches ${w.path}, which is gone since the dump`, { path: w.path });
+    }
+  }
   if (v.kind !== FdKind.REG && v.kind !== FdKind.DIR && v.kind !== FdKind.CHR) return;
   let st: fs.BigIntStats;
   try {

@@ -195,3 +195,22 @@ export function epollAdd(epfd: number, fd: number, events: number, data: bigint)
 export function sameFile(pid1: number, fd1: number, pid2: number, fd2: number): boolean {
   return trySyscall(NR.kcmp, pid1, pid2, 0 /* KCMP_FILE */, fd1, fd2) === 0;
 }
+
+export function inotifyInit1(flags: number): number {
+  return syscall(NR.inotify_init1, [flags], { what: 'inotify_init1' });
+}
+
+export function inotifyAddWatch(fd: number, path: string, mask: number): number {
+  const mem = scratchBuf();
+  mem.buf.write(path + '\0', 0, 'utf8');
+  return syscall(NR.inotify_add_watch, [fd, mem.addr, mask >>> 0], { what: 'inotify_add_watch', resource: path });
+}
+
+/** open_by_handle_at(2) with O_PATH: the file a struct file_handle names, on the filesystem of mountFd. */
+export function openByHandle(mountFd: number, type: number, handle: Buffer): number {
+  const mem = scratchBuf();
+  mem.buf.writeUInt32LE(handle.length, 0);
+  mem.buf.writeInt32LE(type, 4);
+  handle.copy(mem.buf, 8);
+  return syscall(NR.open_by_handle_at, [mountFd, mem.addr, 0o10000000 /* O_PATH */ | 0o2000000], { what: 'open_by_handle_at' });
+}

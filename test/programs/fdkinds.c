@@ -16,7 +16,9 @@
  *  - a file deleted while open: still open, unlinked, content "ghost data",
  *    offset 3;
  *  - one file opened once and dup'ed (one offset shared by both fds) and
- *    opened a second time (its own offset).
+ *    opened a second time (its own offset);
+ *  - inotify watching WORKDIR/watched for IN_CREATE (wd 1): creating a file
+ *    there gives one event with wd 1 and its name.
  * Report: "PASS counter=N".
  */
 #define _GNU_SOURCE
@@ -30,9 +32,11 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
+#include <sys/inotify.h>
 #include <time.h>
 
-static int efd, sfd, tfa, tfb, ep1, ep2, mfd, gfd, shared1, shared2, own;
+static int efd, sfd, tfa, tfb, ep1, ep2, mfd, gfd, shared1, shared2, own, ifd;
+static int created;
 
 #define FAIL(...) do { snprintf(msg, size, __VA_ARGS__); return 0; } while (0)
 
@@ -88,6 +92,19 @@ static int check_all(char *msg, size_t size)
 	if (lseek(shared2, 0, SEEK_CUR) != 7) FAIL("dup'ed fds no longer share an offset");
 	if (lseek(own, 0, SEEK_CUR) != 2) FAIL("the separately opened fd's offset is %ld, not 2", (long)lseek(own, 0, SEEK_CUR));
 	lseek(shared1, 4, SEEK_SET);
+
+	char name[32], file[PATH_MAX], evbuf[4096];
+	snprintf(name, sizeof name, "f%d", ++created);
+	snprintf(file, sizeof file, "%s/watched/%s", proto_dir, name);
+	close(open(file, O_CREAT | O_WRONLY, 0600));
+	ssize_t got = -1;
+	for (int i = 0; i < 100 && got < 0; i++) {
+		got = read(ifd, evbuf, sizeof evbuf);
+		if (got < 0) nanosleep(&(struct timespec){ 0, 1000000L }, NULL);
+	}
+	struct inotify_event *ie = (struct inotify_event *)evbuf;
+	if (got <= 0 || ie->wd != 1 || !(ie->mask & IN_CREATE) || strcmp(ie->name, name) != 0)
+		FAIL("inotify gave no IN_CREATE for %s on wd 1 (read %zd, wd %d)", name, got, got > 0 ? ie->wd : -1);
 	return 1;
 }
 
@@ -136,6 +153,12 @@ int main(int argc, char **argv)
 	lseek(shared1, 4, SEEK_SET);
 	own = open(path, O_RDONLY);
 	lseek(own, 2, SEEK_SET);
+
+	proto_path(path, "watched");
+	mkdir(path, 0700);
+	ifd = inotify_init1(IN_NONBLOCK);
+	if (ifd < 0 || inotify_add_watch(ifd, path, IN_CREATE) != 1)
+		return 11;
 
 	if (efd < 0 || sfd < 0 || tfa < 0 || tfb < 0 || ep1 < 0 || ep2 < 0 || mfd < 0 || gfd < 0 || shared2 < 0 || own < 0)
 		return 10;
