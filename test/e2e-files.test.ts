@@ -1,7 +1,7 @@
 /**
  * File descriptors of the kinds ckpt makes anew: eventfd, signalfd, timerfd,
  * epoll (nested), memfd, a deleted file, and fds sharing one open file
- * description. The program checks each after restore.
+ * description, and file locks. The programs check each after restore.
  */
 import { after, afterEach, describe, test } from 'node:test';
 import {
@@ -17,6 +17,13 @@ const SLOW = { timeout: 180_000 };
 describe('open files of every kind ckpt makes anew', () => {
   test('fdkinds.c: eventfd, signalfd, timerfds, nested epoll, memfd, a deleted file and dup-shared offsets all behave as before', SLOW, async () => {
     const { dir, pid } = await startChecked('fdkinds');
+    const { restore, report } = await dumpAndRestore(pid, dir);
+    await whileRunning(restore, waitCounterAbove(dir, reportedCounter(report)));
+    assertPass(await whileRunning(restore, requestCheck(dir)));
+  });
+
+  test('locks.c: its flock, POSIX and OFD locks are held again: another process is still refused each', SLOW, async () => {
+    const { dir, pid } = await startChecked('locks');
     const { restore, report } = await dumpAndRestore(pid, dir);
     await whileRunning(restore, waitCounterAbove(dir, reportedCounter(report)));
     assertPass(await whileRunning(restore, requestCheck(dir)));

@@ -1,12 +1,13 @@
 /**
  * The records that carry an fd's kind-specific state beside its FD record,
- * keyed by fd number: eventfd, signalfd, timerfd, epoll, inotify, file contents.
+ * keyed by fd number: eventfd, signalfd, timerfd, epoll, inotify, file contents, locks.
  */
 import { CkptError } from '../errors.js';
 import { childrenOf, encode, type ImageRecord } from '../image/index.js';
 import { EPOLL, EVENTFD, SIGNALFD, TIMERFD, decodeEpollTargets, encodeEpollTargets, type AnonFd } from './anonfds.js';
 import { FILE_DATA, MAX_FILE_DATA, type FileData } from './filedata.js';
 import { INOTIFY, INOTIFY_WATCH, decodeInotify, encodeInotify } from './inotify.js';
+import { LOCK, LockKind } from './locks.js';
 import type { SavedFd } from './files.js';
 
 export function encodeFdExtras(f: SavedFd): Buffer[] {
@@ -18,6 +19,7 @@ export function encodeFdExtras(f: SavedFd): Buffer[] {
   if (a?.kind === 'epoll') out.push(encode(EPOLL, a.fields, encodeEpollTargets(a.targets)));
   if (a?.kind === 'inotify') out.push(encodeInotify(a.fields.fd, a.watches));
   if (f.data) out.push(encode(FILE_DATA, f.data.fields, f.data.data));
+  for (const l of f.locks ?? []) out.push(encode(LOCK, l));
   return out;
 }
 
@@ -43,6 +45,10 @@ export function attachFdExtras(proc: ImageRecord, fds: SavedFd[]): void {
     if (watches.length !== r.fields.watches) throw new CkptError('BAD_IMAGE', `bad image: record at offset ${r.offset} (inotify): ${watches.length} watches, says ${r.fields.watches}`, { offset: r.offset });
     anon(r, r.fields.fd, { kind: 'inotify', fields: r.fields, watches });
   }
+  for (const r of childrenOf(proc, LOCK)) {
+    if (!(r.fields.kind in LockKind)) throw new CkptError('BAD_IMAGE', `bad image: record at offset ${r.offset} (lock): kind ${r.fields.kind}`, { offset: r.offset });
+    (find(r, r.fields.fd).locks ??= []).push(r.fields);
+  }
   for (const r of childrenOf(proc, FILE_DATA)) {
     const data = r.data ?? Buffer.alloc(0);
     if (data.length !== r.fields.size || data.length > MAX_FILE_DATA) throw new CkptError('BAD_IMAGE', `bad image: record at offset ${r.offset} (file_data): ${data.length} bytes, says ${r.fields.size}`, { offset: r.offset });
@@ -51,4 +57,4 @@ export function attachFdExtras(proc: ImageRecord, fds: SavedFd[]): void {
   }
 }
 
-export const FD_EXTRA_SCHEMAS = [EVENTFD, SIGNALFD, TIMERFD, EPOLL, FILE_DATA, INOTIFY, INOTIFY_WATCH] as const;
+export const FD_EXTRA_SCHEMAS = [EVENTFD, SIGNALFD, TIMERFD, EPOLL, FILE_DATA, INOTIFY, INOTIFY_WATCH, LOCK] as const;

@@ -13,6 +13,7 @@ import { F, O, SEEK_SET } from '../sys/constants.js';
 import { fcntl, lseek, sameFile } from '../sys/syscalls.js';
 import { createAnon, dumpAnon, type AnonFd } from './anonfds.js';
 import { createGhost, createMemfd, dumpFileData, type FileData } from './filedata.js';
+import { dumpLocks, lockDescription, restorePosixLocks, type LockFields } from './locks.js';
 import { createPipe, dumpPipe, type SavedPipe } from './pipes.js';
 import { T } from './ids.js';
 import type { RestoreTarget } from './target.js';
@@ -29,7 +30,7 @@ export const FD = defineRecord({
   },
 });
 export type FdFields = FieldsOf<typeof FD>;
-export interface SavedFd { fields: FdFields; path: string; anon?: AnonFd; data?: FileData }
+export interface SavedFd { fields: FdFields; path: string; anon?: AnonFd; data?: FileData; locks?: LockFields[] }
 
 const ANON_KINDS: Record<string, FdKind> = { eventfd: FdKind.EVENTFD, signalfd: FdKind.SIGNALFD, timerfd: FdKind.TIMERFD, eventpoll: FdKind.EPOLL, inotify: FdKind.INOTIFY };
 
@@ -127,6 +128,11 @@ export function dumpFds(pid: number, fdList: number[], shellJob: boolean): Saved
     const twin = fds.slice(0, i).find((g) => g.fields.same_as < 0 && g.fields.ino === f.fields.ino && sameFile(pid, g.fields.fd, pid, f.fields.fd));
     if (twin) { f.fields.same_as = twin.fields.fd; f.anon = undefined; f.data = undefined; }
   }
+  const lockable = fds.filter((f) => f.fields.same_as < 0 && [FdKind.REG, FdKind.DIR, FdKind.MEMFD, FdKind.GHOST].includes(f.fields.kind));
+  for (const l of dumpLocks(pid, lockable.map((f) => f.fields.fd))) {
+    const f = fds.find((g) => g.fields.fd === l.fd)!;
+    (f.locks ??= []).push(l);
+  }
   for (const f of fds) {
     if (f.anon?.kind !== 'epoll') continue;
     for (const t of f.anon.targets) {
@@ -214,12 +220,15 @@ export function restoreFds(t: RestoreTarget, pidfd: number, fds: SavedFd[], pipe
       const local = openShared(f, pipeEnds, (fd) => locals.get(fd));
       if (f.fields.kind !== FdKind.PIPE) owned.push(local);
       locals.set(f.fields.fd, local);
+      // flock and OFD locks belong to the description: taken here, they go with it.
+      for (const l of f.locks ?? []) lockDescription(local, l);
     }
     for (const f of fds) {
       const local = locals.get(f.fields.same_as >= 0 ? f.fields.same_as : f.fields.fd);
       if (local === undefined) throw new CkptError('BAD_IMAGE', `bad image: fd ${f.fields.fd} shares the file of fd ${f.fields.same_as}, which the image does not hold`);
       installFd(t, pidfd, f, local);
     }
+    restorePosixLocks(t, fds.flatMap((f) => f.locks ?? []));
   } finally {
     for (const fd of owned) fs.closeSync(fd);
     for (const [r, w] of pipeEnds.values()) { fs.closeSync(r); fs.closeSync(w); }

@@ -214,3 +214,25 @@ export function openByHandle(mountFd: number, type: number, handle: Buffer): num
   handle.copy(mem.buf, 8);
   return syscall(NR.open_by_handle_at, [mountFd, mem.addr, 0o10000000 /* O_PATH */ | 0o2000000], { what: 'open_by_handle_at' });
 }
+
+/** flock(2) without blocking. */
+export function flock(fd: number, op: number): void {
+  syscall(NR.flock, [fd, op | 4 /* LOCK_NB */], { what: 'flock', resource: `fd ${fd}` });
+}
+
+/** struct flock for F_SETLK / F_OFD_SETLK: 32 bytes on x86_64. */
+export function encodeFlock(write: boolean, start: number, len: number): Buffer {
+  const b = Buffer.alloc(32);
+  b.writeInt16LE(write ? 1 : 0, 0); // F_WRLCK : F_RDLCK
+  b.writeInt16LE(0, 2);             // SEEK_SET
+  b.writeBigInt64LE(BigInt(start), 8);
+  b.writeBigInt64LE(BigInt(len), 16);
+  return b;
+}
+
+/** An OFD lock (owned by the open file description), without blocking. */
+export function ofdSetlk(fd: number, write: boolean, start: number, len: number): void {
+  const mem = scratchBuf();
+  encodeFlock(write, start, len).copy(mem.buf, 0);
+  syscall(NR.fcntl, [fd, 37 /* F_OFD_SETLK */, mem.addr], { what: 'fcntl(F_OFD_SETLK)', resource: `fd ${fd}` });
+}
