@@ -3,9 +3,12 @@
  * epoll (nested), memfd, a deleted file, and fds sharing one open file
  * description, and file locks. The programs check each after restore.
  */
+import assert from 'node:assert/strict';
+import { appendFileSync, existsSync, truncateSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import {
-  assertPass, cleanup, dumpAndRestore, killAll, reportedCounter, requestCheck, startChecked,
+  assertCleanError, assertPass, ckpt, cleanup, dumpAndRestore, dumpOk, makeWorkDir, restoreInBackground, waitGone, killAll, reportedCounter, requestCheck, startChecked,
   waitCounterAbove, whileRunning,
 } from './lib/index.js';
 
@@ -27,6 +30,22 @@ describe('open files of every kind ckpt makes anew', () => {
     const { restore, report } = await dumpAndRestore(pid, dir);
     await whileRunning(restore, waitCounterAbove(dir, reportedCounter(report)));
     assertPass(await whileRunning(restore, requestCheck(dir)));
+  });
+
+  test('a file that changed size since the dump stops the restore before anything is created, naming it', SLOW, async () => {
+    const { dir, pid } = await startChecked('fdkinds');
+    const image = makeWorkDir('img');
+    await dumpOk(pid, image);
+    await waitGone(pid);
+    const shared = join(dir, 'shared');
+    appendFileSync(shared, 'x');
+    const r = ckpt(['restore', '-D', image]);
+    assertCleanError(r, new RegExp(`${shared} changed since the dump \\(10 → 11 bytes\\)`));
+    assert.equal(r.status, 7);
+    assert.ok(!existsSync(`/proc/${pid}`), 'a refused restore created the process');
+    truncateSync(shared, 10);
+    const restore = restoreInBackground(image);
+    assertPass(await whileRunning(restore, requestCheck(dir, { timeoutMs: 60_000 })));
   });
 
   test('fdkinds.c passes its own checks twice without a dump', SLOW, async () => {

@@ -180,8 +180,9 @@ export function checkFd(f: SavedFd): void {
   } catch (e) {
     throw new CkptError('FILE_CHANGED', `fd ${v.fd}: ${f.path} is gone since the dump (${(e as NodeJS.ErrnoException).code})`, { path: f.path });
   }
-  if (v.kind === FdKind.REG && (st.ino !== v.ino || st.dev !== v.dev)) {
-    throw new CkptError('FILE_CHANGED', `fd ${v.fd}: ${f.path} is another file than at dump time (inode ${v.ino} → ${st.ino})`, { path: f.path });
+  // Size, not inode: the same content at the same path on another host is the file.
+  if (v.kind === FdKind.REG && !((Number(st.mode) & S_IFMT) === S_IFREG && Number(st.size) === v.size)) {
+    throw new CkptError('FILE_CHANGED', `fd ${v.fd}: ${f.path} changed since the dump (${v.size} → ${st.size} bytes)`, { path: f.path });
   }
 }
 
