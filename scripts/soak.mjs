@@ -123,9 +123,10 @@ async function checkProgram(pid, dir, last) {
   return h.waitCounterAbove(dir, n, 10_000);
 }
 
-async function startProgram() {
+async function startProgram(orphan = false) {
   const dir = h.makeWorkDir(`soak-${opt.program}`);
-  const { pid } = h.startProgram(binary, [dir, ...progArgs]);
+  // The lib variant traces from this very process: its program must not be our child (see startOrphan).
+  const { pid } = orphan ? h.startOrphan(binary, [dir, ...progArgs]) : h.startProgram(binary, [dir, ...progArgs]);
   await h.waitReady(dir, { pid });
   const counter = await checkProgram(pid, dir);
   return { dir, pid, counter };
@@ -201,7 +202,7 @@ async function cliVariant() {
 async function libVariant() {
   const api = await import(pathToFileURL(path.join(root, 'dist/src/index.js')).href);
   const { wait4 } = await import(pathToFileURL(path.join(root, 'dist/src/sys/syscalls.js')).href);
-  const p = await startProgram();
+  const p = await startProgram(true);
   let counter = p.counter;
   let pid = p.pid;
   const rows = [];

@@ -7,6 +7,7 @@
  * the caller's event loop is never blocked, and several operations may run at
  * once. See docs/api.md.
  */
+import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { CkptError } from './errors.js';
 import { callerFrames, startEngine } from './api/engine.js';
@@ -24,12 +25,28 @@ export type { DumpOptions, DumpResult, RestoreOptions, RestoreResult, ExitStatus
  */
 export async function dump(opts: DumpOptions): Promise<DumpResult> {
   const frames = callerFrames(dump);
+  refuseOwnSpawnedChild(opts.pid);
   const { pid, dir, leaveRunning, shellJob, force, compress, log, onProgress } = opts;
   const run = startEngine<DumpResult>(
     { op: 'dump', opts: { pid, dir, leaveRunning, shellJob, force, compress }, log: !!(log || onProgress) },
     { log, onProgress, frames },
   );
   return run.result;
+}
+
+/**
+ * A child this process started (child_process) cannot be traced from here:
+ * libuv's SIGCHLD handler waitpid()s its own children from the main thread
+ * and would take the ptrace stops meant for the engine's thread. Processes
+ * this library restored are children too, but libuv does not know them.
+ */
+function refuseOwnSpawnedChild(pid: unknown): void {
+  if (typeof pid !== 'number' || restored.has(pid)) return;
+  let ppid = 0;
+  try { ppid = Number(/\) \S+ (\d+)/.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1] ?? 0); } catch { return; }
+  if (ppid === process.pid) {
+    throw new CkptError('BAD_PID', `pid ${pid} is a child of this process: Node would take its ptrace stops; start it detached from a shell (sh -c 'cmd &') or dump it from another process (the ckpt CLI)`, { pid });
+  }
 }
 
 /** The restores of this process, by pid, for waitRestored(). */

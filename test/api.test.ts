@@ -8,7 +8,7 @@
  * of ours on the same pid would race it (docs/api.md, "Children").
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
@@ -24,6 +24,7 @@ import {
   procInfo,
   requestCheck,
   track,
+  tracerPid,
   unusedPid,
   waitGone,
   waitReady,
@@ -183,6 +184,21 @@ describe('errors are CkptError with the engine\'s code and the caller\'s stack',
     assert.equal(e.code, 'ESRCH_PID', e.message);
     assert.equal(e.data.pid, pid);
     assert.match(e.message, new RegExp(String(pid)));
+  });
+
+  test('dump of a child this process spawned: BAD_PID, before it is touched (libuv would take its ptrace stops)', async () => {
+    const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      await assert.rejects(dump({ pid: child.pid!, dir: join(makeWorkDir('api-child'), 'img') }), (e: unknown) => {
+        assert.ok(e instanceof CkptError);
+        assert.equal(e.code, 'BAD_PID');
+        assert.match(e.message, /is a child of this process/);
+        return true;
+      });
+      assert.equal(tracerPid(child.pid!), 0);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 
   test('restore of a missing directory: NO_IMAGE', async () => {

@@ -17,6 +17,7 @@ export {
 } from './proc.js';
 export {
   killAll,
+  startOrphan,
   startProgram,
   SYSCALL,
   track,

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { basename } from 'node:path';
 import { compile } from './programs.js';
 import { exists, procInfo, currentSyscall } from './proc.js';
@@ -29,6 +29,20 @@ export function startProgram(binary: string, args: string[], opts: { cwd?: strin
   });
   track(child.pid, basename(binary).slice(0, 15)); // the kernel's comm: the exec'd name, 15 bytes at most
   return { pid: child.pid, child, exited };
+}
+
+/**
+ * Starts a test program as an orphan: a shell starts it in the background and
+ * exits, so its parent is init, not this Node process. Needed when this
+ * process itself traces it (the library API): libuv waitpid()s its own
+ * children and would take their ptrace stops.
+ */
+export function startOrphan(binary: string, args: string[]): { pid: number } {
+  const r = spawnSync('sh', ['-c', '"$0" "$@" </dev/null >/dev/null 2>&1 & echo $!', compile('clean-exec'), binary, ...args], { encoding: 'utf8' });
+  const pid = Number.parseInt(r.stdout, 10);
+  if (!(pid > 0)) throw new Error(`cannot start ${binary}: ${r.stderr}`);
+  track(pid, basename(binary).slice(0, 15));
+  return { pid };
 }
 
 // ---- the cleanup registry -----------------------------------------------------
