@@ -101,7 +101,10 @@ function sampledCkpt(args) {
 }
 
 function programShape(pid) {
-  const fds = fs.readdirSync(`/proc/${pid}/fd`).length;
+  // The program opens its protocol files (W/.NAME.tmp, /proc/self/...) for an
+  // instant: such an fd, or one gone before its link is read, is not a leak.
+  const link = (fd) => { try { return fs.readlinkSync(`/proc/${pid}/fd/${fd}`); } catch { return ''; } };
+  const fds = fs.readdirSync(`/proc/${pid}/fd`).map(link).filter((l) => l !== '' && !l.endsWith('.tmp') && !l.startsWith('/proc/')).length;
   const maps = fs.readFileSync(`/proc/${pid}/maps`, 'utf8').trim().split('\n').length;
   return { fds, maps };
 }
