@@ -32,7 +32,7 @@ import { FS, FS_ROOT } from '../kinds/fs.js';
 import { CREDS, credsFields, encodeGroups } from '../kinds/creds.js';
 import { RLIMITS, dumpRlimits } from '../kinds/rlimits.js';
 import { MISC, dumpMisc, type MiscFields } from '../kinds/misc.js';
-import { SIGNALS, SIGINFO, dumpAltstack, dumpPending, type SignalsFields } from '../kinds/signals.js';
+import { SIGNALS, SIGINFO, dumpPending, type SignalsFields } from '../kinds/signals.js';
 import { ITIMER, POSIX_TIMER, dumpItimers, dumpPosixTimers, type ItimerFields, type PosixTimerFields } from '../kinds/timers.js';
 import { SECCOMP, SECCOMP_FILTER, SECCOMP_MODE_FILTER, dumpSeccompFilters } from '../kinds/seccomp.js';
 import type { Stat, Status, Vma } from '../proc/index.js';
@@ -44,13 +44,19 @@ import { Timings } from '../timings.js';
 import { fault } from '../fault.js';
 
 export interface DumpOptions {
+  /** The process to dump (with all its threads; a process with children is refused today). */
   pid: number;
+  /** Where the image goes: DIR must not exist, be empty, or (with `force`) hold an image. */
   dir: string;
+  /** Let the process run on after the dump (default: it is killed). */
   leaveRunning?: boolean;
+  /** The process uses a terminal inherited from a shell (`-j`). */
   shellJob?: boolean;
+  /** Replace an image already in DIR. */
   force?: boolean;
-  /** Compress page data in 8 MiB chunks (default 'none'). */
+  /** Compress page data in 8 MiB chunks (default 'none'); restore detects it. */
   compress?: 'zstd' | 'lz4' | 'none';
+  /** Each line the engine logs (what `ckpt dump -v` prints). */
   log?: (msg: string) => void;
   /** Hears each step as it ends, and page copying as it goes (bytes done of total). */
   onProgress?: (p: EngineProgress) => void;
@@ -98,11 +104,12 @@ function askProcess(tasks: FrozenTask[], vdsoStart: number, vdsoEnd: number, sta
     fault('dump:remote');
     const securebits = remote.call(NR.prctl, [PR.GET_SECUREBITS], 'prctl(PR_GET_SECUREBITS)');
     const misc = dumpMisc(task.tid, stat, remote, mem, scratch.addr);
-    const altstack = dumpAltstack(remote, mem, scratch.addr);
     const itimers = dumpItimers(remote, mem, scratch.addr);
     const posixTimers = dumpPosixTimers(task.tid, remote, mem, scratch.addr);
     const threads = new Map<number, ReturnType<typeof askThread>>();
-    threads.set(task.tid, askThread(remote, mem, scratch.addr));
+    const main = askThread(remote, mem, scratch.addr);
+    threads.set(task.tid, main);
+    const altstack = { altstack_sp: main.altstack_sp, altstack_flags: main.altstack_flags, altstack_size: main.altstack_size };
     for (const t of others) {
       const r = t.enterRemote(gadget);
       try { threads.set(t.tid, askThread(r, mem, scratch.addr)); } finally { t.leaveRemote(); }

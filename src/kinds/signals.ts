@@ -1,6 +1,8 @@
 /**
- * Signal state beyond the actions: the alternate signal stack and the
- * pending signals of both queues (thread and process), siginfo and all.
+ * Signal state beyond the actions: the pending signals of both queues
+ * (thread and process), siginfo and all. The SIGNALS record also shows the
+ * main thread's alternate stack; each thread's own, the one restored, is in
+ * its THREAD record (thread.ts).
  * Pending signals are read with PTRACE_PEEKSIGINFO (nothing is dequeued) and
  * re-queued by the restored task to itself, in order, while it blocks every
  * signal; the saved mask goes back at the very end.
@@ -8,8 +10,6 @@
 import { Content, defineRecord, type FieldsOf } from '../image/index.js';
 import { NR } from '../sys/nr.js';
 import { peekSiginfo } from '../sys/syscalls.js';
-import type { RemoteCaller } from '../ptrace/remote.js';
-import type { TraceeMemory } from '../ptrace/memory.js';
 import { T } from './ids.js';
 import type { RestoreTarget } from './target.js';
 
@@ -22,31 +22,9 @@ export const SIGINFO = defineRecord({ type: T.SIGINFO, name: 'siginfo', content:
 export type SignalsFields = FieldsOf<typeof SIGNALS>;
 export interface Pending { shared: boolean; signo: number; info: Buffer }
 
-const SS_ONSTACK = 1;
-const SS_DISABLE = 2;
-
-export function dumpAltstack(remote: RemoteCaller, mem: TraceeMemory, scratch: number): SignalsFields {
-  remote.call(NR.sigaltstack, [0, scratch], 'sigaltstack');
-  const ss = mem.read(scratch, 24);
-  return {
-    altstack_sp: Number(ss.readBigUInt64LE(0)), altstack_flags: (ss.readUInt32LE(8) & ~SS_ONSTACK) >>> 0,
-    altstack_size: Number(ss.readBigUInt64LE(16)),
-  };
-}
-
 export function dumpPending(tid: number): Pending[] {
   const read = (shared: boolean) => peekSiginfo(tid, shared).map((info) => ({ shared, signo: info.readInt32LE(0), info }));
   return [...read(false), ...read(true)];
-}
-
-export function restoreAltstack(t: RestoreTarget, s: SignalsFields): void {
-  if (s.altstack_flags & SS_DISABLE) return;
-  const ss = Buffer.alloc(24);
-  ss.writeBigUInt64LE(BigInt(s.altstack_sp), 0);
-  ss.writeUInt32LE(s.altstack_flags, 8);
-  ss.writeBigUInt64LE(BigInt(s.altstack_size), 16);
-  t.scratch.reset();
-  t.remote.call(NR.sigaltstack, [t.scratch.put(ss), 0], 'sigaltstack');
 }
 
 /**
