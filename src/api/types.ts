@@ -1,6 +1,6 @@
 /** The option and result types of the library API (src/index.ts). */
-import type { DumpResult as EngineDumpResult } from '../dump/dump.js';
-import type { RestoreResult as EngineRestoreResult } from '../restore/restore.js';
+import type { DumpOptions as EngineDumpOptions, DumpResult as EngineDumpResult } from '../dump/dump.js';
+import type { RestoreOptions as EngineRestoreOptions, RestoreResult as EngineRestoreResult } from '../restore/restore.js';
 
 /**
  * One progress report: `start` when the engine begins (in its worker), each
@@ -18,43 +18,17 @@ export interface Progress {
 
 export type ProgressListener = (p: Progress) => void;
 
-export interface DumpOptions {
-  /** The process to dump (with all its threads; a process with children is refused today). */
-  pid: number;
-  /** Where the image goes: DIR must not exist, be empty, or (with `force`) hold an image. */
-  dir: string;
-  /** Let the process run on after the dump (default: it is killed). */
-  leaveRunning?: boolean;
-  /** The process uses a terminal inherited from a shell (`-j`). */
-  shellJob?: boolean;
-  /** Replace an image already in DIR. */
-  force?: boolean;
-  /** Compress page data (default 'none'); restore detects it. */
-  compress?: 'zstd' | 'lz4' | 'none';
-  /** Each line the engine logs (what `ckpt dump -v` prints). */
-  log?: (msg: string) => void;
-  /** Progress reports; see {@link Progress}. */
-  onProgress?: ProgressListener;
-}
+/**
+ * The engine's options (documented in src/dump/dump.ts and src/restore/restore.ts),
+ * with progress reports as the library gives them. A restored process is a child
+ * of the caller's process, reaped by the library when it exits, with or without
+ * `detach`.
+ */
+export type DumpOptions = Omit<EngineDumpOptions, 'onProgress'> & { onProgress?: ProgressListener };
 
 export type DumpResult = EngineDumpResult;
 
-export interface RestoreOptions {
-  /** The image directory. */
-  dir: string;
-  /**
-   * Like `ckpt restore -d`: the process's parent-death signal is not re-armed.
-   * Either way the promise resolves as soon as the process runs, and the
-   * library reaps it when it exits (it is a child of the caller's process).
-   */
-  detach?: boolean;
-  /** Write the restored pid to this file. */
-  pidfile?: string;
-  /** Give the process the caller's terminal for the terminal fds it had (`-j`). */
-  shellJob?: boolean;
-  log?: (msg: string) => void;
-  onProgress?: ProgressListener;
-}
+export type RestoreOptions = Omit<EngineRestoreOptions, 'onProgress'> & { onProgress?: ProgressListener };
 
 /** How a restored process ended. */
 export interface ExitStatus {

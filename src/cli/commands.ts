@@ -45,7 +45,6 @@ function parsePid(cmd: string, v: string): number {
 }
 
 const verbosity = (v: unknown) => (Array.isArray(v) ? v.length : v ? 1 : 0);
-const logger = (level: number) => (level > 0 ? (msg: string) => process.stderr.write(`ckpt: ${msg}\n`) : undefined);
 
 // ---- streams: the single-file form of an image (src/image/pack.ts) ----------------------
 

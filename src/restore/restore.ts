@@ -44,11 +44,15 @@ import type { EngineProgress } from '../dump/dump.js';
 import { fault } from '../fault.js';
 
 export interface RestoreOptions {
+  /** The image directory. */
   dir: string;
-  /** Return once the process runs (-d); otherwise the caller may wait for it. */
+  /** Like `ckpt restore -d`: return once the process runs; its parent-death signal is not re-armed. */
   detach?: boolean;
+  /** Write the restored pid to this file. */
   pidfile?: string;
+  /** Give the process ckpt's terminal for the terminal fds it had (`-j`). */
   shellJob?: boolean;
+  /** Each line the engine logs (what `ckpt restore -v` prints). */
   log?: (msg: string) => void;
   /** Hears each step as it ends. */
   onProgress?: (p: EngineProgress) => void;
