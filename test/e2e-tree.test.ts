@@ -10,8 +10,8 @@ import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import {
-  assertPass, cleanup, dumpOk, killAll, makeWorkDir, reportedCounter, requestCheck, restoreInBackground, startChecked,
-  track, waitGone, whileRunning,
+  assertPass, cleanup, dumpAndRestore, dumpOk, killAll, makeWorkDir, reportedCounter, requestCheck, restoreInBackground, startChecked,
+  track, waitCounterAbove, waitGone, whileRunning,
 } from './lib/index.js';
 
 afterEach(() => killAll());
@@ -94,4 +94,14 @@ describe('process trees', () => {
     writeFileSync(join(dir, 'final'), '');
     assertPass(await whileRunning(restore, requestCheck(dir, AFTER_RESTORE)));
   });
+
+  test('churn-tree.c: dumped while it forks children (each with a thread) and creates threads in a tight loop, it restores and PASSes', SLOW, async () => {
+    const { dir, pid } = await startChecked('churn-tree', [], ['-pthread']);
+    const { restore, report } = await dumpAndRestore(pid, dir);
+    await whileRunning(restore, waitCounterAbove(dir, reportedCounter(report)));
+    const later = await whileRunning(restore, requestCheck(dir, AFTER_RESTORE));
+    assertPass(later);
+    assert.ok(Number(/children=(\d+)/.exec(later)?.[1]) > Number(/children=(\d+)/.exec(report)?.[1]), `no child was born after the restore: ${report} → ${later}`);
+  });
 });
+

@@ -6,7 +6,7 @@ import { THREAD } from './thread.js';
 import { REGS, XSTATE } from './regs.js';
 import { MM, AUXV, EXE } from './mm.js';
 import { VMA, VMA_PATH } from './vma.js';
-import { PAGE_RUNS } from './pages.js';
+import { PAGE_RUNS, COW_RUNS } from './pages.js';
 import { PAGE_CHUNKS } from './page-chunks.js';
 import { SIGACTION } from './sigactions.js';
 import { FS, FS_ROOT } from './fs.js';
@@ -22,7 +22,7 @@ import { SECCOMP, SECCOMP_FILTER } from './seccomp.js';
 
 export const SCHEMAS = [
   ...IMAGE_SCHEMAS, PROCESS, TASK, THREAD, REGS, XSTATE, MM, AUXV, EXE, VMA, VMA_PATH,
-  PAGE_RUNS, PAGE_CHUNKS, SIGACTION, FS, FS_ROOT, CREDS, FD, PIPE, RLIMITS, MISC, SIGNALS, SIGINFO, ITIMER, POSIX_TIMER,
+  PAGE_RUNS, COW_RUNS, PAGE_CHUNKS, SIGACTION, FS, FS_ROOT, CREDS, FD, PIPE, RLIMITS, MISC, SIGNALS, SIGINFO, ITIMER, POSIX_TIMER,
   SECCOMP, SECCOMP_FILTER, ...FD_EXTRA_SCHEMAS,
 ] as const;
 
