@@ -50,7 +50,7 @@ function processJson(proc: ImageRecord): { [k: string]: Json } {
       xstate: { size: x.size, xfeatures: `0x${x.xfeatures.toString(16)}`, xstate_bv: `0x${x.xstate_bv.toString(16)}`, features: xfeatureNames(x.xfeatures), in_use: xfeatureNames(x.xstate_bv) },
     };
   });
-  const mm = childOf(proc, MM);
+  const mm = maybeChildOf(proc, MM);
   const fsRec = maybeChildOf(proc, FS);
   const creds = maybeChildOf(proc, CREDS);
   const rl = maybeChildOf(proc, RLIMITS);
@@ -71,7 +71,8 @@ function processJson(proc: ImageRecord): { [k: string]: Json } {
     itimers: childrenOf(proc, ITIMER).map((r) => plain(r.fields)),
     posix_timers: childrenOf(proc, POSIX_TIMER).map((r) => plain(r.fields, ['sigval'])),
     seccomp: seccomp ? { mode: seccomp.fields.mode, filters: childrenOf(seccomp, SECCOMP_FILTER).map((r) => r.fields.insns) } : {},
-    mm: { ...plain(mm.fields, Object.keys(MM.fields)), exe: maybeChildOf(mm, EXE)?.name ?? '' },
+    // A zombie has no mm (nor fs, vmas, fds or threads): only its task.
+    mm: mm ? { ...plain(mm.fields, Object.keys(MM.fields)), exe: maybeChildOf(mm, EXE)?.name ?? '' } : {},
     fs: fsRec ? { cwd: fsRec.name ?? '', root: maybeChildOf(proc, FS_ROOT)?.name ?? '/', umask: `0${fsRec.fields.umask.toString(8)}` } : {},
     vmas: childrenOf(proc, VMA).map((r) => ({
       start: `0x${r.fields.start.toString(16)}`, end: `0x${r.fields.end.toString(16)}`,
