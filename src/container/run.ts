@@ -23,14 +23,13 @@ import { TraceeMemory } from '../ptrace/memory.js';
 import { sysError } from '../sys/libc.js';
 import { NR } from '../sys/nr.js';
 import { CLONE, F, MAP, PAGE_SIZE, PROT, PTRACE_O, SIG } from '../sys/constants.js';
+import { CONTAINER_NS_FLAGS } from '../kinds/container.js';
 import { encodeCloneArgs, CLONE_ARGS_SIZE } from '../sys/structs.js';
 import { getpid, tryKill, wait4 } from '../sys/syscalls.js';
 import { makeScratch, type RestoreTarget } from '../kinds/target.js';
 import { setupContainerMounts } from '../kinds/mntns.js';
 import { spawnSeed, SEED_GADGET } from '../restore/seed.js';
 
-/** The namespaces `ckpt run` gives a container (and a restore of one makes anew). */
-export const CONTAINER_NS_FLAGS = CLONE.NEWPID | CLONE.NEWNS | CLONE.NEWUTS | CLONE.NEWIPC;
 
 export interface RunOptions {
   /** The command and its arguments; argv[0] is looked up in PATH unless it holds a '/'. */

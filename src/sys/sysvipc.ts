@@ -132,12 +132,15 @@ export function msgget(key: number, flags: number): number {
   return syscall(NR.msgget, [key, flags], { what: 'msgget', resource: `key 0x${(key >>> 0).toString(16)}` });
 }
 
-/** IPC_SET of owner and mode (and msg_qbytes for a queue). */
+/** IPC_SET of owner and mode; a queue's msg_qbytes is set too, so it must be given. */
 export function ipcSet(kind: Kind, id: number, p: { uid: number; gid: number; mode: number }, qbytes?: number): void {
   const m = buf();
   m.buf.fill(0, 0, 256);
   encodeSetPerm(m.buf, p);
-  if (kind === 'msg' && qbytes !== undefined) m.buf.writeBigUInt64LE(BigInt(qbytes), 88);
+  if (kind === 'msg') {
+    if (qbytes === undefined) throw new Error('ipcSet of a message queue without its msg_qbytes');
+    m.buf.writeBigUInt64LE(BigInt(qbytes), 88);
+  }
   ctl(kind, id, IPC.SET, m.addr, 'IPC_SET');
 }
 
