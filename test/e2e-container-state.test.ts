@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import { CkptError } from '../src/errors.js';
 import { checkTreeNamespaces } from '../src/kinds/namespaces.js';
-import { dumpContainer, encodeContainer, loadContainer } from '../src/kinds/container.js';
+import { containerJson, dumpContainer, encodeContainer, loadContainer } from '../src/kinds/container.js';
+import { formatImage } from '../src/show.js';
 import { parseRecordList } from '../src/image/index.js';
 import { registry } from '../src/kinds/index.js';
 import { parseNsLink } from '../src/proc/ns.js';
@@ -103,6 +104,12 @@ describe('uts and SysV IPC of a container', () => {
     assert.equal(dumpContainer(pid).ipc.msg[0].messages.length, 3);
     const back = loadContainer(parseRecordList(encodeContainer(c), registry));
     assert.deepEqual(back, c);
+    // What ckpt show prints of it.
+    const text = formatImage({ image: {}, processes: [], container: containerJson(c) as never });
+    assert.match(text, /^container: namespaces=0x2c020000 init_pid=\d+ hostname=ckpt-box domainname=ckpt-dom$/m);
+    assert.match(text, new RegExp(`^  shm: id=${ready.shmA} key=0x0c4b7001 uid=0 gid=0 mode=0640 size=12388 nattch=1$`, 'm'));
+    assert.match(text, /^  sem: id=\d+ key=0x0c4b7002 uid=0 gid=0 mode=0600 values=\[5,0,42\]$/m);
+    assert.match(text, /^  msg queue: id=\d+ key=0x0c4b7003 uid=0 gid=0 mode=0620 qbytes=16384 messages=3 bytes=1008$/m);
   });
 
   test('restored in a fresh ipc namespace: same ids, keys, contents, values, messages; attaches are one object', async () => {

@@ -69,3 +69,15 @@ export function restoreContainer(init: RestoreTarget, c: ContainerImage): void {
 export function finishContainer(init: RestoreTarget, c: ContainerImage): void {
   finishSysvIpc(init.pid, c.ipc);
 }
+
+/** What `ckpt show` prints of it: names, limits, and each object without its bytes. */
+export function containerJson(c: ContainerImage): Record<string, unknown> {
+  const perm = (f: { key: number; id: number; uid: number; gid: number; mode: number }) =>
+    ({ id: f.id, key: `0x${(f.key >>> 0).toString(16).padStart(8, '0')}`, uid: f.uid, gid: f.gid, mode: `0${(f.mode & 0o7777).toString(8)}` });
+  return {
+    namespaces: `0x${c.nsFlags.toString(16)}`, init_pid: c.initPid, hostname: c.uts.hostname, domainname: c.uts.domainname,
+    shm: c.ipc.shm.map((s) => ({ ...perm(s.fields), size: Number(s.fields.size), nattch: Number(s.fields.nattch) })),
+    sem: c.ipc.sem.map((s) => ({ ...perm(s.fields), values: s.values })),
+    msg: c.ipc.msg.map((q) => ({ ...perm(q.fields), qbytes: Number(q.fields.qbytes), messages: q.messages.length, bytes: q.messages.reduce((n, m) => n + m.text.length, 0) })),
+  };
+}
