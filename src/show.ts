@@ -22,6 +22,7 @@ import { SIGNALS, SIGINFO } from './kinds/signals.js';
 import { ITIMER, POSIX_TIMER } from './kinds/timers.js';
 import { SECCOMP, SECCOMP_FILTER } from './kinds/seccomp.js';
 import { RLIMIT_NAMES, RLIM_INFINITY } from './proc/index.js';
+import { loadContainer, containerJson } from './kinds/container.js';
 
 type Json = number | string | boolean | null | Json[] | { [k: string]: Json };
 export type ImageJson = { [k: string]: Json };
@@ -99,7 +100,14 @@ export function showImage(dir: string): ImageJson {
       kernel: i.utsRelease, tool: i.tool, created: new Date(Number(i.createdNs / 1_000_000n)).toISOString(),
     },
     processes: childrenOf(img.records, PROCESS).map(processJson),
+    ...containerOf(img.records),
   };
+}
+
+/** `container` only for an image of a container (kinds/container.ts). */
+function containerOf(records: ImageRecord[]): ImageJson {
+  const c = loadContainer(records);
+  return c ? { container: containerJson(c) as Json } : {};
 }
 
 function kv(o: Json, keys?: string[]): string {
@@ -111,6 +119,11 @@ function kv(o: Json, keys?: string[]): string {
 export function formatImage(j: ImageJson): string {
   const lines: string[] = [];
   lines.push(`image: ${kv(j.image)}`);
+  if (j.container) {
+    const { shm, sem, msg, ...names } = j.container as { [k: string]: Json };
+    lines.push(`container: ${kv(names)}`);
+    for (const [what, list] of [['shm', shm], ['sem', sem], ['msg queue', msg]] as const) for (const o of list as Json[]) lines.push(`  ${what}: ${kv(o)}`);
+  }
   for (const p of j.processes as { [k: string]: Json }[]) {
     const task = p.task as { [k: string]: Json };
     lines.push('', `process ${task.pid} (${task.comm})`);

@@ -38,4 +38,12 @@ export const T = {
   POSIX_TIMER: 0x01a1,
   SECCOMP: 0x01b0,
   SECCOMP_FILTER: 0x01b1,
+  // containers (kinds/container.ts): one CONTAINER record holds the rest
+  CONTAINER: 0x01c0,
+  UTS_NS: 0x01c1,
+  IPC_VARS: 0x01d0,
+  SHM: 0x01d1,
+  SEM: 0x01d2,
+  MSG_QUEUE: 0x01d3,
+  MSG: 0x01d4,
 } as const;
