@@ -24,6 +24,8 @@ import { dumpPipes, linkSharedFds } from '../kinds/files.js';
 import { checkDumpablePid } from './validate.js';
 import { freezeTree, releaseTree, type TreeProcess } from './tree.js';
 import { collectProcess, processRecord, type Collected } from './process.js';
+import { checkTreeNamespaces } from '../kinds/namespaces.js';
+import { dumpContainer, encodeContainer } from '../kinds/container.js';
 import { Timings } from '../timings.js';
 import { fault } from '../fault.js';
 
@@ -97,13 +99,17 @@ export function dumpSync(opts: DumpOptions): DumpResult {
   let released = false;
   try {
     fault('dump:freeze');
+    // A plain tree in ckpt's namespaces, or a whole container: anything else is refused here.
+    const ns = checkTreeNamespaces(root, tree.map((p) => p.pid));
     // Every ID as the tree's own pid namespace sees it.
     const nsOf = new Map<number, number>();
     for (const p of tree) {
       const ids = readStatus(p.pid).nspid;
       nsOf.set(p.pid, ids.length ? ids[ids.length - 1] : p.pid);
     }
-    const procs: Collected[] = tree.map((p) => collectProcess(p, nsOf, early.get(p.pid)?.state ?? 'S', early.get(p.pid)?.smaps, opts.shellJob ?? false));
+    const procs: Collected[] = tree.map((p) => collectProcess(p, nsOf, early.get(p.pid)?.state ?? 'S', early.get(p.pid)?.smaps, { shellJob: opts.shellJob ?? false, container: ns.container }));
+    // A container's own state: uts names and SysV IPC objects (read while the tree is frozen).
+    const container = ns.container ? dumpContainer(root) : undefined;
     const live = procs.filter((c) => c.live);
     const fdSets = live.map((c) => ({ pid: c.pid, nspid: c.nspid, fds: c.live!.fds }));
     linkSharedFds(fdSets);
@@ -203,6 +209,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     snapshot = undefined;
     times.mark('pages');
     for (const c of procs) writer.add(processRecord(c, vmaRecs.get(c.pid) ?? [], pipes.get(c.pid) ?? []));
+    if (container) writer.add(encodeContainer(container));
     if (chunks) writer.add(encode(PAGE_CHUNKS, { codec, count: chunks.length }, encodeChunks(chunks)));
     fault('dump:write');
     pagesWriter.close();

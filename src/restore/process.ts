@@ -52,6 +52,8 @@ export interface RestoreContext {
   compressed?: { reader: PagesReader; table: ChunkTable };
   files: FileTable;
   shmem: SharedMemory;
+  /** In a container: attach a SysV segment of its ipc namespace at a VMA's address. */
+  attachShm?: (t: RestoreTarget, v: VmaToMap) => void;
   detach: boolean;
   log(msg: string): void;
 }
@@ -157,7 +159,10 @@ export class RestoredProcess {
     }
     const taken: Range[] = [...proc.vmas.map((v): Range => [v.fields.start, v.fields.end]), [tramp, tramp + TRAMPOLINE_SIZE]];
     moveSpecials(this.target, readMaps(this.host), proc.vmas, taken);
-    mapVmas(this.target, proc.vmas.filter((v) => v.cow.length === 0), (v) => this.sharedFd(v));
+    mapVmas(this.target, proc.vmas.filter((v) => v.cow.length === 0), {
+      sharedFd: (v) => this.sharedFd(v),
+      attachShm: this.ctx.attachShm && ((v) => this.ctx.attachShm!(this.target, v)),
+    });
     for (const v of kept) zapUnsaved(this.target, v);
     fault('restore:map');
     if (this.ctx.compressed) {
