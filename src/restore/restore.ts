@@ -34,6 +34,7 @@ import { restoreSigactions } from '../kinds/sigactions.js';
 import { restoreFs } from '../kinds/fs.js';
 import { restoreCreds } from '../kinds/creds.js';
 import { restoreFds, checkFd, FdKind } from '../kinds/files.js';
+import { restoreTtys } from '../kinds/tty.js';
 import { spawnSeed, SEED_GADGET, GADGET_BYTES } from './seed.js';
 import { loadImage, openPages, type ProcessImage, type LoadedImage, type ThreadImage } from './load.js';
 import type { PendingVerdict } from './verify-pages.js';
@@ -267,6 +268,7 @@ function rebuild(childT: Tracee, proc: ProcessImage, pagesFd: number, opts: Rest
     else if (proc.task.pgrp === proc.pid) remote.call(NR.setpgid, [0, 0], 'setpgid');
     restoreFs(t, proc.fs, proc.cwd, proc.root);
     restoreFds(t, pidfd, proc.fds, proc.pipes);
+    restoreTtys(t, proc.fds);
     remote.call(NR.close, [pidfd]);
     fault('restore:files');
     restoreRlimits(t, proc.rlimits);
