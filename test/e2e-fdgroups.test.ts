@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, describe, test } from 'node:test';
 import {
-  assertPass, cleanup, dumpAndRestore, killAll, reportedCounter, requestCheck, startChecked, waitCounterAbove, whileRunning,
+  assertPass, cleanup, dumpAndRestore, killAll, readCounter, reportedCounter, requestCheck, sleep, startChecked, waitCounterAbove, whileRunning,
 } from './lib/index.js';
 
 afterEach(() => killAll());
@@ -37,5 +37,37 @@ describe('pipes and FIFOs', () => {
 describe('pseudo-terminals', () => {
   test('pty.c: three ptys the process opened come back at their indexes, connected, with termios, window size, lock, packet mode, and one as its controlling terminal with /dev/tty', SLOW, async () => {
     await roundTrip('pty');
+  });
+});
+
+/** A key=value number of a report. */
+function fact(report: string, key: string): number {
+  const m = new RegExp(`\\b${key}=(\\d+)`).exec(report);
+  if (!m) throw new Error(`no ${key} in report: ${report}`);
+  return Number(m[1]);
+}
+
+/** Ticks per second of an event loop, over `ms` of wall time. */
+async function tickRate(dir: string, ms: number): Promise<number> {
+  const t0 = performance.now();
+  const c0 = readCounter(dir);
+  await sleep(ms);
+  return (readCounter(dir) - c0) / ((performance.now() - t0) / 1000);
+}
+
+describe('an event loop on epoll, eventfd, timerfd and signalfd', () => {
+  test('evloop.c ticks at the same rate after restore and reacts to a signal sent after restore', SLOW, async () => {
+    const { dir, pid } = await startChecked('evloop');
+    const before = await tickRate(dir, 1000);
+    assert.ok(before > 80 && before < 120, `a 10 ms timerfd ticks ${before.toFixed(1)} times a second before the dump`);
+    const { restore, report } = await dumpAndRestore(pid, dir);
+    assert.equal(fact(report, 'sigs'), 0);
+    const afterRate = await whileRunning(restore, tickRate(dir, 1000));
+    assert.ok(Math.abs(afterRate - before) / before < 0.2, `ticks ${afterRate.toFixed(1)}/s after restore, ${before.toFixed(1)}/s before`);
+    process.kill(pid, 'SIGUSR1');
+    const again = await whileRunning(restore, requestCheck(dir));
+    assertPass(again);
+    assert.equal(fact(again, 'sigs'), 1, `the signal sent after restore did not come through the signalfd: ${again}`);
+    assert.ok(fact(again, 'events') >= fact(report, 'events') + 5, `the eventfd stopped delivering: ${report} → ${again}`);
   });
 });

@@ -5,12 +5,16 @@
  * nested epoll included) and inotify (inotify.ts). Read from /proc/PID/fdinfo; created in ckpt and
  * installed like any other file.
  */
+import fs from 'node:fs';
 import { CkptError } from '../errors.js';
 import { Content, defineRecord, type FieldsOf } from '../image/index.js';
 import type { Fdinfo } from '../proc/index.js';
 import { epollAdd, epollCreate1, eventfd2, signalfd4, timerfdCreate, timerfdSetTicks, timerfdSettime } from '../sys/syscalls.js';
 import { O } from '../sys/constants.js';
+import { NR } from '../sys/nr.js';
 import { T } from './ids.js';
+import type { RestoreTarget } from './target.js';
+import { FdKind } from './files.js';
 import { createInotify, dumpInotify, type InotifyFields, type InotifyWatch } from './inotify.js';
 
 export const EVENTFD = defineRecord({ type: T.EVENTFD, name: 'eventfd', content: Content.VOID, fields: { fd: 'u32', count: 'u64', semaphore: 'u32' } });
@@ -73,6 +77,29 @@ export function dumpAnon(name: string, fd: number, info: Fdinfo, pid: number): A
   return undefined;
 }
 
+function isSignalfd(local: number): boolean {
+  return fs.readlinkSync(`/proc/self/fd/${local}`) === 'anon_inode:[signalfd]';
+}
+
+/**
+ * Once the fds are installed: each epoll's signalfd targets, added by the
+ * restored process itself, so that a signal sent to it wakes its epoll.
+ */
+export function restoreSignalfdWatches(t: RestoreTarget, fds: { fields: { fd: number; kind: number }; anon?: AnonFd }[]): void {
+  const signalfds = new Set(fds.filter((f) => f.fields.kind === FdKind.SIGNALFD).map((f) => f.fields.fd));
+  for (const f of fds) {
+    if (f.anon?.kind !== 'epoll') continue;
+    for (const w of f.anon.targets) {
+      if (!signalfds.has(w.tfd)) continue;
+      t.scratch.reset();
+      const ev = Buffer.alloc(12);
+      ev.writeUInt32LE(w.events >>> 0, 0);
+      ev.writeBigUInt64LE(w.data, 4);
+      t.remote.call(NR.epoll_ctl, [f.fields.fd, 1 /* EPOLL_CTL_ADD */, w.tfd, t.scratch.put(ev)], `epoll_ctl(epoll fd ${f.fields.fd}, ADD signalfd ${w.tfd})`);
+    }
+  }
+}
+
 export function encodeEpollTargets(targets: EpollTarget[]): Buffer {
   const buf = Buffer.alloc(targets.length * 16);
   targets.forEach((t, i) => { buf.writeUInt32LE(t.tfd, i * 16); buf.writeUInt32LE(t.events >>> 0, i * 16 + 4); buf.writeBigUInt64LE(t.data, i * 16 + 8); });
@@ -96,7 +123,12 @@ export function createAnon(a: AnonFd, flags: number, localOf: (fd: number) => nu
     case 'timerfd': {
       const f = a.fields;
       const fd = timerfdCreate(f.clockid, O.CLOEXEC | nonblock);
-      if (f.value_sec || f.value_nsec) timerfdSettime(fd, [f.interval_sec, f.interval_nsec, f.value_sec, f.value_nsec]);
+      // A periodic timer that expired and was not read yet shows no remaining
+      // time (the kernel re-arms it on read): arm it one interval ahead, or
+      // it would give its ticks once and stop.
+      const expired = !f.value_sec && !f.value_nsec;
+      const [vs, vn] = expired ? [f.interval_sec, f.interval_nsec] : [f.value_sec, f.value_nsec];
+      if (vs || vn) timerfdSettime(fd, [f.interval_sec, f.interval_nsec, vs, vn]);
       if (f.ticks) timerfdSetTicks(fd, f.ticks);
       return fd;
     }
@@ -107,6 +139,9 @@ export function createAnon(a: AnonFd, flags: number, localOf: (fd: number) => nu
       for (const t of a.targets) {
         const local = localOf(t.tfd);
         if (local === undefined) throw new CkptError('BAD_IMAGE', `bad image: epoll fd ${a.fields.fd} watches fd ${t.tfd}, which the image does not hold`);
+        // A signalfd wakes the waiters of the process that registered it: ckpt
+        // would get the wake-ups. The process adds it itself (restoreSignalfdWatches).
+        if (isSignalfd(local)) continue;
         epollAdd(fd, local, t.events, t.data);
       }
       return fd;
