@@ -6,8 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, afterEach, describe, test } from 'node:test';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
-  assertPass, cleanup, dumpAndRestore, killAll, readCounter, reportedCounter, requestCheck, sleep, startChecked, waitCounterAbove, whileRunning,
+  assertCleanError, assertPass, ckpt, cleanup, isRunning, makeWorkDir, tracerPid, dumpAndRestore, killAll, readCounter, reportedCounter, requestCheck, sleep, startChecked, waitCounterAbove, whileRunning,
 } from './lib/index.js';
 
 afterEach(() => killAll());
@@ -70,4 +72,26 @@ describe('an event loop on epoll, eventfd, timerfd and signalfd', () => {
     assert.equal(fact(again, 'sigs'), 1, `the signal sent after restore did not come through the signalfd: ${again}`);
     assert.ok(fact(again, 'events') >= fact(report, 'events') + 5, `the eventfd stopped delivering: ${report} → ${again}`);
   });
+});
+
+describe('fd kinds ckpt does not handle yet are refused before anything changes', () => {
+  for (const kind of ['pidfd', 'userfaultfd', 'io_uring', 'perf_event', 'bpf-map', 'fanotify']) {
+    test(`a ${kind}: one "not supported yet" line naming fd, pid and kind; no image; the process runs on untraced`, SLOW, async (t) => {
+      const { dir, pid } = await startChecked('unsupported-fd', [kind]);
+      if (!readFileSync(join(dir, 'ready'), 'utf8').includes('made=1')) {
+        t.skip(`this kernel would not make a ${kind} here`);
+        return;
+      }
+      const image = makeWorkDir('img');
+      const r = ckpt(['dump', '-t', String(pid), '-D', image]);
+      assertCleanError(r, `not supported yet: fd 10 of pid ${pid} is ${kind}`);
+      assert.equal(r.status, 5);
+      assert.ok(!existsSync(join(image, 'ckpt.img')), 'a refused dump left an image');
+      assert.ok(isRunning(pid), 'the refused process is gone');
+      assert.equal(tracerPid(pid), 0, 'the refused process is still traced');
+      const counter = readCounter(dir);
+      await waitCounterAbove(dir, counter);
+      assertPass(await requestCheck(dir));
+    });
+  }
 });
