@@ -95,3 +95,13 @@ describe('fd kinds ckpt does not handle yet are refused before anything changes'
     });
   }
 });
+
+describe('eventfd, timerfd, signalfd, epoll and inotify', () => {
+  test('evfds.c: eventfds (counter, semaphore, zero), timerfds (realtime absolute, boottime periodic, disarmed, expired periodic) and signalfds (mask, queued signals) behave as before', SLOW, async () => {
+    await roundTrip('evfds');
+  });
+
+  test('epollino.c: epoll targets with their events and data (edge-triggered, one-shot fired, EPOLLOUT), nested and empty epolls, and inotify watches behave as before', SLOW, async () => {
+    await roundTrip('epollino');
+  });
+});

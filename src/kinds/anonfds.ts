@@ -2,19 +2,20 @@
  * Files without a path that ckpt makes anew: eventfd (counter, semaphore
  * mode), signalfd (mask), timerfd (clock, remaining time, interval, ticks not
  * yet read), epoll (every registered target with its events and data,
- * nested epoll included) and inotify (inotify.ts). Read from /proc/PID/fdinfo; created in ckpt and
- * installed like any other file.
+ * nested epoll included) and inotify (inotify.ts). Read from /proc/PID/fdinfo;
+ * created in ckpt and installed like any other file. An epoll is made empty:
+ * the process registers its targets itself once every fd is at its number.
+ * A one-shot target that fired (no events left but EPOLLONESHOT) comes back
+ * armed for EPOLLERR and EPOLLHUP, which the kernel adds to every target.
  */
-import fs from 'node:fs';
 import { CkptError } from '../errors.js';
 import { Content, defineRecord, type FieldsOf } from '../image/index.js';
 import type { Fdinfo } from '../proc/index.js';
-import { epollAdd, epollCreate1, eventfd2, signalfd4, timerfdCreate, timerfdSetTicks, timerfdSettime } from '../sys/syscalls.js';
+import { epollCreate1, eventfd2, signalfd4, timerfdCreate, timerfdSetTicks, timerfdSettime } from '../sys/syscalls.js';
 import { O } from '../sys/constants.js';
 import { NR } from '../sys/nr.js';
 import { T } from './ids.js';
 import type { RestoreTarget } from './target.js';
-import { FdKind } from './files.js';
 import { createInotify, dumpInotify, type InotifyFields, type InotifyWatch } from './inotify.js';
 
 export const EVENTFD = defineRecord({ type: T.EVENTFD, name: 'eventfd', content: Content.VOID, fields: { fd: 'u32', count: 'u64', semaphore: 'u32' } });
@@ -77,25 +78,22 @@ export function dumpAnon(name: string, fd: number, info: Fdinfo, pid: number): A
   return undefined;
 }
 
-function isSignalfd(local: number): boolean {
-  return fs.readlinkSync(`/proc/self/fd/${local}`) === 'anon_inode:[signalfd]';
-}
-
 /**
- * Once the fds are installed: each epoll's signalfd targets, added by the
- * restored process itself, so that a signal sent to it wakes its epoll.
+ * Once the fds are installed at their numbers: every epoll target, added by
+ * the restored process itself. An epoll knows each target by file and fd
+ * number, and the process names them by its own numbers in EPOLL_CTL_MOD and
+ * DEL (ckpt's numbers would make those fail with ENOENT); and a signalfd
+ * wakes the waiters of the process that added it.
  */
-export function restoreSignalfdWatches(t: RestoreTarget, fds: { fields: { fd: number; kind: number }; anon?: AnonFd }[]): void {
-  const signalfds = new Set(fds.filter((f) => f.fields.kind === FdKind.SIGNALFD).map((f) => f.fields.fd));
+export function restoreEpollTargets(t: RestoreTarget, fds: { fields: { fd: number; same_as: number }; anon?: AnonFd }[]): void {
   for (const f of fds) {
-    if (f.anon?.kind !== 'epoll') continue;
+    if (f.anon?.kind !== 'epoll' || f.fields.same_as >= 0) continue;
     for (const w of f.anon.targets) {
-      if (!signalfds.has(w.tfd)) continue;
       t.scratch.reset();
       const ev = Buffer.alloc(12);
       ev.writeUInt32LE(w.events >>> 0, 0);
       ev.writeBigUInt64LE(w.data, 4);
-      t.remote.call(NR.epoll_ctl, [f.fields.fd, 1 /* EPOLL_CTL_ADD */, w.tfd, t.scratch.put(ev)], `epoll_ctl(epoll fd ${f.fields.fd}, ADD signalfd ${w.tfd})`);
+      t.remote.call(NR.epoll_ctl, [f.fields.fd, 1 /* EPOLL_CTL_ADD */, w.tfd, t.scratch.put(ev)], `epoll_ctl(epoll fd ${f.fields.fd}, ADD fd ${w.tfd})`);
     }
   }
 }
@@ -135,16 +133,11 @@ export function createAnon(a: AnonFd, flags: number, localOf: (fd: number) => nu
     case 'inotify':
       return createInotify(a.fields.fd, flags, a.watches);
     case 'epoll': {
-      const fd = epollCreate1(O.CLOEXEC);
       for (const t of a.targets) {
-        const local = localOf(t.tfd);
-        if (local === undefined) throw new CkptError('BAD_IMAGE', `bad image: epoll fd ${a.fields.fd} watches fd ${t.tfd}, which the image does not hold`);
-        // A signalfd wakes the waiters of the process that registered it: ckpt
-        // would get the wake-ups. The process adds it itself (restoreSignalfdWatches).
-        if (isSignalfd(local)) continue;
-        epollAdd(fd, local, t.events, t.data);
+        if (localOf(t.tfd) === undefined) throw new CkptError('BAD_IMAGE', `bad image: epoll fd ${a.fields.fd} watches fd ${t.tfd}, which the image does not hold`);
       }
-      return fd;
+      // Empty: the process adds its targets itself (restoreEpollTargets).
+      return epollCreate1(O.CLOEXEC);
     }
   }
 }

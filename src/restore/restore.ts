@@ -35,7 +35,7 @@ import { restoreFs } from '../kinds/fs.js';
 import { restoreCreds } from '../kinds/creds.js';
 import { restoreFds, checkFd, FdKind } from '../kinds/files.js';
 import { restoreTtys } from '../kinds/tty.js';
-import { restoreSignalfdWatches } from '../kinds/anonfds.js';
+import { restoreEpollTargets } from '../kinds/anonfds.js';
 import { spawnSeed, SEED_GADGET, GADGET_BYTES } from './seed.js';
 import { loadImage, openPages, type ProcessImage, type LoadedImage, type ThreadImage } from './load.js';
 import type { PendingVerdict } from './verify-pages.js';
@@ -270,7 +270,7 @@ function rebuild(childT: Tracee, proc: ProcessImage, pagesFd: number, opts: Rest
     restoreFs(t, proc.fs, proc.cwd, proc.root);
     restoreFds(t, pidfd, proc.fds, proc.pipes);
     restoreTtys(t, proc.fds);
-    restoreSignalfdWatches(t, proc.fds);
+    restoreEpollTargets(t, proc.fds);
     remote.call(NR.close, [pidfd]);
     fault('restore:files');
     restoreRlimits(t, proc.rlimits);
