@@ -105,3 +105,9 @@ describe('eventfd, timerfd, signalfd, epoll and inotify', () => {
     await roundTrip('epollino');
   });
 });
+
+describe('memfd', () => {
+  test('memfd.c: memfds with names, contents, seals, offsets and flags, one open twice (one content, two offsets), behave as before', SLOW, async () => {
+    await roundTrip('memfd');
+  });
+});

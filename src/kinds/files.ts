@@ -12,7 +12,7 @@ import { NR } from '../sys/nr.js';
 import { F, O, SEEK_SET } from '../sys/constants.js';
 import { fcntl, lseek, sameFile } from '../sys/syscalls.js';
 import { createAnon, dumpAnon, type AnonFd } from './anonfds.js';
-import { createGhost, createMemfd, dumpFileData, type FileData } from './filedata.js';
+import { createGhost, createMemfd, dumpFileData, linkSameFiles, reopenFile, type FileData } from './filedata.js';
 import { dumpLocks, lockDescription, restorePosixLocks, type LockFields } from './locks.js';
 import { createPipe, dumpPipe, type SavedPipe } from './pipes.js';
 import { T } from './ids.js';
@@ -37,6 +37,8 @@ export type FdFields = FieldsOf<typeof FD>;
 export interface SavedFd {
   fields: FdFields; path: string; anon?: AnonFd; data?: FileData; locks?: LockFields[];
   fifo?: FifoData; pty?: PtyState; ctty?: boolean;
+  /** A memfd or deleted file opened again (not dup'ed): the fd holding its content. */
+  sameFileAs?: number;
 }
 
 const ANON_KINDS: Record<string, FdKind> = { eventfd: FdKind.EVENTFD, signalfd: FdKind.SIGNALFD, timerfd: FdKind.TIMERFD, eventpoll: FdKind.EPOLL, inotify: FdKind.INOTIFY };
@@ -143,6 +145,7 @@ export function dumpFds(pid: number, fdList: number[], shellJob: boolean): Saved
     if (twin) { f.fields.same_as = twin.fields.fd; f.anon = undefined; f.data = undefined; }
   }
   dumpFifos(pid, fds.filter((f) => f.fields.kind === FdKind.FIFO));
+  linkSameFiles(fds.filter((f) => f.fields.kind === FdKind.MEMFD || f.fields.kind === FdKind.GHOST));
   dumpPtys(pid, fds);
   const lockable = fds.filter((f) => f.fields.same_as < 0 && [FdKind.REG, FdKind.DIR, FdKind.MEMFD, FdKind.GHOST].includes(f.fields.kind));
   for (const l of dumpLocks(pid, lockable.map((f) => f.fields.fd))) {
@@ -274,8 +277,13 @@ function openShared(f: SavedFd, pipeEnds: Map<bigint, [number, number]>, localOf
   }
   if (f.anon) return createAnon(f.anon, v.flags, localOf);
   if (v.kind === FdKind.MEMFD || v.kind === FdKind.GHOST) {
+    if (f.sameFileAs !== undefined) return reopenFile(f, localOf(f.sameFileAs));
     if (!f.data) throw new CkptError('BAD_IMAGE', `bad image: fd ${v.fd} (${f.path}) has no saved content`);
     const fd = v.kind === FdKind.MEMFD ? createMemfd(f.path, f.data) : createGhost(f.path, (v.flags & ~(O.CREAT | O.EXCL | O.TRUNC)) | O.CLOEXEC, f.data);
+    // A memfd is made O_RDWR: a description with another access mode is opened anew from it.
+    if (v.kind === FdKind.MEMFD && (v.flags & O.ACCMODE) !== O.RDWR) {
+      try { return reopenFile(f, fd); } finally { fs.closeSync(fd); }
+    }
     fcntl(fd, F.SETFL, v.flags & (O.NONBLOCK | O.APPEND));
     if (v.pos > 0) lseek(fd, v.pos, SEEK_SET);
     return fd;

@@ -23,6 +23,7 @@ export const T = {
   FIFO_DATA: 0x0168,
   PTY: 0x0169,
   CTTY: 0x016a,
+  FILE_SAME: 0x016b,
   PIPE: 0x0170,
   EVENTFD: 0x0171,
   SIGNALFD: 0x0172,
