@@ -103,6 +103,8 @@ export function dumpFd(pid: number, fd: number, shellJob: boolean): SavedFd {
   const type = mode & S_IFMT;
   let kind: FdKind;
   let data: FileData | undefined;
+  // A pty the process opened itself (or /dev/tty naming one) comes back as it was (tty.ts).
+  const role = type === S_IFCHR && isTty(st.rdev) ? ttyRole(pid, st.rdev) : undefined;
   if ((info.flags & O.PATH) && (memfd || ghost)) throw unsupported(`an O_PATH fd of a deleted file (${link})`);
   if (info.flags & O.PATH) kind = FdKind.PATH;
   else if (type === S_IFIFO) {
@@ -113,9 +115,8 @@ export function dumpFd(pid: number, fd: number, shellJob: boolean): SavedFd {
     data = dumpFileData(pid, fd, memfd ? `memfd ${link}` : `a deleted file (${link})`, memfd);
   } else if (type === S_IFREG) kind = FdKind.REG;
   else if (type === S_IFDIR) kind = FdKind.DIR;
-  else if (type === S_IFCHR && isTty(st.rdev) && ttyRole(pid, st.rdev)) {
-    kind = { ptmx: FdKind.PTMX, pts: FdKind.PTS, devtty: FdKind.DEVTTY }[ttyRole(pid, st.rdev)!];
-  } else if (type === S_IFCHR && isTty(st.rdev)) {
+  else if (role) kind = { ptmx: FdKind.PTMX, pts: FdKind.PTS, devtty: FdKind.DEVTTY }[role];
+  else if (type === S_IFCHR && isTty(st.rdev)) {
     if (!shellJob) {
       throw new CkptError('UNSUPPORTED_FD', `fd ${fd} of pid ${pid} is a terminal (${link}) inherited from outside: dump with --shell-job to restore it on ckpt's terminal`, { pid, resource: `fd ${fd}` });
     }
