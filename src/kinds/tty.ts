@@ -67,29 +67,35 @@ export function ptsIndex(rdev: bigint): number | undefined {
   return ma >= 136 && ma <= 143 ? (ma - 136) * 256 + minor(rdev) : undefined;
 }
 
-/** The pty masters a process holds, by pts index (their fdinfo has a tty-index line). */
-function masterIndexes(pid: number): Map<number, number> {
-  const out = new Map<number, number>();
+/**
+ * The pts indexes of the pty masters a process holds (their fdinfo has a
+ * tty-index line). A tree dump unites those of every process and passes
+ * them to ttyRole.
+ */
+export function ptyMasterIndexes(pid: number): Set<number> {
+  const out = new Set<number>();
   for (const fd of readFdList(pid)) {
     let idx: string | undefined;
     try { idx = readFdinfo(pid, fd).extra['tty-index']; } catch { continue; }
-    if (idx !== undefined && !out.has(Number(idx))) out.set(Number(idx), fd);
+    if (idx !== undefined) out.add(Number(idx));
   }
   return out;
 }
 
 /**
- * How a terminal fd comes back: a pty master, a slave whose master the
- * process holds, or /dev/tty when the process's controlling terminal is such
- * a slave. undefined: a terminal from outside (--shell-job).
+ * How a terminal fd comes back: a pty master, a slave whose master is in the
+ * dump (`masters`: the pts indexes of the masters it holds; by default those
+ * of this process), or /dev/tty when the process's controlling terminal is
+ * such a slave. undefined: a terminal from outside (--shell-job).
  */
-export function ttyRole(pid: number, rdev: bigint): TtyRole | undefined {
+export function ttyRole(pid: number, rdev: bigint, masters?: ReadonlySet<number>): TtyRole | undefined {
   if (major(rdev) === 5 && minor(rdev) === 2) return 'ptmx';
+  const own = () => masters ?? ptyMasterIndexes(pid);
   const idx = ptsIndex(rdev);
-  if (idx !== undefined) return masterIndexes(pid).has(idx) ? 'pts' : undefined;
+  if (idx !== undefined) return own().has(idx) ? 'pts' : undefined;
   if (major(rdev) === 5 && minor(rdev) === 0) {
     const ctty = ptsIndex(BigInt(readStat(pid).tty_nr));
-    return ctty !== undefined && masterIndexes(pid).has(ctty) ? 'devtty' : undefined;
+    return ctty !== undefined && own().has(ctty) ? 'devtty' : undefined;
   }
   return undefined;
 }
@@ -124,7 +130,8 @@ function dumpPty(pid: number, fd: number, path: string, slaves: SavedFd[]): PtyS
 
 /**
  * Every pty pair of the process, saved on its master; each slave points to
- * its pair; the slave that is the process's controlling terminal is marked.
+ * its pair; the slave that is the controlling terminal of the session the
+ * process leads is marked (CTTY).
  */
 export function dumpPtys(pid: number, fds: SavedFd[]): void {
   const slaves = fds.filter((f) => f.fields.kind === FdKind.PTS);
@@ -135,8 +142,11 @@ export function dumpPtys(pid: number, fds: SavedFd[]): void {
     byIndex.set(f.pty.fields.index, f.pty);
   }
   for (const s of slaves) s.pty = byIndex.get(ptsIndex(s.fields.rdev)!);
-  const ctty = ptsIndex(BigInt(readStat(pid).tty_nr));
-  if (ctty === undefined || !byIndex.has(ctty)) return;
+  // Only a session leader takes a controlling terminal (TIOCSCTTY); the
+  // other members of its session have it from the session.
+  const stat = readStat(pid);
+  const ctty = ptsIndex(BigInt(stat.tty_nr));
+  if (ctty === undefined || !byIndex.has(ctty) || stat.session !== pid) return;
   const on = slaves.find((s) => ptsIndex(s.fields.rdev) === ctty);
   if (!on) {
     throw new CkptError('UNSUPPORTED_FD', `not supported yet: the controlling terminal of pid ${pid} is its own pty /dev/pts/${ctty}, which it holds open on no fd`, { pid });
