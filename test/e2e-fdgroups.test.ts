@@ -6,10 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, afterEach, describe, test } from 'node:test';
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import {
-  assertCleanError, assertPass, ckpt, cleanup, isRunning, makeWorkDir, tracerPid, dumpAndRestore, killAll, readCounter, reportedCounter, requestCheck, sleep, startChecked, waitCounterAbove, whileRunning,
+  assertCleanError, assertPass, ckpt, cleanup, dumpOk, isRunning, makeWorkDir, restoreInBackground, tracerPid, waitGone, dumpAndRestore, killAll, readCounter, reportedCounter, requestCheck, sleep, startChecked, waitCounterAbove, whileRunning,
 } from './lib/index.js';
 
 afterEach(() => killAll());
@@ -109,5 +110,46 @@ describe('eventfd, timerfd, signalfd, epoll and inotify', () => {
 describe('memfd', () => {
   test('memfd.c: memfds with names, contents, seals, offsets and flags, one open twice (one content, two offsets), behave as before', SLOW, async () => {
     await roundTrip('memfd');
+  });
+});
+
+describe('a FIFO or pty that cannot come back stops the restore before anything is created', () => {
+  test('a FIFO gone since the dump is named; once it is back, the restore goes through', SLOW, async () => {
+    const { dir, pid } = await startChecked('fifos');
+    const image = makeWorkDir('img');
+    await dumpOk(pid, image);
+    await waitGone(pid);
+    const fifo = join(dir, 'f1');
+    rmSync(fifo);
+    const r = ckpt(['restore', '-D', image]);
+    assertCleanError(r, `the FIFO ${fifo} is gone since the dump`);
+    assert.equal(r.status, 7);
+    assert.ok(!existsSync(`/proc/${pid}`), 'a refused restore created the process');
+    execFileSync('mkfifo', [fifo]);
+    const restore = restoreInBackground(image);
+    assertPass(await whileRunning(restore, requestCheck(dir, { timeoutMs: 60_000 })));
+  });
+
+  test('a pty index taken since the dump is named; once it is free, the restore goes through', SLOW, async () => {
+    const { dir, pid } = await startChecked('pty');
+    const ready = readFileSync(join(dir, 'ready'), 'utf8');
+    const index = Number(/ptys=(\d+)/.exec(ready)![1]);
+    const image = makeWorkDir('img');
+    await dumpOk(pid, image);
+    await waitGone(pid);
+    // Take ptys until the index comes up (the kernel gives the lowest free one).
+    const held: number[] = [];
+    try {
+      while (!existsSync(`/dev/pts/${index}`) && held.length <= index) held.push(openSync('/dev/ptmx', constants.O_RDWR | constants.O_NOCTTY));
+      assert.ok(existsSync(`/dev/pts/${index}`), `could not take /dev/pts/${index}`);
+      const r = ckpt(['restore', '-D', image]);
+      assertCleanError(r, `pty ${index} (/dev/pts/${index}) of fd 10 is taken by another terminal since the dump`);
+      assert.equal(r.status, 7);
+      assert.ok(!existsSync(`/proc/${pid}`), 'a refused restore created the process');
+    } finally {
+      for (const fd of held) closeSync(fd);
+    }
+    const restore = restoreInBackground(image);
+    assertPass(await whileRunning(restore, requestCheck(dir, { timeoutMs: 60_000 })));
   });
 });
