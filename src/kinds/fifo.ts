@@ -62,13 +62,11 @@ export function openFifo(f: FifoFd): number {
   };
   const keeper = reopen(O.RDWR | O.NONBLOCK | O.CLOEXEC);
   try {
-    if (f.fifo) {
+    if (f.fifo && ioctlGetInt(keeper, TIOC.FIONREAD, 'FIONREAD') === 0) {
       const { size } = f.fifo.fields;
-      if (size && fcntl(keeper, F.GETPIPE_SZ) < size) fcntl(keeper, F.SETPIPE_SZ, size);
-      if (ioctlGetInt(keeper, TIOC.FIONREAD, 'FIONREAD') === 0) {
-        let done = 0;
-        while (done < f.fifo.data.length) done += fs.writeSync(keeper, f.fifo.data, done, f.fifo.data.length - done);
-      }
+      if (size && fcntl(keeper, F.GETPIPE_SZ) !== size) fcntl(keeper, F.SETPIPE_SZ, size);
+      let done = 0;
+      while (done < f.fifo.data.length) done += fs.writeSync(keeper, f.fifo.data, done, f.fifo.data.length - done);
     }
     const local = reopen((v.flags & ~(O.CREAT | O.EXCL | O.TRUNC)) | O.NONBLOCK | O.NOCTTY | O.CLOEXEC);
     fcntl(local, F.SETFL, v.flags & (O.NONBLOCK | O.APPEND));

@@ -8,7 +8,7 @@
  *    128 KiB, holding "pipe bytes in flight";
  *  - pipe B (fds 12, 13) holding 60000 patterned bytes;
  *  - FIFO WORKDIR/f1 opened twice, read end (14, O_NONBLOCK) and write end
- *    (15), holding "fifo bytes";
+ *    (15), capacity 16 KiB, holding "fifo bytes";
  *  - FIFO WORKDIR/f2 opened once O_RDWR (16), holding "rdwr";
  *  - FIFO WORKDIR/f3, a lone read end (17, O_NONBLOCK): empty, reads EOF (no
  *    writer); a writer opened by path then reaches it;
@@ -63,6 +63,7 @@ static int check_all(char *msg, size_t size)
 	if (fcntl(10, F_GETPIPE_SZ) != 128 * 1024) FAIL("pipe A capacity %d", fcntl(10, F_GETPIPE_SZ));
 	if (!take_and_put_back(10, 11, "pipe bytes in flight", 20, msg, size, "pipe A")) return 0;
 	if (!take_and_put_back(12, 13, big, sizeof big, msg, size, "pipe B")) return 0;
+	if (fcntl(14, F_GETPIPE_SZ) != 16384) FAIL("FIFO f1 capacity %d", fcntl(14, F_GETPIPE_SZ));
 	if (!take_and_put_back(14, 15, "fifo bytes", 10, msg, size, "FIFO f1")) return 0;
 	if (!take_and_put_back(16, 16, "rdwr", 4, msg, size, "FIFO f2")) return 0;
 
@@ -110,7 +111,7 @@ int main(int argc, char **argv)
 	mkfifo(p, 0600);
 	if (dup2(open(p, O_RDONLY | O_NONBLOCK), 14) != 14 || dup2(open(p, O_WRONLY), 15) != 15) return 14;
 	fcntl(14, F_SETFD, FD_CLOEXEC);
-	if (!put(15, "fifo bytes", 10)) return 15;
+	if (fcntl(14, F_SETPIPE_SZ, 16384) < 0 || !put(15, "fifo bytes", 10)) return 15;
 	proto_path(p, "f2");
 	mkfifo(p, 0600);
 	if (dup2(open(p, O_RDWR | O_NONBLOCK), 16) != 16 || !put(16, "rdwr", 4)) return 16;
