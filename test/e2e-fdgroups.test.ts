@@ -26,7 +26,7 @@ async function roundTrip(name: string): Promise<void> {
 }
 
 describe('open files by group', () => {
-  test('devices.c: a directory, O_PATH fds (file, directory, symlink, FIFO), an O_APPEND|O_NOATIME file and /dev/null, zero, full, random, urandom keep their numbers, flags and close-on-exec', SLOW, async () => {
+  test('devices.c: a directory, O_PATH fds (file, directory, symlink, FIFO), an O_APPEND|O_NOATIME file, an O_DIRECT file and /dev/null, zero, full, random, urandom keep their numbers, flags and close-on-exec', SLOW, async () => {
     await roundTrip('devices');
   });
 });

@@ -12,6 +12,8 @@
  *  - O_PATH|O_NOFOLLOW on the symlink WORKDIR/link: a symlink, readlinkat gives "file";
  *  - O_PATH on the FIFO WORKDIR/fifo (held without opening it);
  *  - a regular file O_WRONLY|O_APPEND|O_NOATIME at offset 0: a write lands at the end;
+ *  - a regular file O_RDWR|O_DIRECT|O_NONBLOCK (close-on-exec), at offset 4096
+ *    (without O_DIRECT where the filesystem refuses it: W/ready says direct=0);
  *  - /dev/null (O_WRONLY|O_APPEND), /dev/zero (reads zeros, close-on-exec),
  *    /dev/full (write fails ENOSPC), /dev/random and /dev/urandom
  *    (O_NONBLOCK, give bytes): same major:minor.
@@ -34,7 +36,7 @@ struct held {
 };
 
 /* The F_GETFL bits compared: access mode and the status and open flags that stay. */
-#define FLAG_BITS (O_ACCMODE | O_APPEND | O_NONBLOCK | O_PATH | O_NOFOLLOW | O_DIRECTORY | O_NOATIME)
+#define FLAG_BITS (O_ACCMODE | O_APPEND | O_NONBLOCK | O_PATH | O_NOFOLLOW | O_DIRECTORY | O_NOATIME | O_DIRECT)
 
 static struct held h[] = {
 	{ "dir", 20, O_RDONLY | O_DIRECTORY, 0 },
@@ -43,6 +45,7 @@ static struct held h[] = {
 	{ "path symlink", 23, O_PATH | O_NOFOLLOW, 0 },
 	{ "path fifo", 24, O_PATH, 1 },
 	{ "appended", 25, O_WRONLY | O_APPEND | O_NOATIME, 0 },
+	{ "direct", 26, O_RDWR | O_DIRECT | O_NONBLOCK, 1 },
 	{ "/dev/null", 30, O_WRONLY | O_APPEND, 0, 1, 3 },
 	{ "/dev/zero", 31, O_RDONLY, 1, 1, 5 },
 	{ "/dev/full", 32, O_WRONLY, 0, 1, 7 },
@@ -58,7 +61,7 @@ static const char *path_of(const char *what, char *buf)
 		return what;
 	const char *name = !strcmp(what, "dir") || !strcmp(what, "path dir") ? "dir"
 		: !strcmp(what, "path symlink") ? "link" : !strcmp(what, "path fifo") ? "fifo"
-		: !strcmp(what, "appended") ? "appended" : "file";
+		: !strcmp(what, "appended") ? "appended" : !strcmp(what, "direct") ? "direct" : "file";
 	proto_path(buf, name);
 	return buf;
 }
@@ -92,6 +95,7 @@ static int check_all(char *msg, size_t size)
 	fstatat(24, "", &st, AT_EMPTY_PATH);
 	if (!S_ISFIFO(st.st_mode)) FAIL("the O_PATH fd of the FIFO is not a FIFO");
 
+	if (lseek(26, 0, SEEK_CUR) != 4096) FAIL("the O_DIRECT file's offset is %ld", (long)lseek(26, 0, SEEK_CUR));
 	if (lseek(25, 0, SEEK_CUR) != 0) FAIL("the O_APPEND file's offset moved before a write");
 	if (write(25, "a", 1) != 1) FAIL("write to the O_APPEND file: %s", strerror(errno));
 	appended_size++;
@@ -123,14 +127,24 @@ int main(int argc, char **argv)
 	if (symlink("file", p) != 0) return 11;
 	proto_path(p, "fifo");
 	if (mkfifo(p, 0600) != 0) return 12;
+	proto_path(p, "direct");
+	t = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (ftruncate(t, 8192)) return 14;
+	close(t);
 	proto_path(p, "appended");
 	t = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (write(t, "12345", 5) != 5) return 13;
 	appended_size = 5;
 	close(t);
 
+	int direct = 1;
 	for (size_t i = 0; i < N; i++) {
 		int fd = open(path_of(h[i].what, p), h[i].flags | (h[i].cloexec ? O_CLOEXEC : 0));
+		if (fd < 0 && errno == EINVAL && (h[i].flags & O_DIRECT)) {
+			h[i].flags &= ~O_DIRECT;
+			direct = 0;
+			fd = open(path_of(h[i].what, p), h[i].flags | (h[i].cloexec ? O_CLOEXEC : 0));
+		}
 		if (fd < 0 || dup2(fd, h[i].fd) != h[i].fd) return 20 + (int)i;
 		if (h[i].cloexec) fcntl(h[i].fd, F_SETFD, FD_CLOEXEC);
 		close(fd);
@@ -138,7 +152,8 @@ int main(int argc, char **argv)
 		fstatat(h[i].fd, "", &st, AT_EMPTY_PATH);
 		h[i].ino = st.st_ino;
 	}
-	proto_ready("");
+	lseek(26, 4096, SEEK_SET);
+	proto_ready(direct ? "direct=1" : "direct=0");
 	for (long counter = 1;; counter++) {
 		struct timespec ts = { 0, 20 * 1000000L };
 		nanosleep(&ts, NULL);
