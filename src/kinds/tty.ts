@@ -52,7 +52,11 @@ export interface PtyState {
   winsize: Buffer;
   /** The master's path, reopened to make the pair. */
   ptmx: string;
-  /** ckpt's master while restoring. */
+  /**
+   * ckpt's master, made by the first open of the pair in a restore (master or
+   * slave, whichever comes first); the slaves are opened from it, so it must
+   * stay open until every fd of the pair is installed.
+   */
   local?: number;
 }
 
