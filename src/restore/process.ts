@@ -31,6 +31,8 @@ import { restoreSigactions } from '../kinds/sigactions.js';
 import { restoreFs } from '../kinds/fs.js';
 import { restoreCreds } from '../kinds/creds.js';
 import { restoreFds, type FileTable } from '../kinds/files.js';
+import { restoreTtys } from '../kinds/tty.js';
+import { restoreEpollTargets } from '../kinds/anonfds.js';
 import { restoreChunkedPages } from './compressed-pages.js';
 import type { ChunkTable } from '../kinds/page-chunks.js';
 import type { PagesReader } from '../image/index.js';
@@ -195,6 +197,8 @@ export class RestoredProcess {
     restoreSigactions(t, proc.sigactions);
     restoreFs(t, proc.fs!, proc.cwd, proc.root);
     restoreFds(t, this.pidfd, proc.pid, proc.fds, this.ctx.files);
+    restoreTtys(t, proc.fds);
+    restoreEpollTargets(t, proc.fds);
     remote.call(NR.close, [this.pidfd]);
     this.pidfd = -1;
     fault('restore:files');
