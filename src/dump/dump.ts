@@ -100,7 +100,8 @@ export function dumpSync(opts: DumpOptions): DumpResult {
   try {
     fault('dump:freeze');
     // A plain tree in ckpt's namespaces, or a whole container: anything else is refused here.
-    const ns = checkTreeNamespaces(root, tree.map((p) => p.pid));
+    // (A zombie has no namespaces left.)
+    const ns = checkTreeNamespaces(root, tree.filter((p) => !p.zombie).map((p) => p.pid));
     // Every ID as the tree's own pid namespace sees it.
     const nsOf = new Map<number, number>();
     for (const p of tree) {
