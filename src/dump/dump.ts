@@ -21,6 +21,7 @@ import { PAGE_CHUNKS, Codec, parseCodec, encodeChunks, type Chunk } from '../kin
 import { forkSnapshot, followsFork, SNAPSHOT_MIN_BYTES, type Snapshot } from './snapshot.js';
 import type { TraceeMemory } from '../ptrace/memory.js';
 import { dumpPipes, linkSharedFds } from '../kinds/files.js';
+import { ptyMasterIndexes } from '../kinds/tty.js';
 import { checkDumpablePid } from './validate.js';
 import { freezeTree, releaseTree, type TreeProcess } from './tree.js';
 import { collectProcess, processRecord, type Collected } from './process.js';
@@ -108,7 +109,9 @@ export function dumpSync(opts: DumpOptions): DumpResult {
       const ids = readStatus(p.pid).nspid;
       nsOf.set(p.pid, ids.length ? ids[ids.length - 1] : p.pid);
     }
-    const procs: Collected[] = tree.map((p) => collectProcess(p, nsOf, early.get(p.pid)?.state ?? 'S', early.get(p.pid)?.smaps, { shellJob: opts.shellJob ?? false, container: ns.container }));
+    // A pty slave is the tree's own if any process of the tree holds its master.
+    const ptyMasters = new Set(tree.filter((p) => !p.zombie).flatMap((p) => [...ptyMasterIndexes(p.pid)]));
+    const procs: Collected[] = tree.map((p) => collectProcess(p, nsOf, early.get(p.pid)?.state ?? 'S', early.get(p.pid)?.smaps, { shellJob: opts.shellJob ?? false, container: ns.container, ptyMasters }));
     // A container's own state: uts names and SysV IPC objects (read while the tree is frozen).
     const container = ns.container ? dumpContainer(root) : undefined;
     const live = procs.filter((c) => c.live);

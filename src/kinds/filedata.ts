@@ -48,11 +48,20 @@ const MFD_CLOEXEC = 1, MFD_ALLOW_SEALING = 2;
 
 /** A memfd named as it was (the link reads '/memfd:NAME (deleted)'), with its content and seals. */
 export function createMemfd(link: string, d: FileData): number {
-  const name = /^\/memfd:(.*) \(deleted\)$/.exec(link)?.[1] ?? 'ckpt';
-  const fd = memfdCreate(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  const fd = memfdCreate(memfdName(link), MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  fillMemfd(fd, d);
+  return fd;
+}
+
+/** The name a memfd was created with, from its /proc link or maps path. */
+export function memfdName(link: string): string {
+  return /^\/memfd:(.*?)(?: \(deleted\))?$/.exec(link)?.[1] ?? 'ckpt';
+}
+
+/** A memfd made already (one that is also mapped): its saved contents, then its seals. */
+export function fillMemfd(fd: number, d: FileData): void {
   writeAll(fd, d.data);
   if (d.fields.seals) fcntl(fd, F.ADD_SEALS, d.fields.seals);
-  return fd;
 }
 
 /** A file beside the deleted one (or in /tmp if its directory is gone), unlinked once open. */

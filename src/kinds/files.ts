@@ -12,7 +12,7 @@ import { NR } from '../sys/nr.js';
 import { F, O, SEEK_SET } from '../sys/constants.js';
 import { fcntl, lseek, sameFile } from '../sys/syscalls.js';
 import { createAnon, dumpAnon, type AnonFd } from './anonfds.js';
-import { createGhost, createMemfd, dumpFileData, linkSameFiles, reopenFile, type FileData } from './filedata.js';
+import { createGhost, createMemfd, dumpFileData, fillMemfd, linkSameFiles, reopenFile, type FileData } from './filedata.js';
 import { dumpLocks, lockDescription, restorePosixLocks, type LockFields } from './locks.js';
 import { createPipe, dumpPipe, type SavedPipe } from './pipes.js';
 import { T } from './ids.js';
@@ -65,7 +65,7 @@ export function fdKindName(link: string): string {
   return link;
 }
 
-export function dumpFd(pid: number, fd: number, shellJob: boolean): SavedFd {
+export function dumpFd(pid: number, fd: number, shellJob: boolean, ptyMasters?: ReadonlySet<number>): SavedFd {
   const link = readFdLink(pid, fd);
   const info = readFdinfo(pid, fd);
   const unsupported = (what: string) =>
@@ -106,7 +106,7 @@ export function dumpFd(pid: number, fd: number, shellJob: boolean): SavedFd {
   let kind: FdKind;
   let data: FileData | undefined;
   // A pty the process opened itself (or /dev/tty naming one) comes back as it was (tty.ts).
-  const role = type === S_IFCHR && isTty(st.rdev) ? ttyRole(pid, st.rdev) : undefined;
+  const role = type === S_IFCHR && isTty(st.rdev) ? ttyRole(pid, st.rdev, ptyMasters) : undefined;
   if ((info.flags & O.PATH) && (memfd || ghost)) throw unsupported(`an O_PATH fd of a deleted file (${link})`);
   if (info.flags & O.PATH) kind = FdKind.PATH;
   else if (type === S_IFIFO) {
@@ -141,15 +141,16 @@ export function dumpFd(pid: number, fd: number, shellJob: boolean): SavedFd {
  * keep one offset and one set of status flags. A pipe's content is saved once
  * anyway (pipes.ts).
  */
-export function dumpFds(pid: number, fdList: number[], shellJob: boolean): SavedFd[] {
-  const fds = fdList.map((fd) => dumpFd(pid, fd, shellJob));
+/** `ptyMasters`: the pts indexes of the pty masters the dumped tree holds (default: this process's). */
+export function dumpFds(pid: number, fdList: number[], shellJob: boolean, ptyMasters?: ReadonlySet<number>): SavedFd[] {
+  const fds = fdList.map((fd) => dumpFd(pid, fd, shellJob, ptyMasters));
   for (const [i, f] of fds.entries()) {
     const twin = fds.slice(0, i).find((g) => g.fields.same_as < 0 && g.fields.ino === f.fields.ino && sameFile(pid, g.fields.fd, pid, f.fields.fd));
     if (twin) { f.fields.same_as = twin.fields.fd; f.anon = undefined; f.data = undefined; }
   }
   dumpFifos(pid, fds.filter((f) => f.fields.kind === FdKind.FIFO));
   linkSameFiles(fds.filter((f) => f.fields.kind === FdKind.MEMFD || f.fields.kind === FdKind.GHOST));
-  dumpPtys(pid, fds);
+  dumpPtys(pid, fds, ptyMasters);
   const lockable = fds.filter((f) => f.fields.same_as < 0 && [FdKind.REG, FdKind.DIR, FdKind.MEMFD, FdKind.GHOST].includes(f.fields.kind));
   for (const l of dumpLocks(pid, lockable.map((f) => f.fields.fd))) {
     const f = fds.find((g) => g.fields.fd === l.fd)!;
@@ -267,6 +268,8 @@ function openLocally(f: SavedFd): number {
  * close() once every process has taken its fds.
  */
 export class FileTable {
+  /** ckpt's fd of a memfd that the tree also maps MAP_SHARED (restore/shmem.ts), by device and inode. */
+  mappedMemfd?: (major: number, minor: number, ino: bigint) => number | undefined;
   /** Pipe inode → ckpt's [read end, write end]. */
   readonly pipeEnds = new Map<bigint, [number, number]>();
   /** `${pid}:${fd}` → ckpt's fd for that saved fd's description. */
@@ -300,7 +303,7 @@ export function restoreFds(t: RestoreTarget, pidfd: number, pid: number, fds: Sa
   const order = [...fds].sort((a, b) => epollDepth(a, fds) - epollDepth(b, fds));
   for (const f of order) {
     if (f.fields.same_as >= 0) continue;
-    const local = openShared(f, table.pipeEnds, (fd) => table.get(pid, fd));
+    const local = openShared(f, table, (fd) => table.get(pid, fd));
     table.set(pid, f.fields.fd, local, f.fields.kind !== FdKind.PIPE);
     // flock and OFD locks belong to the description: taken here, they go with it.
     for (const l of f.locks ?? []) lockDescription(local, l);
@@ -324,8 +327,9 @@ function epollDepth(f: SavedFd, fds: SavedFd[], seen = new Set<number>()): numbe
 }
 
 /** The open file description of a saved fd, made in ckpt. */
-function openShared(f: SavedFd, pipeEnds: Map<bigint, [number, number]>, localOf: (fd: number) => number | undefined): number {
+function openShared(f: SavedFd, table: FileTable, localOf: (fd: number) => number | undefined): number {
   const v = f.fields;
+  const pipeEnds = table.pipeEnds;
   if (v.kind === FdKind.PIPE) {
     const ends = pipeEnds.get(v.ino);
     if (!ends) throw new CkptError('BAD_IMAGE', `bad image: fd ${v.fd} refers to pipe ${v.ino}, which the image does not hold`);
@@ -337,6 +341,12 @@ function openShared(f: SavedFd, pipeEnds: Map<bigint, [number, number]>, localOf
   if (v.kind === FdKind.MEMFD || v.kind === FdKind.GHOST) {
     if (f.sameFileAs !== undefined) return reopenFile(f, localOf(f.sameFileAs));
     if (!f.data) throw new CkptError('BAD_IMAGE', `bad image: fd ${v.fd} (${f.path}) has no saved content`);
+    // A memfd some process also maps is that mapping's object: one memfd, shared.
+    const mapped = v.kind === FdKind.MEMFD ? table.mappedMemfd?.(major(v.dev), minor(v.dev), v.ino) : undefined;
+    if (mapped !== undefined) {
+      fillMemfd(mapped, f.data);
+      return reopenFile(f, mapped);
+    }
     const fd = v.kind === FdKind.MEMFD ? createMemfd(f.path, f.data) : createGhost(f.path, (v.flags & ~(O.CREAT | O.EXCL | O.TRUNC)) | O.CLOEXEC, f.data);
     // A memfd is made O_RDWR: a description with another access mode is opened anew from it.
     if (v.kind === FdKind.MEMFD && (v.flags & O.ACCMODE) !== O.RDWR) {

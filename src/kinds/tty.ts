@@ -137,7 +137,7 @@ function dumpPty(pid: number, fd: number, path: string, slaves: SavedFd[]): PtyS
  * its pair; the slave that is the controlling terminal of the session the
  * process leads is marked (CTTY).
  */
-export function dumpPtys(pid: number, fds: SavedFd[]): void {
+export function dumpPtys(pid: number, fds: SavedFd[], masters?: ReadonlySet<number>): void {
   const slaves = fds.filter((f) => f.fields.kind === FdKind.PTS);
   const byIndex = new Map<number, PtyState>();
   for (const f of fds) {
@@ -150,7 +150,8 @@ export function dumpPtys(pid: number, fds: SavedFd[]): void {
   // other members of its session have it from the session.
   const stat = readStat(pid);
   const ctty = ptsIndex(BigInt(stat.tty_nr));
-  if (ctty === undefined || !byIndex.has(ctty) || stat.session !== pid) return;
+  // The pair's master may be in another process of the tree (a terminal multiplexer).
+  if (ctty === undefined || !(masters ?? byIndex).has(ctty) || stat.session !== pid) return;
   const on = slaves.find((s) => ptsIndex(s.fields.rdev) === ctty);
   if (!on) {
     throw new CkptError('UNSUPPORTED_FD', `not supported yet: the controlling terminal of pid ${pid} is its own pty /dev/pts/${ctty}, which it holds open on no fd`, { pid });
@@ -257,4 +258,14 @@ export function restoreTtys(t: RestoreTarget, fds: SavedFd[]): void {
     }
     t.remote.call(NR.close, [tmp]);
   }
+}
+
+/**
+ * A slave whose master is in another process of the image shares that
+ * master's pty (one pair, made once at restore).
+ */
+export function linkPtys(fdSets: SavedFd[][]): void {
+  const byIndex = new Map<number, PtyState>();
+  for (const f of fdSets.flat()) if (f.fields.kind === FdKind.PTMX && f.pty) byIndex.set(f.pty.fields.index, f.pty);
+  for (const f of fdSets.flat()) if (f.fields.kind === FdKind.PTS && !f.pty) f.pty = byIndex.get(ptsIndex(f.fields.rdev) ?? -1);
 }

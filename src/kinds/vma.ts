@@ -78,8 +78,10 @@ export function planVma(pid: number, vma: SmapsVma, opts: { sysvShm?: boolean } 
     if (opts.sysvShm && shmOfVma(vma)) return plan(VmaKind.SYSV_SHM);
     throw new CkptError('UNSUPPORTED', `not supported yet: pid ${pid} maps SysV shared memory of the host's ipc namespace at ${range}`, { pid, resource: vma.path });
   }
+  // A shared memfd mapping is shared memory with a name: one object again at restore (restore/shmem.ts).
+  if (vma.path.startsWith('/memfd:') && vma.shared) return plan(VmaKind.SHARED_ANON);
   if (vma.path.startsWith('/memfd:')) {
-    throw new CkptError('UNSUPPORTED', `not supported yet: pid ${pid} maps memfd ${vma.path} at ${range}`, { pid, resource: vma.path });
+    throw new CkptError('UNSUPPORTED', `not supported yet: pid ${pid} maps memfd ${vma.path} privately at ${range}`, { pid, resource: vma.path });
   }
   if (vma.deleted) {
     throw new CkptError('UNSUPPORTED', `not supported yet: pid ${pid} maps deleted file ${vma.path} at ${range}`, { pid, resource: vma.path });

@@ -12,7 +12,8 @@ import { Tracee } from '../ptrace/tracee.js';
 import { RemoteCaller } from '../ptrace/remote.js';
 import { TraceeMemory } from '../ptrace/memory.js';
 import { NR } from '../sys/nr.js';
-import { CLONE, F, PAGE_SIZE, PR, PTRACE_O, SIG } from '../sys/constants.js';
+import fs from 'node:fs';
+import { CLONE, F, O, PAGE_SIZE, PR, PTRACE_O, SIG } from '../sys/constants.js';
 import { encodeCloneArgs, CLONE_ARGS_SIZE } from '../sys/structs.js';
 import { tryKill } from '../sys/syscalls.js';
 import { E } from '../sys/errno.js';
@@ -31,7 +32,7 @@ import { restoreSigactions } from '../kinds/sigactions.js';
 import { restoreFs } from '../kinds/fs.js';
 import { restoreCreds } from '../kinds/creds.js';
 import { restoreFds, type FileTable } from '../kinds/files.js';
-import { restoreTtys } from '../kinds/tty.js';
+import { openPtySlave, restoreControllingTty, restoreForeground, restoreTtys } from '../kinds/tty.js';
 import { restoreEpollTargets } from '../kinds/anonfds.js';
 import { restoreChunkedPages } from './compressed-pages.js';
 import type { ChunkTable } from '../kinds/page-chunks.js';
@@ -176,6 +177,35 @@ export class RestoredProcess {
       remote.call(NR.close, [imgFd]);
     }
     fault('restore:pages');
+  }
+
+  /**
+   * A session leader whose controlling terminal is a pty of the tree takes it
+   * now, before it clones anyone: members of its session get it only at fork.
+   * The slave fd is installed early (rest() installs it again, the same way).
+   */
+  takeTerminal(): void {
+    const f = this.image.fds.find((x) => x.ctty);
+    if (!f) return;
+    const { remote } = this.target;
+    const local = openPtySlave(f);
+    try {
+      const tmp = remote.call(NR.pidfd_getfd, [this.pidfd, local, 0], `pidfd_getfd(pty slave fd ${f.fields.fd})`);
+      if (tmp !== f.fields.fd) {
+        remote.call(NR.dup3, [tmp, f.fields.fd, O.CLOEXEC], `dup3(${tmp}, ${f.fields.fd})`);
+        remote.call(NR.close, [tmp]);
+      }
+    } finally {
+      fs.closeSync(local);
+    }
+    restoreControllingTty(this.target, f.fields.fd);
+  }
+
+  /** The foreground group of the session's terminal, once every group exists. */
+  setForeground(): void {
+    const f = this.image.fds.find((x) => x.ctty);
+    const fg = f?.pty?.fields.fg_pgrp ?? -1;
+    if (f && fg > 0) restoreForeground(this.target, f.fields.fd, fg);
   }
 
   /** A MAP_SHARED anonymous object: the tree's one memfd for it, taken into this process for mmap. */

@@ -149,6 +149,7 @@ export function restoreSync(opts: RestoreOptions): RestoreResult {
   const created: number[] = [];
   const files = new FileTable();
   const shmem = new SharedMemory(img.processes);
+  files.mappedMemfd = (major, minor, ino) => shmem.lookup(major, minor, ino);
   const procs = new Map<TreeNode, RestoredProcess>();
   try {
     files.addPipes(img.processes.flatMap((p) => p.pipes));
@@ -176,7 +177,10 @@ export function restoreSync(opts: RestoreOptions): RestoreResult {
     // Each process: its memory first, then its children (who inherit what they shared with it).
     const grow = (node: TreeNode) => {
       const p = procs.get(node)!;
-      if (!node.zombie) p.memory();
+      if (!node.zombie) {
+        p.memory();
+        p.takeTerminal();
+      }
       for (const child of node.children) {
         const group = sessions.groupAtBirth(child);
         const creator = procs.get(node)!;
@@ -190,6 +194,7 @@ export function restoreSync(opts: RestoreOptions): RestoreResult {
     // Every process's mappings and pages (and the processes themselves).
     times.mark('pages');
     sessions.joinGroups();
+    for (const node of plan.order) if (!node.zombie) procs.get(node)!.setForeground();
     sessions.endHelpers();
     for (const node of plan.order) if (node.zombie) becomeZombie(procs.get(node)!);
     times.mark('groups');
