@@ -5,7 +5,6 @@
  * Any failure puts every process back as it was.
  */
 import os from 'node:os';
-import { CkptError } from '../errors.js';
 import {
   ImageWriter, PagesWriter, createImageDir, commitImageDir, abortImageDir, encode,
 } from '../image/index.js';

@@ -16,7 +16,7 @@ import { RemoteCaller } from '../ptrace/remote.js';
 import { TraceeMemory } from '../ptrace/memory.js';
 import { NR } from '../sys/nr.js';
 import { CLONE, MAP, PAGE_SIZE, PROT, PTRACE_O, SIG, WALL } from '../sys/constants.js';
-import { encodeCloneArgs, CLONE_ARGS_SIZE, xsaveFeatures, type UserRegs } from '../sys/structs.js';
+import { encodeCloneArgs, CLONE_ARGS_SIZE, xsaveFeatures } from '../sys/structs.js';
 import { getpid, tryKill, wait4, W } from '../sys/syscalls.js';
 import { E } from '../sys/errno.js';
 import { checkXstate } from '../kinds/regs.js';
