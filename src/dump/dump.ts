@@ -117,9 +117,9 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     const fdSets = live.map((c) => ({ pid: c.pid, nspid: c.nspid, fds: c.live!.fds }));
     linkSharedFds(fdSets);
     const pipes = dumpPipes(fdSets);
-    times.mark('proc');
+    // /proc and ptrace reads and the remote syscalls of every process.
+    times.mark('collect');
     fault('dump:proc');
-    times.mark('remote');
 
     partial = createImageDir(opts.dir, { force: opts.force });
     const writer = ImageWriter.create(partial, { utsRelease: os.release(), tool: `ckpt ${VERSION}` });
