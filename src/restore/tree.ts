@@ -61,6 +61,16 @@ export function planTree(procs: ProcessImage[]): TreePlan {
     n.parent = parent;
     parent.children.push(n);
   }
+  // Pages shared copy-on-write come from the parent's memory: it must map them.
+  for (const n of byPid.values()) {
+    for (const v of n.proc.vmas) {
+      if (!v.cow.length) continue;
+      const inParent = n.parent?.proc.vmas.some((p) => p.fields.kind === v.fields.kind && p.fields.start <= v.fields.start && p.fields.end >= v.fields.end);
+      if (!inParent) {
+        throw new CkptError('BAD_IMAGE', `bad image: VMA 0x${v.fields.start.toString(16)} of pid ${n.pid} shares pages with a parent that does not map it`, { pid: n.pid });
+      }
+    }
+  }
   const order: TreeNode[] = [];
   const visit = (n: TreeNode) => {
     order.push(n);
