@@ -151,5 +151,22 @@ describe('process trees', () => {
     const maps = readFileSync(`/proc/${pid}/maps`, 'utf8');
     assert.match(maps, /\/memfd:ckpt-map \(deleted\)/, 'the mapping keeps its memfd name');
   });
+
+  test('tree.c with --leave-running: every process gets a copy-on-write snapshot, the tree runs on intact, and the image restores once it is gone', SLOW, async () => {
+    const { dir, pid } = await startChecked('tree', ['24'], ['-pthread']);
+    const before = readTree(pid);
+    for (const n of before) track(n.pid, 'tree');
+    const image = makeWorkDir('img');
+    await dumpOk(pid, image, '--leave-running');
+    const running = readTree(pid);
+    assert.deepEqual(running.map((n) => [n.pid, n.state === 'Z' || n.state === 'T' ? n.state : 'live']), before.map((n) => [n.pid, n.state === 'Z' || n.state === 'T' ? n.state : 'live']), 'the tree after dump -R');
+    for (const n of running) assert.equal(Number(/^TracerPid:\s+(\d+)/m.exec(readFileSync(`/proc/${n.pid}/status`, 'utf8'))?.[1]), 0, `pid ${n.pid} is still traced`);
+    assertPass(await requestCheck(dir));
+    assert.ok(statSync(join(image, 'pages.img')).size < 36 * 1024 * 1024, 'copy-on-write memory was saved once from the snapshots too');
+    await killAll();
+    for (const n of before) await waitGone(n.pid);
+    const restore = restoreInBackground(image);
+    assertPass(await whileRunning(restore, requestCheck(dir, AFTER_RESTORE)));
+  });
 });
 

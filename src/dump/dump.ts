@@ -95,7 +95,8 @@ export function dumpSync(opts: DumpOptions): DumpResult {
   times.mark('freeze');
   let partial: string | undefined;
   let copier: PagePump | ChunkPump | undefined;
-  let snapshot: Snapshot | undefined;
+  // --leave-running: a copy-on-write snapshot of each process, by its pid.
+  const snapshots = new Map<number, Snapshot>();
   let released = false;
   try {
     fault('dump:freeze');
@@ -132,13 +133,17 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     const pmBufParent = Buffer.alloc(64 * 1024 * 8);
     // A shared object (MAP_SHARED anonymous memory) mapped by several VMAs is saved once.
     const sharedSeen = new Set<string>();
-    const select = (c: Collected, from: number, which: number[]) => {
+    // Where a process's pages are read: its snapshot if it has one, else the frozen process.
+    const sourceOf = (c: Collected): Source => snapshots.get(c.pid) ?? { pid: c.pid, mem: c.node.tasks[0].memory() };
+    const select = (c: Collected, which: number[]) => {
       const plans = c.live!.plans;
       const mine = runs.get(c.pid) ?? runs.set(c.pid, new Array(plans.length)).get(c.pid)!;
       const cow = cows.get(c.pid) ?? cows.set(c.pid, new Array(plans.length)).get(c.pid)!;
       const parent = byPid.get(c.node.ppid);
-      const pagemap = new Pagemap(from);
-      const parentMap = parent && !snapshot ? new Pagemap(parent.pid) : undefined;
+      const pagemap = new Pagemap(sourceOf(c).pid);
+      // Both sources are as the tree was frozen (a snapshot, or a process that is
+      // still frozen or stopped): they share the frames the two processes shared.
+      const parentMap = parent ? new Pagemap(sourceOf(parent).pid) : undefined;
       try {
         for (const i of which) {
           const plan = plans[i];
@@ -182,34 +187,42 @@ export function dumpSync(opts: DumpOptions): DumpResult {
       if (nr) fault('dump:pages');
     };
     const all = (c: Collected) => planned(c).map((_, i) => i);
-    // --leave-running of one process: copy what a fork does not carry while
-    // frozen, then fork a copy-on-write snapshot, let the process run, and
-    // select and copy the rest from the snapshot. (A tree is copied frozen.)
-    const only = live.length === 1 && tree.length === 1 ? live[0] : undefined;
-    if (opts.leaveRunning && only && residentBytes >= SNAPSHOT_MIN_BYTES) {
-      const unforked = all(only).filter((i) => !followsFork(planned(only)[i]));
-      select(only, only.pid, unforked);
-      unforked.forEach((i) => copyVma(only, i, { pid: only.pid, mem: only.node.tasks[0].memory() }));
+    // --leave-running: copy what a fork does not carry while frozen, then fork
+    // a copy-on-write snapshot of every process, let the tree run, and select
+    // and copy the rest from the snapshots.
+    if (opts.leaveRunning && residentBytes >= SNAPSHOT_MIN_BYTES) {
+      const unforked = new Map(live.map((c) => [c, all(c).filter((i) => !followsFork(planned(c)[i]))]));
+      for (const c of live) select(c, unforked.get(c)!);
+      for (const c of live) unforked.get(c)!.forEach((i) => copyVma(c, i, sourceOf(c)));
       times.mark('frozen-copy');
-      snapshot = forkSnapshot(only.node.tasks[0], only.live!.remote.gadget);
+      // A process stopped by a signal stays stopped after the detach: read from it directly.
+      const running = live.filter((c) => c.state !== 'T');
+      for (const c of running) {
+        const snap = forkSnapshot(c.node.tasks[0], c.live!.remote.gadget);
+        if (!snap) break;
+        snapshots.set(c.pid, snap);
+      }
       times.mark('fork');
-      if (snapshot) {
+      if (snapshots.size === running.length) {
         releaseTree(tree);
         released = true;
-        if (only.state === 'T') kill(only.pid, SIG.STOP);
+        for (const c of live) if (c.state === 'T') kill(c.pid, SIG.STOP);
         times.mark('thaw');
+      } else {
+        // One fork failed: copy everything from the frozen tree.
+        for (const snap of snapshots.values()) snap.discard();
+        snapshots.clear();
       }
     }
     // Every process's pages are chosen before any is copied: process_vm_readv
     // pins what it reads, and pinning a page shared copy-on-write unshares it.
-    const sourceOf = (c: Collected): Source => (c === only && snapshot ? snapshot : { pid: c.pid, mem: c.node.tasks[0].memory() });
     const rest = new Map(live.map((c) => [c, all(c).filter((i) => !vmaRecs.get(c.pid)![i])]));
-    for (const c of live) select(c, sourceOf(c).pid, rest.get(c)!);
+    for (const c of live) select(c, rest.get(c)!);
     times.mark('select');
     for (const c of live) rest.get(c)!.forEach((i) => copyVma(c, i, sourceOf(c)));
     const chunks: Chunk[] | void = copier.finish();
-    snapshot?.discard();
-    snapshot = undefined;
+    for (const snap of snapshots.values()) snap.discard();
+    snapshots.clear();
     times.mark('pages');
     for (const c of procs) writer.add(processRecord(c, vmaRecs.get(c.pid) ?? [], pipes.get(c.pid) ?? []));
     if (container) writer.add(encodeContainer(container));
@@ -236,7 +249,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     log(`dump of pid ${root}: ${tree.length} process(es), ${threads} thread(s), ${pages} pages, ${calls} remote syscalls; ${times.format()}`);
     return { pids: tree.map((p) => p.pid), pages, bytes: pages * 4096, ms: performance.now() - t0, timings: times.record() };
   } catch (e) {
-    snapshot?.discard();
+    for (const snap of snapshots.values()) snap.discard();
     if (!released) releaseTree(tree);
     if (partial !== undefined) abortImageDir(opts.dir);
     throw e;
