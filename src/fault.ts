@@ -15,3 +15,28 @@ export type FaultStep = `dump:${(typeof FAULT_STEPS.dump)[number]}` | `restore:$
 export function fault(step: FaultStep): void {
   if (process.env.CKPT_FAULT === step) throw new CkptError('INTERNAL', `injected fault at ${step} (CKPT_FAULT)`);
 }
+
+/**
+ * Moments inside the remote-call window of a dump (ptrace/frozen.ts, remote.ts):
+ * `parked` frame written and registers parked on it, `masked` signals blocked,
+ * `call` registers set for a call, `entry`/`exit` at its syscall stops, `moved`
+ * the frame moved into the scratch mapping, `leave` scratch gone, `unmasked`
+ * the mask back, `child` the snapshot child just cloned.
+ */
+export type DiePoint = 'parked' | 'masked' | 'call' | 'entry' | 'exit' | 'moved' | 'leave' | 'unmasked' | 'child';
+
+const DIE = process.env.CKPT_DIE;
+const dieCounts = new Map<string, number>();
+
+/**
+ * CKPT_DIE=POINT:N makes ckpt SIGKILL itself the Nth time it reaches POINT, so
+ * that a test can show what a kill at exactly that instant leaves behind.
+ */
+export function diePoint(point: DiePoint): void {
+  if (DIE === undefined) return;
+  const [p, n] = DIE.split(':');
+  if (p !== point) return;
+  const count = (dieCounts.get(point) ?? 0) + 1;
+  dieCounts.set(point, count);
+  if (count === Number(n ?? 1)) process.kill(process.pid, 'SIGKILL');
+}

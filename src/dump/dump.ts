@@ -25,7 +25,7 @@ import { PAGE_RUNS, selectPages, encodeRuns, type Run } from '../kinds/pages.js'
 import { PagePump } from './page-pump.js';
 import { ChunkPump } from './compress-pump.js';
 import { PAGE_CHUNKS, Codec, parseCodec, encodeChunks, type Chunk } from '../kinds/page-chunks.js';
-import { forkSnapshot, followsFork, SNAPSHOT_MIN_BYTES, type Snapshot } from './snapshot.js';
+import { forkSnapshot, followsFork, reapLeftoverSnapshots, SNAPSHOT_MIN_BYTES, type Snapshot } from './snapshot.js';
 import type { TraceeMemory } from '../ptrace/memory.js';
 import { SIGACTION, dumpSigactions, nonDefaultSignals, type SigactionFields } from '../kinds/sigactions.js';
 import { FS, FS_ROOT } from '../kinds/fs.js';
@@ -164,7 +164,9 @@ export function dumpSync(opts: DumpOptions): DumpResult {
   try {
     fault('dump:freeze');
     // Any thread may have forked: each has its own children list.
-    const children = tasks.flatMap((t) => readChildren(pid, t.tid));
+    const found = tasks.flatMap((t) => readChildren(pid, t.tid));
+    const reaped = reapLeftoverSnapshots(task, found); // safety hook: a dead ckpt's snapshot zombie
+    const children = found.filter((c) => !reaped.includes(c));
     if (children.length > 0) {
       throw new CkptError('UNSUPPORTED', `not supported yet: pid ${pid} has child processes (${children.join(', ')}): process trees`, { pid });
     }
