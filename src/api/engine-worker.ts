@@ -18,6 +18,7 @@ import { showImage } from '../show.js';
 import { checkKernel } from '../check.js';
 import { wait4, W } from '../sys/syscalls.js';
 import { WNOHANG } from '../sys/constants.js';
+import { watchAbort } from '../fault.js';
 import { toWire, type EngineRequest, type WorkerMessage } from './wire.js';
 
 const port = parentPort;
@@ -48,6 +49,8 @@ function reapLater(pid: number): void {
 
 function run(req: EngineRequest): void {
   post({ t: 'start' });
+  // Set by the caller's thread to stop the engine (the CLI's SIGINT/SIGTERM/SIGHUP): src/fault.ts.
+  if (req.op === 'dump' || req.op === 'restore') watchAbort(req.abort);
   switch (req.op) {
     case 'dump': {
       const log = req.log ? (message: string) => post({ t: 'log', message }) : undefined;
