@@ -21,6 +21,7 @@ import { WNOHANG } from '../sys/constants.js';
 import { watchAbort } from '../fault.js';
 import { toWire, type EngineRequest, type WorkerMessage } from './wire.js';
 
+const WNOTHREAD = 0x20000000;
 const port = parentPort;
 if (!port) throw new Error('engine-worker.js runs only as a worker thread');
 const post = (m: WorkerMessage) => port.postMessage(m);
@@ -31,7 +32,10 @@ function reapLater(pid: number): void {
   const poll = () => {
     let r;
     try {
-      r = wait4(pid, WNOHANG);
+      // __WNOTHREAD: only this thread's own children. Without it wait4 also
+      // reports the ptrace stops of tasks that another thread of this process
+      // traces, and would steal them from a dump of this very process.
+      r = wait4(pid, WNOHANG | WNOTHREAD);
     } catch (e) {
       // ECHILD: someone else reaped it (e.g. a child_process handle of the caller's with the same pid).
       post({ t: 'exit-error', error: toWire(e) });
@@ -75,8 +79,14 @@ function run(req: EngineRequest): void {
   }
 }
 
-try {
-  run(workerData as EngineRequest);
-} catch (e) {
-  post({ t: 'error', error: toWire(e) });
+function handle(req: EngineRequest): void {
+  try {
+    run(req);
+  } catch (e) {
+    post({ t: 'error', error: toWire(e) });
+  }
 }
+
+// The first request comes as workerData; a reused worker gets the next ones as messages (engine.ts).
+handle(workerData as EngineRequest);
+port.on('message', handle);

@@ -51,7 +51,7 @@ export async function runEngine<T>(req: Omit<Request, 'log' | 'abort'>, listener
     });
     const value = await run.result;
     // A detached restored process needs no one to wait for it: let the worker go.
-    if (req.op === 'restore' && (req.opts as { detach?: boolean }).detach) void run.worker.terminate();
+    if (req.op === 'restore' && (req.opts as { detach?: boolean }).detach) run.worker.terminate();
     const exit = run.exit.then((status) => (W.ifSignaled(status) ? 128 + W.termSig(status) : W.exitStatus(status)));
     exit.catch(() => {});
     return { value, exit };
