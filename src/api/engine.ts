@@ -9,6 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { CkptError } from '../errors.js';
 import type { EngineRequest, WireError, WorkerMessage } from './wire.js';
 import type { ProgressListener } from './types.js';
+import { newTracedTable } from './traced.js';
 
 /** The caller's frames, taken synchronously at the API call (before any await). */
 export function callerFrames(above: Function): string {
@@ -72,9 +73,12 @@ const WORKER_URL = new URL('./engine-worker.js', import.meta.url);
  * calls.
  */
 const idle: Worker[] = [];
+/** The pids engine workers of this process are dumping (traced.ts). */
+const traced = newTracedTable();
 const MAX_IDLE = 2;
 
-function takeWorker(req: EngineRequest): Worker {
+function takeWorker(request: EngineRequest): Worker {
+  const req = request.op === 'dump' || request.op === 'restore' ? { ...request, traced } : request;
   for (;;) {
     const w = idle.pop();
     if (!w) return new Worker(WORKER_URL, { workerData: req });
