@@ -23,10 +23,10 @@ const SLOW = { timeout: 60_000 };
 
 interface Program { dir: string; pid: number; comm: string }
 
-async function startChecked(name: string, cflags: string[] = []): Promise<Program> {
+async function startChecked(name: string, cflags: string[] = [], args: string[] = []): Promise<Program> {
   const binary = uniqueBinary(name, cflags);
   const dir = makeWorkDir(name);
-  const { pid } = startProgram(binary, [dir]);
+  const { pid } = startProgram(binary, [dir, ...args]);
   await waitReady(dir, { pid });
   assertPass(await requestCheck(dir));
   return { dir, pid, comm: basename(binary) };
@@ -93,6 +93,17 @@ describe('the same in a process with two threads', () => {
   before(async () => { p = await startChecked('threads', ['-pthread']); });
   after(() => killAll());
   for (const point of ['parked:2', 'masked:2', 'exit:12', 'unmasked:2', 'unmasked:1']) {
+    test(`dump, killed at ${point}`, SLOW, () => dieAt(p, point));
+  }
+});
+
+// Blocked in nanosleep when frozen: abandoned on the frame, the sleep must be
+// restarted (the frame does it), never return EINTR (blocked.c FAILs on that).
+describe('the same in a process blocked in nanosleep', () => {
+  let p: Program;
+  before(async () => { p = await startChecked('blocked', [], ['nanosleep']); });
+  after(() => killAll());
+  for (const point of ['masked:1', 'exit:4', 'unmasked:1']) {
     test(`dump, killed at ${point}`, SLOW, () => dieAt(p, point));
   }
 });
