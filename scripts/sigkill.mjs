@@ -4,8 +4,9 @@
 // What happens to a process when `ckpt dump -R` is SIGKILLed in the middle of a dump?
 // ckpt cannot clean up after a SIGKILL; the kernel detaches the tracee. The process must
 // then run on as if never seen: alive, not traced, its self-check a PASS, its counter
-// growing. (The architecture notes say one window is not handled: a kill during the
-// remote syscalls leaves ckpt's registers and scratch mapping in the process.)
+// growing. A kill during the remote syscalls leaves the scratch mapping (reported below as
+// a maps change, not a failure): the return frame (src/ptrace/safe-return.ts) puts the
+// registers and mask back. For kills at exact instants see test/e2e-sigkill-window.test.ts.
 //
 // 1. Calibration: three normal `ckpt dump -R -v --json` of the program. Their median wall
 //    time (spawn to exit of the CLI) is D; their timings give a rough map of when each

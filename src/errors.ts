@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'FILE_CHANGED'     // a file the image refers to changed or vanished
   | 'USAGE'            // bad command-line arguments
   | 'PERMISSION'       // missing capability or access
+  | 'INTERRUPTED'      // a signal to ckpt (or an abort) stopped the operation; nothing was changed
   | 'INTERNAL';
 
 export interface ErrorData {
@@ -26,6 +27,8 @@ export interface ErrorData {
   resource?: string;
   offset?: number;
   path?: string;
+  /** INTERRUPTED: the signal that stopped ckpt. */
+  signal?: number;
 }
 
 export class CkptError extends Error {

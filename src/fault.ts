@@ -13,5 +13,56 @@ export const FAULT_STEPS = {
 export type FaultStep = `dump:${(typeof FAULT_STEPS.dump)[number]}` | `restore:${(typeof FAULT_STEPS.restore)[number]}`;
 
 export function fault(step: FaultStep): void {
+  checkAbort();
   if (process.env.CKPT_FAULT === step) throw new CkptError('INTERNAL', `injected fault at ${step} (CKPT_FAULT)`);
+}
+
+/**
+ * Moments inside the remote-call window of a dump (ptrace/frozen.ts, remote.ts):
+ * `parked` frame written and registers parked on it, `masked` signals blocked,
+ * `call` registers set for a call, `entry`/`exit` at its syscall stops, `moved`
+ * the frame moved into the scratch mapping, `leave` scratch gone, `unmasked`
+ * the mask back, `child` the snapshot child just cloned.
+ */
+export type DiePoint = 'parked' | 'masked' | 'call' | 'entry' | 'exit' | 'moved' | 'leave' | 'unmasked' | 'child';
+
+const DIE = process.env.CKPT_DIE;
+const dieCounts = new Map<string, number>();
+
+/**
+ * CKPT_DIE=POINT:N makes ckpt SIGKILL itself the Nth time it reaches POINT, so
+ * that a test can show what a kill at exactly that instant leaves behind.
+ */
+export function diePoint(point: DiePoint): void {
+  if (DIE === undefined) return;
+  const [p, n] = DIE.split(':');
+  if (p !== point) return;
+  const count = (dieCounts.get(point) ?? 0) + 1;
+  dieCounts.set(point, count);
+  if (count === Number(n ?? 1)) process.kill(process.pid, 'SIGKILL');
+}
+
+const SIGNAL_NAMES: Record<number, string> = { 1: 'SIGHUP', 2: 'SIGINT', 15: 'SIGTERM' };
+let abortFlag: Int32Array | undefined;
+
+/**
+ * Where the engine looks to know that its caller wants it to stop: word 0 of
+ * a SharedArrayBuffer, set by another thread (the CLI's signal handlers, the
+ * library's AbortSignal): 0 carry on, N > 0 stop because of signal N, -1 stop.
+ */
+export function watchAbort(flag: SharedArrayBuffer | undefined): void {
+  abortFlag = flag ? new Int32Array(flag) : undefined;
+}
+
+/**
+ * Throws INTERRUPTED if the caller asked to stop. Called at every fault() step
+ * and between page batches: the failure path then puts everything back, as
+ * for any other error.
+ */
+export function checkAbort(): void {
+  if (!abortFlag) return;
+  const sig = Atomics.load(abortFlag, 0);
+  if (sig === 0) return;
+  const why = sig > 0 ? `interrupted by ${SIGNAL_NAMES[sig] ?? `signal ${sig}`}` : 'aborted';
+  throw new CkptError('INTERRUPTED', why, sig > 0 ? { signal: sig } : {});
 }

@@ -9,6 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { CkptError } from '../errors.js';
 import type { EngineRequest, WireError, WorkerMessage } from './wire.js';
 import type { ProgressListener } from './types.js';
+import { newTracedTable } from './traced.js';
 
 /** The caller's frames, taken synchronously at the API call (before any await). */
 export function callerFrames(above: Function): string {
@@ -43,8 +44,15 @@ export interface EngineHooks {
   frames: string;
 }
 
+/** The operation's hold on its worker: a no-op once the worker went back to the pool. */
+export interface EngineWorker {
+  ref(): void;
+  unref(): void;
+  terminate(): void;
+}
+
 export interface EngineRun<T> {
-  worker: Worker;
+  worker: EngineWorker;
   /** The operation's result. */
   result: Promise<T>;
   /** restore only: the raw wait status of the restored process. */
@@ -53,10 +61,54 @@ export interface EngineRun<T> {
 
 const WORKER_URL = new URL('./engine-worker.js', import.meta.url);
 
+/**
+ * Engine workers whose operation is over, kept for the next call. A new
+ * worker per call loads koffi again, and each load keeps ~40 KiB of native
+ * memory that a worker's exit does not give back (measured on Node 20 and
+ * koffi 2: 800 workers that only load libc grew RSS by 32 MiB, empty ones by
+ * 2 MiB); it also costs the worker's start-up. An idle worker is unref'd: it
+ * never keeps the process alive. A worker is reused only once its operation is
+ * entirely over (a restore: once the restored process has exited and been
+ * reaped), so each operation still has a thread of its own for all its ptrace
+ * calls.
+ */
+const idle: Worker[] = [];
+/** The pids engine workers of this process are dumping (traced.ts). */
+const traced = newTracedTable();
+const MAX_IDLE = 2;
+
+function takeWorker(request: EngineRequest): Worker {
+  const req = request.op === 'dump' || request.op === 'restore' ? { ...request, traced } : request;
+  for (;;) {
+    const w = idle.pop();
+    if (!w) return new Worker(WORKER_URL, { workerData: req });
+    w.ref();
+    try {
+      w.postMessage(req);
+      return w;
+    } catch {
+      void w.terminate();
+      // a request that cannot be cloned throws again below, with a new worker
+      return new Worker(WORKER_URL, { workerData: req });
+    }
+  }
+}
+
+function releaseWorker(w: Worker): void {
+  w.removeAllListeners('message');
+  w.removeAllListeners('error');
+  w.removeAllListeners('exit');
+  if (idle.length >= MAX_IDLE) { void w.terminate(); return; }
+  w.unref();
+  w.on('exit', () => { const i = idle.indexOf(w); if (i >= 0) idle.splice(i, 1); });
+  w.on('error', () => {});
+  idle.push(w);
+}
+
 export function startEngine<T>(req: EngineRequest, hooks: EngineHooks): EngineRun<T> {
   let worker: Worker;
   try {
-    worker = new Worker(WORKER_URL, { workerData: req });
+    worker = takeWorker(req);
   } catch (e) {
     // workerData that cannot be cloned (a function or a symbol where a pid or path goes)
     const message = e instanceof Error ? e.message.split('\n')[0] : String(e);
@@ -73,6 +125,19 @@ export function startEngine<T>(req: EngineRequest, hooks: EngineHooks): EngineRu
   const exit = new Promise<number>((res, rej) => ((resolveExit = res), (rejectExit = rej)));
   exit.catch(() => {}); // only the caller's problem if the caller looks at it
   const progress = hooks.onProgress;
+  // The operation is over once it answered and, for a successful restore, its process was reaped.
+  let restoring = false;
+  let released = false;
+  const maybeRelease = () => {
+    if (released || !answered || (restoring && !exited)) return;
+    released = true;
+    releaseWorker(worker);
+  };
+  const hold: EngineWorker = {
+    ref: () => { if (!released) worker.ref(); },
+    unref: () => { if (!released) worker.unref(); },
+    terminate: () => { if (!released) void worker.terminate(); },
+  };
 
   worker.on('message', (m: WorkerMessage) => {
     switch (m.t) {
@@ -88,20 +153,25 @@ export function startEngine<T>(req: EngineRequest, hooks: EngineHooks): EngineRu
         break;
       case 'result':
         answered = true;
+        restoring = req.op === 'restore';
         safely(progress && (() => progress({ phase: 'end', done: 1, total: 1 })));
         resolveResult(m.value as T);
+        maybeRelease();
         break;
       case 'error':
         answered = true;
         rejectResult(errorFromWire(m.error, hooks.frames));
+        maybeRelease();
         break;
       case 'exit':
         exited = true;
         resolveExit(m.status);
+        maybeRelease();
         break;
       case 'exit-error':
         exited = true;
         rejectExit(errorFromWire(m.error, hooks.frames));
+        maybeRelease();
         break;
     }
   });
@@ -125,5 +195,5 @@ export function startEngine<T>(req: EngineRequest, hooks: EngineHooks): EngineRu
       rejectExit(internal(`engine worker exited (code ${code}) before the restored process did`));
     }
   });
-  return { worker, result, exit };
+  return { worker: hold, result, exit };
 }

@@ -7,8 +7,8 @@ type Plain<T> = Omit<T, 'log' | 'onProgress'>;
 
 /** What a worker is asked to do: one operation (workerData). */
 export type EngineRequest =
-  | { op: 'dump'; opts: Plain<EngineDumpOptions>; log: boolean }
-  | { op: 'restore'; opts: Plain<EngineRestoreOptions>; log: boolean }
+  | { op: 'dump'; opts: Plain<EngineDumpOptions>; log: boolean; abort?: SharedArrayBuffer; traced?: SharedArrayBuffer }
+  | { op: 'restore'; opts: Plain<EngineRestoreOptions>; log: boolean; abort?: SharedArrayBuffer; traced?: SharedArrayBuffer }
   | { op: 'show'; dir: string }
   | { op: 'check' };
 

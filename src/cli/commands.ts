@@ -2,10 +2,10 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CkptError } from '../errors.js';
 import { readImage, check } from '../index.js';
-// A CLI process has no event loop worth protecting and a worker thread costs
-// its start-up: dump and restore run the engine right here, synchronously.
-import { dumpSync } from '../dump/dump.js';
-import { restoreSync, waitForExit } from '../restore/restore.js';
+// dump and restore run the engine in a worker, so that SIGINT/SIGTERM/SIGHUP can stop it cleanly.
+import type { DumpResult } from '../dump/dump.js';
+import type { RestoreResult } from '../restore/restore.js';
+import { runEngine } from './engine-run.js';
 import { runCommand } from './run.js';
 import { formatImage } from '../show.js';
 import { SECTIONS, showSections, formatSections, type Section } from '../inspect/sections.js';
@@ -86,7 +86,10 @@ function compression(v: unknown): 'zstd' | 'lz4' | 'none' {
   return (typeof v === 'string' ? v : 'none') as 'zstd' | 'lz4' | 'none';
 }
 
-function dumpStream(pid: number, o: Values, args: string[]): number {
+const dumpAbandoned = (pid: number) => `dump abandoned, pid ${pid} runs on as it was, no image written`;
+const RESTORE_ABANDONED = 'restore abandoned, nothing of it left running, the image unchanged';
+
+async function dumpStream(pid: number, o: Values, args: string[]): Promise<number> {
   const leaveRunning = !!o['leave-running'];
   const toStdout = isStd(o.output);
   const out = toStdout ? { sink: stdoutSink('dump'), commit() {}, abort() {} } : openOutputFile(o.output as string, !!o.force);
@@ -96,7 +99,9 @@ function dumpStream(pid: number, o: Values, args: string[]): number {
     tmp = makeStreamTempDir();
     const dir = path.join(tmp, 'image');
     const report = openReport('dump', args, { verbose: verbosity(o.verbose), logFile: o['log-file'] });
-    const r = dumpSync({ pid, dir, leaveRunning, shellJob: !!o['shell-job'], compress: compression(o.compress), ...report.engine });
+    const { value: r } = await runEngine<DumpResult>({
+      op: 'dump', opts: { pid, dir, leaveRunning, shellJob: !!o['shell-job'], compress: compression(o.compress) },
+    }, report.engine, dumpAbandoned(pid));
     try {
       packImage(dir, out.sink);
       out.commit();
@@ -127,25 +132,24 @@ function dumpStream(pid: number, o: Values, args: string[]): number {
  * from it, and remove it as soon as the process runs (it has read its pages by then),
  * not when it exits.
  */
-function restoreStream(o: Values, args: string[]): number {
+async function restoreStream(o: Values, args: string[]): Promise<number> {
   const source = isStd(o.input) ? stdinSource('restore') : undefined;
   const tmp = makeStreamTempDir();
-  let r;
+  let run;
   try {
     const dir = path.join(tmp, 'image');
     if (source) unpackImage(source, dir, { label: 'stdin' });
     else unpackImageFromFile(o.input as string, dir);
     const report = openReport('restore', args, { verbose: verbosity(o.verbose), logFile: o['log-file'], totalBytes: imagePagesBytes(dir) });
-    r = restoreSync({
-      dir, detach: !!o['restore-detached'], pidfile: o.pidfile as string | undefined, shellJob: !!o['shell-job'],
-      ...report.engine,
-    });
+    run = await runEngine<RestoreResult>({
+      op: 'restore', opts: { dir, detach: !!o['restore-detached'], pidfile: o.pidfile as string | undefined, shellJob: !!o['shell-job'] },
+    }, report.engine, RESTORE_ABANDONED);
   } finally {
     removeStreamTempDir(tmp);
   }
-  if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
+  if (o.json) process.stdout.write(JSON.stringify(run.value) + '\n');
   if (o['restore-detached']) return 0;
-  return waitForExit(r.pid);
+  return run.exit;
 }
 
 export const COMMANDS: Record<string, Command> = {
@@ -188,10 +192,9 @@ after the process was killed, that directory is kept and the error names it.
       if (streamMode('dump', o, 'output')) return dumpStream(pid, o, args);
       const dir = required('dump', o['images-dir'], '-D DIR');
       const out = openReport('dump', args, { verbose: verbosity(o.verbose), logFile: o['log-file'] });
-      const r = dumpSync({
-        pid, dir, leaveRunning: !!o['leave-running'], shellJob: !!o['shell-job'], force: !!o.force,
-        compress: compression(o.compress), ...out.engine,
-      });
+      const { value: r } = await runEngine<DumpResult>({
+        op: 'dump', opts: { pid, dir, leaveRunning: !!o['leave-running'], shellJob: !!o['shell-job'], force: !!o.force, compress: compression(o.compress) },
+      }, out.engine, dumpAbandoned(pid));
       if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
       return 0;
     },
@@ -229,13 +232,12 @@ ckpt dump -t PID --stream | ckpt restore --stream moves a process through a pipe
       if (streamMode('restore', o, 'input')) return restoreStream(o, args);
       const dir = required('restore', o['images-dir'], '-D DIR');
       const out = openReport('restore', args, { verbose: verbosity(o.verbose), logFile: o['log-file'], totalBytes: imagePagesBytes(dir) });
-      const r = restoreSync({
-        dir, detach: !!o['restore-detached'], pidfile: o.pidfile as string | undefined, shellJob: !!o['shell-job'],
-        ...out.engine,
-      });
-      if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
+      const run = await runEngine<RestoreResult>({
+        op: 'restore', opts: { dir, detach: !!o['restore-detached'], pidfile: o.pidfile as string | undefined, shellJob: !!o['shell-job'] },
+      }, out.engine, RESTORE_ABANDONED);
+      if (o.json) process.stdout.write(JSON.stringify(run.value) + '\n');
       if (o['restore-detached']) return 0;
-      return waitForExit(r.pid);
+      return run.exit;
     },
   },
   pack: {

@@ -10,6 +10,7 @@ export const EXIT: Record<ErrorCode, number> = {
   CPU_MISMATCH: 7, FILE_CHANGED: 7,
   PERMISSION: 8,
   SYSCALL: 1, INTERNAL: 70,
+  INTERRUPTED: 130,
 };
 
 export function exitCodeOf(code: ErrorCode): number { return EXIT[code] ?? 1; }

@@ -38,7 +38,8 @@ main(process.argv.slice(2)).then(
   (e: unknown) => {
     if (isCkptError(e)) {
       process.stderr.write(`ckpt: ${e.message}\n`);
-      const code = exitCodeOf(e.code);
+      // Stopped by signal N: 128+N, as a shell reports a command that signal N ended.
+      const code = e.code === 'INTERRUPTED' && e.data.signal ? 128 + e.data.signal : exitCodeOf(e.code);
       process.exitCode = code;
       endReport({ code, error: e.message });
     } else {

@@ -13,6 +13,7 @@
  */
 import zlib from 'node:zlib';
 import { Worker } from 'node:worker_threads';
+import { checkAbort } from '../fault.js';
 import { CkptError } from '../errors.js';
 import { PAGES_HDR_SIZE, type PagesWriter } from '../image/index.js';
 import { allocNative, freeNative, sharedNative, type NativeMemory } from '../sys/libc.js';
@@ -77,6 +78,7 @@ export class ChunkPump {
     let from = this.fill;
     const read = () => {
       if (batch.length === 0) return;
+      checkAbort();
       const buf = this.slots[this.cur];
       const want = this.fill - from;
       const got = (prot & PROT.READ) ? processVmIo(false, pid, buf, from, batch) : 0;

@@ -17,7 +17,7 @@ import { PAGE_RUNS, COW_RUNS, selectPages, selectPagesCow, encodeRuns, type Run 
 import { PagePump } from './page-pump.js';
 import { ChunkPump } from './compress-pump.js';
 import { PAGE_CHUNKS, Codec, parseCodec, encodeChunks, type Chunk } from '../kinds/page-chunks.js';
-import { forkSnapshot, followsFork, SNAPSHOT_MIN_BYTES, type Snapshot } from './snapshot.js';
+import { forkSnapshot, followsFork, reapLeftoverSnapshots, SNAPSHOT_MIN_BYTES, type Snapshot } from './snapshot.js';
 import type { TraceeMemory } from '../ptrace/memory.js';
 import { dumpPipes, linkSharedFds } from '../kinds/files.js';
 import { ptyMasterIndexes } from '../kinds/tty.js';
@@ -100,6 +100,12 @@ export function dumpSync(opts: DumpOptions): DumpResult {
   let released = false;
   try {
     fault('dump:freeze');
+    // A snapshot child left by a ckpt that died is a zombie its parent reaps now, not a child to dump.
+    for (const p of [...tree]) {
+      const zombies = tree.filter((k) => k.zombie && k.ppid === p.pid).map((k) => k.pid);
+      if (p.zombie || zombies.length === 0) continue;
+      for (const gone of reapLeftoverSnapshots(p.tasks[0], zombies)) tree.splice(tree.findIndex((k) => k.pid === gone), 1);
+    }
     // A plain tree in ckpt's namespaces, or a whole container: anything else is refused here.
     // (A zombie has no namespaces left.)
     const ns = checkTreeNamespaces(root, tree.filter((p) => !p.zombie).map((p) => p.pid));

@@ -9,6 +9,7 @@
  */
 import zlib from 'node:zlib';
 import { Worker } from 'node:worker_threads';
+import { checkAbort } from '../fault.js';
 import { CkptError } from '../errors.js';
 import type { PagesWriter } from '../image/index.js';
 import { allocNative, freeNative, sharedNative, type NativeMemory } from '../sys/libc.js';
@@ -63,6 +64,7 @@ export class PagePump {
     let filled = 0;
     const flush = () => {
       if (filled === 0) return;
+      checkAbort();
       const slot = this.takeSlot();
       const buf = this.slots[slot];
       const got = (prot & PROT.READ) ? processVmIo(false, pid, buf, 0, batch) : 0;

@@ -12,7 +12,10 @@
  * moment and makes it reap its zombie (a remote wait4 with __WALL).
  */
 import { NR } from '../sys/nr.js';
-import { SIG, WALL } from '../sys/constants.js';
+import { PTRACE_O, SIG, WALL } from '../sys/constants.js';
+import { diePoint } from '../fault.js';
+import { readStat } from '../proc/index.js';
+import { findReturnPath, EXIT_FRAME_CODE } from '../ptrace/safe-return.js';
 import { tryKill, wait4 } from '../sys/syscalls.js';
 import { Tracee } from '../ptrace/tracee.js';
 import { TraceeMemory } from '../ptrace/memory.js';
@@ -35,20 +38,18 @@ export function forkSnapshot(task: FrozenTask, gadget: bigint): Snapshot | undef
   const remote = task.enterRemote(gadget);
   const events = { children: [] as number[] };
   let child = -1;
+  let tracee: Tracee | undefined;
   try {
-    const r = remote.raw(NR.clone, [0, 0, 0, 0, 0], events);
+    // The child's stack: a frame that makes it exit if ckpt dies before it kills it.
+    task.scratchMapping();
+    const stack = task.childStack() ?? 0n;
+    const r = remote.raw(NR.clone, [0, stack, 0, 0, 0], events);
     child = events.children[0] ?? (r > 0n ? Number(r) : -1);
+    if (child > 0) tracee = stopped(child);
   } finally {
     task.leaveRemote();
   }
-  if (child <= 0) return undefined;
-  const tracee = Tracee.adopt(child);
-  for (;;) {
-    const s = tracee.wait();
-    if (s.kind === 'exited' || s.kind === 'killed') return undefined;
-    if (s.kind === 'event-stop') break;
-    tracee.cont(0);
-  }
+  if (!tracee) return undefined;
   const mem = new TraceeMemory(child);
   return {
     pid: child, mem,
@@ -59,6 +60,48 @@ export function forkSnapshot(task: FrozenTask, gadget: bigint): Snapshot | undef
       reapInParent(parent, child, gadget);
     },
   };
+}
+
+/** The new child in its first stop, with EXITKILL set; undefined if it died. */
+function stopped(child: number): Tracee | undefined {
+  const tracee = Tracee.adopt(child);
+  for (;;) {
+    const s = tracee.wait();
+    if (s.kind === 'exited' || s.kind === 'killed') return undefined;
+    if (s.kind === 'event-stop') break;
+    tracee.cont(0);
+  }
+  diePoint('child');
+  // From here the kernel kills the child if ckpt dies; before, its stack frame makes it exit.
+  tracee.setOptions(PTRACE_O.TRACESYSGOOD | PTRACE_O.EXITKILL);
+  return tracee;
+}
+
+/**
+ * A snapshot child left by a ckpt that died (killed by EXITKILL, or gone
+ * through its exit frame) is a zombie of the process that nobody reaps: a
+ * zombie child with exit signal 0, the process's comm, and SIGKILL or
+ * EXIT_FRAME_CODE (its exit frame) as its end. Make the process reap each one, so that it is
+ * not taken for a child of the process. Returns the pids reaped.
+ */
+export function reapLeftoverSnapshots(task: FrozenTask, children: number[]): number[] {
+  const comm = readStat(task.tid).comm;
+  const leftovers = children.filter((c) => {
+    try {
+      const st = readStat(c);
+      return st.state === 'Z' && st.exit_signal === 0 && st.comm === comm
+        && (st.exit_code === SIG.KILL || st.exit_code === EXIT_FRAME_CODE << 8);
+    } catch { return false; }
+  });
+  const path = leftovers.length ? findReturnPath(task.tid, task.memory()) : undefined;
+  if (!path) return [];
+  const remote = task.enterRemote(path.gadget);
+  try {
+    for (const c of leftovers) remote.raw(NR.wait4, [c, 0, WALL, 0]);
+  } finally {
+    task.leaveRemote();
+  }
+  return leftovers;
 }
 
 /** Make `parent` reap its dead child `child`: a moment's freeze and one remote wait4. */

@@ -16,8 +16,14 @@ import type { UserRegs } from '../sys/structs.js';
 import { Tracee } from './tracee.js';
 import { RemoteCaller } from './remote.js';
 import { TraceeMemory } from './memory.js';
+import { findReturnPath, buildSigframe, buildExitFrame, type ReturnPath } from './safe-return.js';
+import { diePoint } from '../fault.js';
 
 const ALL_SIGNALS = 0xffffffffffffffffn;
+/** The x86_64 ABI's red zone: 128 bytes below rsp that a signal frame skips. */
+const RED_ZONE = 128n;
+/** Above the scratch buffers: room for the return frames (xsave areas are up to ~11 KiB with AMX). */
+const FRAME_AREA = 32 * 1024;
 
 function isDead(tid: number): boolean {
   try { return ['Z', 'X'].includes(readStatus(tid).state); } catch { return true; }
@@ -32,7 +38,12 @@ export class FrozenTask {
   readonly caughtSignals: number[];
   private remote?: RemoteCaller;
   private scratch?: ScratchMapping;
+  private scratchTotal = 0;
   private mem?: TraceeMemory;
+  private path?: ReturnPath;
+  private xstate?: Buffer;
+  private frameAddr?: bigint;
+  private stackSaved?: { addr: bigint; bytes: Buffer };
 
   private constructor(readonly tracee: Tracee, regs: UserRegs, sigmask: bigint, caught: number[]) {
     this.regs = regs;
@@ -105,14 +116,31 @@ export class FrozenTask {
   }
 
   /**
-   * Prepare remote syscalls through a `syscall` instruction at `gadget`
-   * (found in the vDSO). Signals are blocked meanwhile so that none can
+   * Prepare remote syscalls. Signals are blocked meanwhile so that none can
    * interleave with our calls; they stay pending and arrive after detach.
+   * With a return path (ptrace/safe-return.ts) every instant from here to the
+   * end of leaveRemote() is one the task survives if ckpt dies: calls go
+   * through that path's `syscall`, on a frame that restores the task.
+   * Without one, through `gadget` (a vDSO `syscall`), as before: that is the
+   * one case where a kill of ckpt in the window leaves the task lost.
    */
   enterRemote(gadget: bigint): RemoteCaller {
     if (this.remote) return this.remote;
+    const mem = this.memory();
+    const path = findReturnPath(this.tid, mem);
+    const frame = path && this.stackFrame(path);
+    if (!path || !frame) {
+      this.tracee.setSigmask(ALL_SIGNALS);
+      this.remote = new RemoteCaller(this.tracee, gadget, 'syscall-stop', this.regs);
+      return this.remote;
+    }
+    this.path = path;
+    // Parked: were ckpt to die now, the task would `ret` into the restorer.
+    this.tracee.setRegs({ ...this.regs, rip: path.after, rsp: frame, orig_rax: -1n });
+    diePoint('parked');
     this.tracee.setSigmask(ALL_SIGNALS);
-    this.remote = new RemoteCaller(this.tracee, gadget, 'syscall-stop', this.regs);
+    diePoint('masked');
+    this.remote = new RemoteCaller(this.tracee, path.gadget, 'syscall-stop', { ...this.regs, rsp: frame });
     return this.remote;
   }
 
@@ -120,9 +148,33 @@ export class FrozenTask {
   scratchMapping(size = 64 * 1024): ScratchMapping {
     if (this.scratch) return this.scratch;
     if (!this.remote) throw new CkptError('INTERNAL', 'scratch mapping before enterRemote');
-    const addr = this.remote.call(NR.mmap, [0, size, PROT.READ | PROT.WRITE, MAP.PRIVATE | MAP.ANONYMOUS, -1, 0], 'mmap(scratch)');
+    const total = size + FRAME_AREA;
+    const addr = this.remote.call(NR.mmap, [0, total, PROT.READ | PROT.WRITE, MAP.PRIVATE | MAP.ANONYMOUS, -1, 0], 'mmap(scratch)');
     this.scratch = { addr, size };
+    this.scratchTotal = total;
+    if (this.path) {
+      // The frame moves to the top of the scratch mapping; the stack gets its bytes back.
+      const f = buildSigframe(BigInt(addr + total), this.regs, this.sigmask, this.xstate!, this.path.restorer);
+      this.memory().write(f.addr, f.bytes);
+      this.remote.setBase({ ...this.regs, rsp: f.addr });
+      this.tracee.setRegs({ ...this.tracee.getRegs(), rsp: f.addr });
+      diePoint('moved');
+      this.frameAddr = f.addr;
+      this.putBackStack();
+    }
     return this.scratch;
+  }
+
+  /**
+   * Where a clone()d copy of this task should have its stack: a frame in the
+   * scratch mapping that makes the copy exit at once if ckpt dies before it
+   * kills it. Undefined without a return path and scratch mapping.
+   */
+  childStack(): bigint | undefined {
+    if (!this.path || !this.scratch || this.frameAddr === undefined) return undefined;
+    const f = buildExitFrame(this.frameAddr - 256n, this.regs, this.path);
+    this.memory().write(f.addr, f.bytes);
+    return f.addr;
   }
 
   /** Undo everything enterRemote/scratchMapping did; back to an interrupt-stop. */
@@ -131,11 +183,24 @@ export class FrozenTask {
     const remote = this.remote;
     this.remote = undefined;
     if (this.scratch) {
-      remote.call(NR.munmap, [this.scratch.addr, this.scratch.size], 'munmap(scratch)');
+      if (this.path) {
+        // The frame goes back to the stack before its home in scratch is unmapped.
+        const frame = this.stackFrame(this.path);
+        if (frame === undefined) throw new CkptError('INTERNAL', `pid ${this.tid}: the stack below rsp is no longer writable`, { pid: this.tid });
+        remote.setBase({ ...this.regs, rsp: frame });
+        this.tracee.setRegs({ ...this.tracee.getRegs(), rsp: frame });
+      }
+      remote.call(NR.munmap, [this.scratch.addr, this.scratchTotal], 'munmap(scratch)');
       this.scratch = undefined;
+      this.frameAddr = undefined;
+      diePoint('leave');
     }
-    this.tracee.setRegs(this.regs);
+    // Mask first: parked on the frame, the task is safe with either mask.
     this.tracee.setSigmask(this.sigmask);
+    diePoint('unmasked');
+    this.tracee.setRegs(this.regs);
+    this.putBackStack();
+    this.path = undefined;
     this.tracee.interrupt();
     this.tracee.cont(0);
     for (;;) {
@@ -145,6 +210,27 @@ export class FrozenTask {
       this.tracee.tryInterrupt();
       this.tracee.cont(s.kind === 'signal' ? s.sig : 0);
     }
+  }
+
+  /**
+   * Write a return frame below the stack's red zone (saving what was there);
+   * its address, or undefined if that memory cannot be written.
+   */
+  private stackFrame(path: ReturnPath): bigint | undefined {
+    this.xstate ??= this.tracee.getXstate();
+    const f = buildSigframe(this.regs.rsp - RED_ZONE, this.regs, this.sigmask, this.xstate, path.restorer);
+    const mem = this.memory();
+    const saved = Buffer.alloc(f.bytes.length);
+    if (mem.tryRead(f.addr, saved, 0, saved.length) !== saved.length) return undefined;
+    try { mem.write(f.addr, f.bytes); } catch { return undefined; }
+    this.stackSaved = { addr: f.addr, bytes: saved };
+    return f.addr;
+  }
+
+  private putBackStack(): void {
+    if (!this.stackSaved) return;
+    this.memory().write(this.stackSaved.addr, this.stackSaved.bytes);
+    this.stackSaved = undefined;
   }
 
   /** Put everything back and let the task run on as if never seen. */

@@ -18,6 +18,7 @@ import { syscallName } from '../sys/nr.js';
 import { PTRACE_EVENT, SIG } from '../sys/constants.js';
 import type { UserRegs } from '../sys/structs.js';
 import type { Tracee } from './tracee.js';
+import { diePoint } from '../fault.js';
 
 export type GadgetKind = 'int3' | 'syscall-stop';
 
@@ -47,12 +48,16 @@ export class RemoteCaller {
     this.kind = kind;
   }
 
+  /** Build later calls on these registers (a dump moves its return frame, ptrace/safe-return.ts). */
+  setBase(base: UserRegs): void { this.base = base; }
+
   /** Run one syscall; returns the raw result (negative errno on failure). */
   raw(nr: number, args: Arg[] = [], events?: RemoteEvents, kind: GadgetKind = this.kind): bigint {
     const t = this.tracee;
     const regs: UserRegs = { ...this.base, rax: BigInt(nr), orig_rax: -1n, rip: this.gadget };
     ARG_REGS.forEach((r, i) => { regs[r] = BigInt.asUintN(64, BigInt(args[i] ?? 0)); });
     t.setRegs(regs);
+    diePoint('call');
     this.calls++;
     let groupStops = 0;
     if (kind === 'int3') {
@@ -69,7 +74,12 @@ export class RemoteCaller {
       t.syscallStep(0);
       for (;;) {
         const s = t.waitStopped();
-        if (s.kind === 'syscall') { if (++syscallStops === 2) break; t.syscallStep(0); continue; }
+        if (s.kind === 'syscall') {
+          diePoint(++syscallStops === 1 ? 'entry' : 'exit');
+          if (syscallStops === 2) break;
+          t.syscallStep(0);
+          continue;
+        }
         if (s.kind === 'event') { this.noteEvent(s.event, events); t.syscallStep(0); continue; }
         // A stopped process (SIGSTOP) reports its group-stop again when resumed.
         if (s.kind === 'event-stop' && ++groupStops < MAX_GROUP_STOPS) { t.syscallStep(0); continue; }

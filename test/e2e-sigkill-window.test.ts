@@ -1,0 +1,109 @@
+/**
+ * ckpt SIGKILLed at chosen instants of a dump's remote-call window
+ * (CKPT_DIE=POINT:N, src/fault.ts: ckpt kills itself with SIGKILL there). The
+ * kernel then detaches the process with whatever registers and signal mask it
+ * has at that instant; the return frame (src/ptrace/safe-return.ts) must bring
+ * it back to exactly where it was. Checked: alive, untraced, same signal mask and
+ * dispositions, counter growing, self-check PASS (memory checksum, registers
+ * across a raw syscall). Its maps may have one more anonymous mapping (the
+ * scratch area, leaked) and nothing else.
+ * Also the snapshot child of `dump -R` (a fork of the process): a kill while it
+ * exists must not leave a second copy of the program running, and the zombie it
+ * leaves is reaped by the next dump.
+ */
+import assert from 'node:assert/strict';
+import { basename, join } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { assertPass, cleanup, killAll, makeWorkDir, requestCheck, startProgram, waitReady } from './lib/index.js';
+import { ckptEnv, problemsOf, signalState, uniqueBinary } from './lib/safety.js';
+
+after(cleanup);
+const SLOW = { timeout: 60_000 };
+
+interface Program { dir: string; pid: number; comm: string }
+
+async function startChecked(name: string, cflags: string[] = [], args: string[] = []): Promise<Program> {
+  const binary = uniqueBinary(name, cflags);
+  const dir = makeWorkDir(name);
+  const { pid } = startProgram(binary, [dir, ...args]);
+  await waitReady(dir, { pid });
+  assertPass(await requestCheck(dir));
+  return { dir, pid, comm: basename(binary) };
+}
+
+const maps = (pid: number) => readFileSync(`/proc/${pid}/maps`, 'utf8').trim().split('\n');
+
+/** Every live process (not a zombie) whose comm is `comm` (the program under its unique name). */
+function copiesOf(comm: string): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      if (readFileSync(`/proc/${name}/comm`, 'utf8').trim() === comm && state !== 'Z' && state !== 'X') out.push(Number(name));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+async function dieAt(p: Program, point: string, flags: string[] = []): Promise<void> {
+  const before = maps(p.pid);
+  const signals = signalState(p.pid);
+  const image = join(makeWorkDir('img'), 'image');
+  const r = ckptEnv(['dump', '-t', String(p.pid), '-D', image, ...flags], { CKPT_DIE: point });
+  assert.equal(r.signal, 'SIGKILL', `ckpt was not killed at ${point}: status ${r.status}, ${r.stderr.trim()}`);
+  const problems = await problemsOf(p.pid, p.dir);
+  assert.deepEqual(problems, [], `killed at ${point}: ${problems.join('; ')}`);
+  assert.equal(signalState(p.pid), signals, `the signal state changed after a kill at ${point}`);
+  const now = maps(p.pid);
+  const added = now.filter((l) => !before.includes(l));
+  const gone = before.filter((l) => !now.includes(l));
+  assert.ok(gone.length <= 1 && added.length <= 1 && added.every((l) => /^\S+ rw-p 00000000 00:00 0\s*$/.test(l)),
+    `maps changed beyond a leaked scratch area after a kill at ${point}: gone ${JSON.stringify(gone)}, added ${JSON.stringify(added)}`);
+  assert.deepEqual(copiesOf(p.comm), [p.pid], `a second copy of the program runs after a kill at ${point}`);
+}
+
+describe('ckpt SIGKILLed inside the remote-call window: the process runs on as it was', () => {
+  let p: Program;
+  before(async () => { p = await startChecked('mem'); });
+  after(() => killAll());
+  const points = [
+    'parked:1', 'masked:1', 'call:1', 'entry:1', 'exit:1', 'moved:1', 'call:4', 'entry:6', 'exit:9',
+    'leave:1', 'unmasked:1',
+  ];
+  for (const point of points) {
+    test(`dump, killed at ${point}`, SLOW, () => dieAt(p, point));
+  }
+  // A kill while the snapshot child exists leaves it a zombie of the process
+  // (exit signal 0: nobody reaps it); the next dump has the process reap it.
+  for (const point of ['child:1', 'unmasked:2', 'leave:2', 'parked:3', 'unmasked:3']) {
+    test(`dump -R (snapshot), killed at ${point}`, SLOW, () => dieAt(p, point, ['-R']));
+  }
+  test('a dump -R after those kills succeeds, and the process has no child left', SLOW, async () => {
+    const r = ckptEnv(['dump', '-R', '-t', String(p.pid), '-D', join(makeWorkDir('img'), 'image')], {});
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(readFileSync(`/proc/${p.pid}/task/${p.pid}/children`, 'utf8').trim(), '');
+    assert.deepEqual(await problemsOf(p.pid, p.dir), []);
+  });
+});
+
+describe('the same in a process with two threads', () => {
+  let p: Program;
+  before(async () => { p = await startChecked('threads', ['-pthread']); });
+  after(() => killAll());
+  for (const point of ['parked:2', 'masked:2', 'exit:12', 'unmasked:2', 'unmasked:1']) {
+    test(`dump, killed at ${point}`, SLOW, () => dieAt(p, point));
+  }
+});
+
+// Blocked in nanosleep when frozen: abandoned on the frame, the sleep must be
+// restarted (the frame does it), never return EINTR (blocked.c FAILs on that).
+describe('the same in a process blocked in nanosleep', () => {
+  let p: Program;
+  before(async () => { p = await startChecked('blocked', [], ['nanosleep']); });
+  after(() => killAll());
+  for (const point of ['masked:1', 'exit:4', 'unmasked:1']) {
+    test(`dump, killed at ${point}`, SLOW, () => dieAt(p, point));
+  }
+});
