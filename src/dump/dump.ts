@@ -36,9 +36,10 @@ import { SIGNALS, SIGINFO, dumpPending, type SignalsFields } from '../kinds/sign
 import { ITIMER, POSIX_TIMER, dumpItimers, dumpPosixTimers, type ItimerFields, type PosixTimerFields } from '../kinds/timers.js';
 import { SECCOMP, SECCOMP_FILTER, SECCOMP_MODE_FILTER, dumpSeccompFilters } from '../kinds/seccomp.js';
 import type { Stat, Status, Vma } from '../proc/index.js';
-import { FD, dumpFds, dumpPipes } from '../kinds/files.js';
+import { FD, FdKind, dumpFds, dumpPipes } from '../kinds/files.js';
 import { encodeFdExtras } from '../kinds/fd-records.js';
 import { PIPE } from '../kinds/pipes.js';
+import { dumpSockets, encodeSocket, type SocketDump } from '../kinds/sockets/index.js';
 import { checkDumpablePid } from './validate.js';
 import { Timings } from '../timings.js';
 import { fault } from '../fault.js';
@@ -54,6 +55,10 @@ export interface DumpOptions {
   shellJob?: boolean;
   /** Replace an image already in DIR. */
   force?: boolean;
+  /** Save established TCP connections (TCP repair; their packets are held by nftables until restore). */
+  tcpEstablished?: boolean;
+  /** Save unix sockets whose peer is outside the dump; restore reconnects them by name. */
+  extUnixSk?: boolean;
   /** Compress page data in 8 MiB chunks (default 'none'); restore detects it. */
   compress?: 'zstd' | 'lz4' | 'none';
   /** Each line the engine logs (what `ckpt dump -v` prints). */
@@ -161,6 +166,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
   let copier: PagePump | ChunkPump | undefined;
   let snapshot: Snapshot | undefined;
   let released = false;
+  let sockets: SocketDump | undefined;
   try {
     fault('dump:freeze');
     // Any thread may have forked: each has its own children list.
@@ -172,6 +178,8 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     const status = readStatus(pid);
     const fds = dumpFds(pid, readFdList(pid), opts.shellJob ?? false);
     const pipes = dumpPipes(pid, fds);
+    sockets = dumpSockets(fds.filter((f) => f.fields.kind === FdKind.SOCKET).map((f) => ({ pid, fd: f.fields.fd, ino: f.fields.ino })),
+      { tcpEstablished: opts.tcpEstablished, extUnixSk: opts.extUnixSk, log });
     const smaps = sameLayout(early, readMaps(pid)) ? early : readSmaps(pid);
     const plans = smaps.map((v) => planVma(pid, v)).filter((p): p is VmaPlan => p !== undefined);
     times.mark('proc');
@@ -259,6 +267,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
       ...vmaRecs,
       ...remote.sigactions.map((a) => encode(SIGACTION, a)),
       ...pipes.map((p) => encode(PIPE, p.fields, p.data)),
+      ...sockets.sockets.map(encodeSocket),
       ...fds.map((f) => encode(FD, f.fields, f.path)),
       ...fds.flatMap(encodeFdExtras),
       ...threads,
@@ -272,6 +281,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     partial = undefined;
     times.mark('write');
     if (opts.leaveRunning) {
+      sockets.release();
       if (!released) {
         for (const t of tasks) t.release();
         // A process that was stopped (SIGSTOP) stays stopped.
@@ -282,12 +292,14 @@ export function dumpSync(opts: DumpOptions): DumpResult {
       kill(pid, SIG.KILL);
       // A group leader's exit is reported only after its other threads are reaped.
       for (const t of [...tasks.slice(1), tasks[0]]) { try { wait4(t.tid); } catch { /* reaped */ } }
+      sockets.finish();
     }
     times.mark('finish');
     log(`dump of pid ${pid}: ${tasks.length} thread(s), ${pages} pages, ${remote.calls} remote syscalls; ${times.format()}`);
     return { pids: [pid], pages, bytes: pages * 4096, ms: performance.now() - t0, timings: times.record() };
   } catch (e) {
     snapshot?.discard();
+    sockets?.release();
     if (!released) for (const t of tasks) t.release();
     if (partial !== undefined) abortImageDir(opts.dir);
     throw e;

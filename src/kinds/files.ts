@@ -15,10 +15,11 @@ import { createAnon, dumpAnon, type AnonFd } from './anonfds.js';
 import { createGhost, createMemfd, dumpFileData, type FileData } from './filedata.js';
 import { dumpLocks, lockDescription, restorePosixLocks, type LockFields } from './locks.js';
 import { createPipe, dumpPipe, type SavedPipe } from './pipes.js';
+import { closeSockets, createSockets, type SavedSocket } from './sockets/index.js';
 import { T } from './ids.js';
 import type { RestoreTarget } from './target.js';
 
-export enum FdKind { REG = 1, DIR = 2, CHR = 3, TTY = 4, PIPE = 5, EVENTFD = 6, SIGNALFD = 7, TIMERFD = 8, EPOLL = 9, MEMFD = 10, GHOST = 11, INOTIFY = 12 }
+export enum FdKind { REG = 1, DIR = 2, CHR = 3, TTY = 4, PIPE = 5, EVENTFD = 6, SIGNALFD = 7, TIMERFD = 8, EPOLL = 9, MEMFD = 10, GHOST = 11, INOTIFY = 12, SOCKET = 13 }
 
 export const FD = defineRecord({
   type: T.FD, name: 'fd', content: Content.NAME,
@@ -67,6 +68,16 @@ export function dumpFd(pid: number, fd: number, shellJob: boolean): SavedFd {
       fields: {
         fd, kind: FdKind.PIPE, flags: info.flags & ~O.CLOEXEC, cloexec, pos: 0, mode: 0o010600, dev: 0n,
         ino: BigInt(pipe[1]), rdev: 0n, size: 0, mtime_ns: 0n, same_as: -1,
+      },
+    };
+  }
+  const sock = /^socket:\[(\d+)\]$/.exec(link);
+  if (sock) {
+    return {
+      path: link,
+      fields: {
+        fd, kind: FdKind.SOCKET, flags: info.flags & ~O.CLOEXEC, cloexec: (info.flags & O.CLOEXEC) !== 0 ? 1 : 0, pos: 0,
+        mode: 0o140777, dev: 0n, ino: BigInt(sock[1]), rdev: 0n, size: 0, mtime_ns: 0n, same_as: -1,
       },
     };
   }
@@ -207,19 +218,21 @@ function openLocally(f: SavedFd): number {
 }
 
 /** Install every saved fd in the target; `pidfd` is the target's pidfd of ckpt. */
-export function restoreFds(t: RestoreTarget, pidfd: number, fds: SavedFd[], pipes: SavedPipe[]): void {
+export function restoreFds(t: RestoreTarget, pidfd: number, fds: SavedFd[], pipes: SavedPipe[], sockets: SavedSocket[] = []): void {
   const pipeEnds = new Map<bigint, [number, number]>();
+  let sockEnds = new Map<bigint, number>();
   // ckpt's own fd for each saved fd number: one per open file description.
   const locals = new Map<number, number>();
   const owned: number[] = [];
   try {
     for (const p of pipes) pipeEnds.set(p.fields.ino, createPipe(p));
+    sockEnds = createSockets(sockets, t.log);
     // Epolls last: their targets must exist; an epoll watching an epoll after it.
     const order = [...fds].sort((a, b) => epollDepth(a, fds) - epollDepth(b, fds));
     for (const f of order) {
       if (f.fields.same_as >= 0) continue;
-      const local = openShared(f, pipeEnds, (fd) => locals.get(fd));
-      if (f.fields.kind !== FdKind.PIPE) owned.push(local);
+      const local = openShared(f, pipeEnds, (fd) => locals.get(fd), sockEnds);
+      if (f.fields.kind !== FdKind.PIPE && f.fields.kind !== FdKind.SOCKET) owned.push(local);
       locals.set(f.fields.fd, local);
       // flock and OFD locks belong to the description: taken here, they go with it.
       for (const l of f.locks ?? []) lockDescription(local, l);
@@ -233,6 +246,7 @@ export function restoreFds(t: RestoreTarget, pidfd: number, fds: SavedFd[], pipe
   } finally {
     for (const fd of owned) fs.closeSync(fd);
     for (const [r, w] of pipeEnds.values()) { fs.closeSync(r); fs.closeSync(w); }
+    closeSockets(sockEnds);
   }
 }
 
@@ -244,8 +258,14 @@ function epollDepth(f: SavedFd, fds: SavedFd[], seen = new Set<number>()): numbe
 }
 
 /** The open file description of a saved fd, made in ckpt. */
-function openShared(f: SavedFd, pipeEnds: Map<bigint, [number, number]>, localOf: (fd: number) => number | undefined): number {
+function openShared(f: SavedFd, pipeEnds: Map<bigint, [number, number]>, localOf: (fd: number) => number | undefined, sockEnds = new Map<bigint, number>()): number {
   const v = f.fields;
+  if (v.kind === FdKind.SOCKET) {
+    const local = sockEnds.get(v.ino);
+    if (local === undefined) throw new CkptError('BAD_IMAGE', `bad image: fd ${v.fd} refers to socket ${v.ino}, which the image does not hold`);
+    fcntl(local, F.SETFL, v.flags & O.NONBLOCK);
+    return local;
+  }
   if (v.kind === FdKind.PIPE) {
     const ends = pipeEnds.get(v.ino);
     if (!ends) throw new CkptError('BAD_IMAGE', `bad image: fd ${v.fd} refers to pipe ${v.ino}, which the image does not hold`);

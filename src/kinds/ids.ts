@@ -37,4 +37,9 @@ export const T = {
   POSIX_TIMER: 0x01a1,
   SECCOMP: 0x01b0,
   SECCOMP_FILTER: 0x01b1,
+  SOCKET: 0x01c0,
+  SOCKET_ADDR: 0x01c1,
+  SOCKET_OPT: 0x01c2,
+  SOCKET_QUEUE: 0x01c3,
+  TCP_REPAIR: 0x01c4,
 } as const;

@@ -28,6 +28,7 @@ import { SECCOMP, SECCOMP_FILTER } from '../kinds/seccomp.js';
 import { FD, type SavedFd } from '../kinds/files.js';
 import { attachFdExtras } from '../kinds/fd-records.js';
 import { PIPE, type SavedPipe } from '../kinds/pipes.js';
+import { loadSockets, type SavedSocket } from '../kinds/sockets/index.js';
 import type { UserRegs } from '../sys/structs.js';
 import { PAGE_SIZE } from '../sys/constants.js';
 import { verifyPagesAsync, type PendingVerdict } from './verify-pages.js';
@@ -60,6 +61,7 @@ export interface ProcessImage {
   sigactions: SigactionFields[];
   fds: SavedFd[];
   pipes: SavedPipe[];
+  sockets: SavedSocket[];
   threads: ThreadImage[];
 }
 export interface LoadedImage {
@@ -172,6 +174,7 @@ function loadProcess(proc: ImageRecord): ProcessImage {
       }
       return { fields: r.fields, data };
     }),
+    sockets: loadSockets(proc),
     threads,
   };
 }

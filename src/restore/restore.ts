@@ -34,6 +34,7 @@ import { restoreSigactions } from '../kinds/sigactions.js';
 import { restoreFs } from '../kinds/fs.js';
 import { restoreCreds } from '../kinds/creds.js';
 import { restoreFds, checkFd, FdKind } from '../kinds/files.js';
+import { releaseSockets } from '../kinds/sockets/index.js';
 import { spawnSeed, SEED_GADGET, GADGET_BYTES } from './seed.js';
 import { loadImage, openPages, type ProcessImage, type LoadedImage, type ThreadImage } from './load.js';
 import type { PendingVerdict } from './verify-pages.js';
@@ -153,6 +154,7 @@ export function restoreSync(opts: RestoreOptions): RestoreResult {
     const child = growFromSeed(seed, proc, created, times);
     rebuild(child, proc, pages.fd, opts, times, verdict, chunks && { reader: pages, table: chunks }, created);
     times.mark('rebuild');
+    releaseSockets(proc.sockets, log);
     if (opts.pidfile) fs.writeFileSync(opts.pidfile, `${proc.pid}\n`);
     log(`restore of pid ${proc.pid}: ${times.format()}`);
     return { pid: proc.pid, pids: [proc.pid], ms: performance.now() - t0, timings: times.record() };
@@ -266,7 +268,7 @@ function rebuild(childT: Tracee, proc: ProcessImage, pagesFd: number, opts: Rest
     if (proc.task.leader) remote.call(NR.setsid, [], 'setsid');
     else if (proc.task.pgrp === proc.pid) remote.call(NR.setpgid, [0, 0], 'setpgid');
     restoreFs(t, proc.fs, proc.cwd, proc.root);
-    restoreFds(t, pidfd, proc.fds, proc.pipes);
+    restoreFds(t, pidfd, proc.fds, proc.pipes, proc.sockets);
     remote.call(NR.close, [pidfd]);
     fault('restore:files');
     restoreRlimits(t, proc.rlimits);
