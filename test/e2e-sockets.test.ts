@@ -24,3 +24,13 @@ describe('unix sockets', () => {
     assertPass(await whileRunning(restore, requestCheck(dir)));
   });
 });
+
+describe('inet and netlink sockets', () => {
+  test('inet.c: UDP (IPv4 connected, IPv6 bound), TCP listeners (IPv4 with options, IPv6 only) and NETLINK_ROUTE come back on the same ports and work', SLOW, async () => {
+    const { dir, pid } = await startChecked('inet');
+    const before = /ports=\S+/.exec(await requestCheck(dir))![0];
+    const { restore, report } = await dumpAndRestore(pid, dir);
+    assert.match(report, new RegExp(before));
+    assertPass(await whileRunning(restore, requestCheck(dir)));
+  });
+});

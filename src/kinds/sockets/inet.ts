@@ -63,16 +63,17 @@ function tcpInfoWords(fd: number): { unacked: number; sacked: number } {
 }
 
 /**
- * Bind with SO_REUSEADDR held on for the bind alone: a port whose old
- * connections linger in TIME_WAIT, or that a restored connection of the same
- * listener already holds, is the port this socket had.
+ * Bind (and listen) with SO_REUSEADDR held on meanwhile, as CRIU does: the
+ * port is the one this socket had, and its old connections may linger in
+ * TIME_WAIT. The saved value is set after, so accepted sockets inherit it.
+ * (TIME_WAIT connections of a listener without SO_REUSEADDR still refuse it.)
  */
-function bindAsBefore(fd: number, s: SavedSocket): void {
-  if (isUnspecified(s.local) && !s.peer) return;
-  const reuse = optInt(s.opts, SOL.SOCKET, SO.REUSEADDR, 0);
-  if (s.fields.type === SOCK.STREAM) setsockoptInt(fd, SOL.SOCKET, SO.REUSEADDR, 1, 'SO_REUSEADDR');
-  bind(fd, s.local, `${describeAddr(s.local)}`);
-  if (s.fields.type === SOCK.STREAM && !reuse) setsockoptInt(fd, SOL.SOCKET, SO.REUSEADDR, 0, 'SO_REUSEADDR');
+function bindAndListen(fd: number, s: SavedSocket): void {
+  const what = describeAddr(s.local);
+  setsockoptInt(fd, SOL.SOCKET, SO.REUSEADDR, 1, 'SO_REUSEADDR');
+  bind(fd, s.local, what);
+  if (s.fields.state === SkState.LISTEN) listen(fd, s.fields.backlog);
+  setsockoptInt(fd, SOL.SOCKET, SO.REUSEADDR, optInt(s.opts, SOL.SOCKET, SO.REUSEADDR, 0), 'SO_REUSEADDR');
 }
 
 /** A new socket in ckpt that is the saved one. */
@@ -81,9 +82,9 @@ export function createInet(s: SavedSocket): number {
   const fd = socket(s.fields.family, s.fields.type, s.fields.protocol);
   try {
     restoreOptions(fd, s.opts);
-    if (inetPort(s.local) !== 0 || !isUnspecified(s.local)) bindAsBefore(fd, s);
-    if (s.fields.state === SkState.LISTEN) listen(fd, s.fields.backlog);
-    else if (s.peer && s.fields.type === SOCK.DGRAM) connect(fd, s.peer, describeAddr(s.peer));
+    if (inetPort(s.local) !== 0 || !isUnspecified(s.local)) bindAndListen(fd, s);
+    else if (s.fields.state === SkState.LISTEN) listen(fd, s.fields.backlog);
+    if (s.peer && s.fields.type === SOCK.DGRAM) connect(fd, s.peer, describeAddr(s.peer));
     else if (s.peer) throw new CkptError('BAD_IMAGE', `bad image: TCP socket ${describeAddr(s.local)} → ${describeAddr(s.peer)} has no repair state`);
     return fd;
   } catch (e) {

@@ -19,7 +19,7 @@ import { peekQueue, sendQueue } from './queue.js';
 import { Queue, type SavedSocket, type TcpRepairFields } from './records.js';
 
 export const TCP_STATE = { ESTABLISHED: 1, SYN_SENT: 2, SYN_RECV: 3, FIN_WAIT1: 4, FIN_WAIT2: 5, TIME_WAIT: 6, CLOSE: 7, CLOSE_WAIT: 8, LAST_ACK: 9, LISTEN: 10, CLOSING: 11 } as const;
-const REPAIR_ON = 1, REPAIR_OFF = 0;
+const REPAIR_ON = 1, REPAIR_OFF = 0, REPAIR_OFF_NO_WP = -1;
 const NO_QUEUE = 0, RECV_QUEUE = 1, SEND_QUEUE = 2;
 const TCPI_OPT = { TIMESTAMPS: 1, SACK: 2, WSCALE: 4 } as const;
 const TCPOPT = { MSS: 2, WINDOW: 3, SACK_PERM: 4, TIMESTAMP: 8 } as const;
@@ -32,6 +32,8 @@ export function tcpInfo(fd: number): { state: number; options: number; sndWscale
 
 export function repairOn(fd: number): void { setsockoptInt(fd, SOL.TCP, TCP_OPT.REPAIR, REPAIR_ON, 'TCP_REPAIR'); }
 export function repairOff(fd: number): void { setsockoptInt(fd, SOL.TCP, TCP_OPT.REPAIR, REPAIR_OFF, 'TCP_REPAIR'); }
+/** Out of repair mode without the window probe (for a socket not connected). */
+export function repairOffQuiet(fd: number): void { setsockoptInt(fd, SOL.TCP, TCP_OPT.REPAIR, REPAIR_OFF_NO_WP, 'TCP_REPAIR'); }
 
 function queueSeq(fd: number, queue: number): number {
   setsockoptInt(fd, SOL.TCP, TCP_OPT.REPAIR_QUEUE, queue, 'TCP_REPAIR_QUEUE');
