@@ -14,7 +14,15 @@ export function inetAddr(sa: Buffer): InetAddr | undefined {
   if (a.subarray(0, 10).every((b) => b === 0) && a[10] === 0xff && a[11] === 0xff) return { family: 4, ip: [...a.subarray(12)].join('.'), port };
   const groups: string[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(a.readUInt16BE(i).toString(16));
-  return { family: 6, ip: groups.join(':'), port };
+  // The longest run of zero groups (two or more) becomes '::'.
+  let best = -1, bestLen = 1;
+  for (let i = 0; i < 8; i++) {
+    let n = 0;
+    while (i + n < 8 && groups[i + n] === '0') n++;
+    if (n > bestLen) { best = i; bestLen = n; }
+  }
+  const ip = best < 0 ? groups.join(':') : `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
+  return { family: 6, ip, port };
 }
 
 /** The path of a unix address: '@name' for an abstract one, '' when unbound. */
