@@ -30,7 +30,7 @@ export const TCP_OPT = {
   USER_TIMEOUT: 18, REPAIR: 19, REPAIR_QUEUE: 20, QUEUE_SEQ: 21, REPAIR_OPTIONS: 22,
   TIMESTAMP: 24, NOTSENT_LOWAT: 25, REPAIR_WINDOW: 29,
 } as const;
-export const MSG = { OOB: 1, PEEK: 2, TRUNC: 0x20, DONTWAIT: 0x40, CTRUNC: 8, NOSIGNAL: 0x4000 } as const;
+export const MSG = { OOB: 1, PEEK: 2, TRUNC: 0x20, DONTWAIT: 0x40, CTRUNC: 8, NOSIGNAL: 0x4000, CMSG_CLOEXEC: 0x40000000 } as const;
 export const SIOCINQ = 0x541b;
 export const SIOCOUTQ = 0x5411;
 export const SIOCOUTQNSD = 0x894b;
@@ -164,9 +164,10 @@ export function peekMsg(fd: number, extraFlags = 0): Peeked {
   mem.buf.writeBigUInt64LE(1n, 24);                     // msg_iovlen
   mem.buf.writeBigUInt64LE(mem.addr + BigInt(CTL), 32); // msg_control
   mem.buf.writeBigUInt64LE(BigInt(CTL_LEN), 40);        // msg_controllen
-  const r = trySyscall(NET_NR.recvmsg, fd, mem.addr, MSG.PEEK | MSG.DONTWAIT | extraFlags);
+  const flags0 = MSG.PEEK | MSG.DONTWAIT | MSG.CMSG_CLOEXEC | extraFlags;
+  const r = trySyscall(NET_NR.recvmsg, fd, mem.addr, flags0);
   if (r === -E.EAGAIN) return { flags: 0, fds: [] };
-  if (r < 0) syscall(NET_NR.recvmsg, [fd, mem.addr, MSG.PEEK | MSG.DONTWAIT | extraFlags], { what: 'recvmsg(MSG_PEEK)', resource: `socket fd ${fd}` });
+  if (r < 0) syscall(NET_NR.recvmsg, [fd, mem.addr, flags0], { what: 'recvmsg(MSG_PEEK)', resource: `socket fd ${fd}` });
   const flags = mem.buf.readInt32LE(48);
   const ctlLen = Number(mem.buf.readBigUInt64LE(40));
   const fds: number[] = [];
