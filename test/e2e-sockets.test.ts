@@ -5,16 +5,41 @@
  * Each C program checks itself after dump → kill → restore.
  */
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import http from 'node:http';
+import { join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import {
   assertCleanError, assertPass, ckpt, cleanup, dumpAndRestore, killAll, reportedCounter, requestCheck, startChecked, waitCounterAbove, whileRunning,
-  makeWorkDir, isRunning, tracerPid, readCounter, dumpOk, waitGone, ckptBackground, type BackgroundCkpt,
+  makeWorkDir, isRunning, tracerPid, readCounter, dumpOk, waitGone, ckptBackground, type BackgroundCkpt, startProgram, PYTHON, waitFor, sleep,
 } from './lib/index.js';
 
 afterEach(() => killAll());
 after(cleanup);
 
 const SLOW = { timeout: 180_000 };
+
+/** A TCP echo server on 127.0.0.1 (kernel-chosen port, written to argv[1]); argv[1].conns counts accepted connections. */
+const ECHO_SERVER = `
+import socket, sys, threading
+s = socket.socket()
+s.bind(('127.0.0.1', 0))
+s.listen(8)
+conns = 0
+open(sys.argv[1] + '.tmp', 'w').write(str(s.getsockname()[1]))
+import os; os.rename(sys.argv[1] + '.tmp', sys.argv[1])
+def echo(c):
+    while True:
+        b = c.recv(65536)
+        if not b:
+            return
+        c.sendall(b)
+while True:
+    c, _ = s.accept()
+    conns += 1
+    open(sys.argv[1] + '.conns', 'w').write(str(conns))
+    threading.Thread(target=echo, args=(c,), daemon=True).start()
+`;
 
 describe('unix sockets', () => {
   test('unix.c: socketpairs of each type, a named listener with an accepted and a waiting connection, abstract names, queued data both ways', SLOW, async () => {
@@ -55,6 +80,18 @@ describe('established TCP connections (--tcp-established)', () => {
     assertPass(await whileRunning(restore, requestCheck(dir)));
   });
 
+  test('tcp.c with a connection to an echo server outside the dump (python3): it goes on too, the server never notices', SLOW, async () => {
+    const work = makeWorkDir('echo');
+    const portFile = join(work, 'port');
+    startProgram(PYTHON, ['-c', ECHO_SERVER, portFile]);
+    const port = await waitFor('the echo server', () => (existsSync(portFile) ? readFileSync(portFile, 'utf8').trim() || undefined : undefined), 10_000);
+    const { dir, pid } = await startChecked('tcp', [port]);
+    const { restore } = await dumpAndRestoreTcp(pid, dir);
+    assertPass(await whileRunning(restore, requestCheck(dir)));
+    // One connection, never reset: the server counts the connections it accepted.
+    assert.equal(readFileSync(join(work, 'port.conns'), 'utf8').trim(), '1');
+  });
+
   test('without --tcp-established an established connection is refused with one line; the process runs on', SLOW, async () => {
     const { dir, pid } = await startChecked('tcp');
     const image = makeWorkDir('img');
@@ -63,5 +100,78 @@ describe('established TCP connections (--tcp-established)', () => {
     assert.equal(tracerPid(pid), 0);
     await waitCounterAbove(dir, readCounter(dir));
     assertPass(await requestCheck(dir));
+  });
+});
+
+/** An unmodified node HTTP server: counter in memory, a timer ticking, a signal handler; port written to argv[1]. */
+const HTTP_SERVER = `
+const http = require('http'), fs = require('fs');
+let count = 0, ticks = 0, usr2 = 0;
+setInterval(() => { ticks++; }, 10);
+process.on('SIGUSR2', () => { usr2++; });
+const server = http.createServer((req, res) => {
+  count++;
+  res.setHeader('Connection', 'close');
+  res.end(JSON.stringify({ count, ticks, usr2, pid: process.pid }));
+});
+server.listen(0, '127.0.0.1', () => {
+  fs.writeFileSync(process.argv[1] + '.tmp', String(server.address().port));
+  fs.renameSync(process.argv[1] + '.tmp', process.argv[1]);
+});
+`;
+
+/** waitFor for an async probe. */
+async function poll<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+interface HttpState { count: number; ticks: number; usr2: number; pid: number }
+function httpGet(port: number): Promise<HttpState> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 10_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => resolve(JSON.parse(body) as HttpState));
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+  });
+}
+
+/** The process holds no TCP socket but its listener (the server closes each connection after its answer). */
+async function onlyListening(pid: number): Promise<void> {
+  await waitFor(`pid ${pid} to close its connections`, () => {
+    const socks = readdirSync(`/proc/${pid}/fd`).filter((fd) => { try { return readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:'); } catch { return false; } });
+    return socks.length === 1 ? true : undefined;
+  }, 10_000);
+}
+
+describe('unmodified servers', () => {
+  test('node http server (threads, epoll, eventfd, timers, a signal handler): same port after restore, the counter goes on', SLOW, async () => {
+    const work = makeWorkDir('nodehttp');
+    const portFile = join(work, 'port');
+    const { pid } = startProgram(process.execPath, ['-e', HTTP_SERVER, portFile]);
+    const port = Number(await waitFor('the http server', () => (existsSync(portFile) ? readFileSync(portFile, 'utf8').trim() || undefined : undefined), 20_000));
+    for (let i = 1; i <= 3; i++) assert.equal((await httpGet(port)).count, i);
+    process.kill(pid, 'SIGUSR2');
+    await poll('SIGUSR2 handled', async () => ((await httpGet(port)).usr2 === 1 ? true : undefined), 5_000);
+    const before = await httpGet(port);
+    await onlyListening(pid);
+    const image = makeWorkDir('img');
+    await dumpOk(pid, image);
+    const restore = ckptBackground(['restore', '-D', image]);
+    const after = await whileRunning(restore, poll('the restored server', async () => { try { return await httpGet(port); } catch { return undefined; } }, 30_000));
+    assert.equal(after.pid, pid);
+    assert.equal(after.count, before.count + 1, 'the counter did not go on');
+    assert.equal(after.usr2, 1);
+    const later = await whileRunning(restore, (async () => { await sleep(100); return httpGet(port); })());
+    assert.ok(later.ticks > after.ticks, 'its timer stopped');
+    process.kill(pid, 'SIGUSR2');
+    await whileRunning(restore, poll('SIGUSR2 handled after restore', async () => ((await httpGet(port)).usr2 === 2 ? true : undefined), 5_000));
   });
 });
