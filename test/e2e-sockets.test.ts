@@ -7,17 +7,29 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
+import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import {
   assertCleanError, assertPass, ckpt, cleanup, dumpAndRestore, killAll, reportedCounter, requestCheck, startChecked, waitCounterAbove, whileRunning,
-  makeWorkDir, isRunning, tracerPid, readCounter, dumpOk, waitGone, ckptBackground, type BackgroundCkpt, startProgram, PYTHON, waitFor, sleep,
+  makeWorkDir, isRunning, tracerPid, readCounter, dumpOk, waitGone, ckptBackground, type BackgroundCkpt, startProgram, PYTHON, waitFor, sleep, trackExact,
 } from './lib/index.js';
 
 afterEach(() => killAll());
 after(cleanup);
 
 const SLOW = { timeout: 180_000 };
+const REDIS = '/usr/bin/redis-server';
+
+/** A TCP port nobody listens on now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address() as net.AddressInfo; srv.close(() => resolve(port)); });
+  });
+}
 
 /** A TCP echo server on 127.0.0.1 (kernel-chosen port, written to argv[1]); argv[1].conns counts accepted connections. */
 const ECHO_SERVER = `
@@ -173,5 +185,50 @@ describe('unmodified servers', () => {
     assert.ok(later.ticks > after.ticks, 'its timer stopped');
     process.kill(pid, 'SIGUSR2');
     await whileRunning(restore, poll('SIGUSR2 handled after restore', async () => ((await httpGet(port)).usr2 === 2 ? true : undefined), 5_000));
+  });
+
+  test('redis-server (Debian package): keys survive, and a redis-cli connection kept open across dump and restore goes on without reconnecting', SLOW, async (t) => {
+    if (!existsSync(REDIS)) { t.skip('no redis-server (.ci/run installs it)'); return; }
+    const work = makeWorkDir('redis');
+    const port = await freePort();
+    const { pid } = startProgram(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', work, '--daemonize', 'no']);
+    const cli = (...args: string[]) => spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8', timeout: 10_000 }).stdout.trim();
+    await waitFor('redis to answer', () => (cli('PING') === 'PONG' ? true : undefined), 10_000);
+    for (let i = 0; i < 100; i++) assert.equal(cli('SET', `key${i}`, `value${i}`), 'OK');
+
+    // One redis-cli kept open: it reads commands from its stdin as they come.
+    const kept = spawn('redis-cli', ['-p', String(port)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    trackExact(kept.pid!);
+    const lines: string[] = [];
+    let partial = '';
+    kept.stdout!.setEncoding('utf8').on('data', (d: string) => { partial += d; const parts = partial.split('\n'); partial = parts.pop()!; lines.push(...parts); });
+    const ask = async (cmd: string): Promise<string> => {
+      const n = lines.length;
+      kept.stdin!.write(cmd + '\n');
+      return waitFor(`redis-cli's answer to ${cmd}`, () => (lines.length > n ? lines[n] : undefined), 20_000);
+    };
+    const id = await ask('CLIENT ID');
+    assert.equal(await ask('SET live before'), 'OK');
+    const conns = /total_connections_received:(\d+)/.exec(cli('INFO', 'stats'))![1];
+
+    const image = makeWorkDir('img');
+    const t0 = Date.now();
+    await dumpOk(pid, image, '--tcp-established');
+    const restore = ckptBackground(['restore', '-v', '-D', image]);
+    let log = '';
+    restore.child.stderr!.on('data', (d: string) => (log += d));
+    // The kept connection is asked first, while the restore may still be under way.
+    assert.equal(await whileRunning(restore, ask('GET live')), 'before');
+    const wall = Date.now() - t0;
+    assert.equal(await ask('CLIENT ID'), id, 'redis-cli reconnected');
+    assert.equal(await ask('GET key42'), 'value42');
+    assert.equal(await ask('SET live after'), 'OK');
+    for (let i = 0; i < 100; i += 11) assert.equal(cli('GET', `key${i}`), `value${i}`);
+    assert.equal(cli('GET', 'live'), 'after');
+    // This cli is the one new connection since the dump.
+    assert.equal(Number(/total_connections_received:(\d+)/.exec(cli('INFO', 'stats'))![1]), Number(conns) + 12);
+    kept.stdin!.end();
+    const frozen = await waitFor('the frozen time in the restore log', () => /frozen (\d+) ms/.exec(log)?.[1], 10_000);
+    t.diagnostic(`redis client connection frozen ${frozen} ms (dump start to restored; restore log), answered ${wall} ms after the dump began`);
   });
 });

@@ -9,7 +9,7 @@
  */
 import { CkptError } from '../../errors.js';
 import {
-  SIOCINQ, SIOCOUTQ, SIOCOUTQNSD, SOCK, SOL, TCP_OPT, bind, connect, getsockopt, ioctlInt, peekMsg,
+  SIOCINQ, SIOCOUTQ, SIOCOUTQNSD, SO, SOCK, SOL, TCP_OPT, bind, connect, getsockopt, ioctlInt, peekMsg,
   setsockopt, setsockoptInt, socket,
 } from '../../sys/net.js';
 import { close } from '../../sys/syscalls.js';
@@ -73,6 +73,9 @@ export function createRepaired(s: SavedSocket): number {
   const what = `TCP ${describeAddr(s.local)} → ${describeAddr(s.peer)}`;
   const fd = socket(s.fields.family, SOCK.STREAM, s.fields.protocol);
   try {
+    // Options first: SO_REUSEADDR after TCP_REPAIR would undo the forced reuse that lets
+    // this socket share its port with the restored listener.
+    restoreOptions(fd, s.opts);
     repairOn(fd);
     const bytes = (q: Queue) => s.queues.filter((x) => x.queue === q).reduce((n, x) => n + x.data.length, 0);
     const sent = bytes(Queue.SENT), unsent = bytes(Queue.UNSENT), inq = bytes(Queue.RECV);
@@ -81,7 +84,6 @@ export function createRepaired(s: SavedSocket): number {
     setsockoptInt(fd, SOL.TCP, TCP_OPT.QUEUE_SEQ, u32(t.snd_seq - sent - unsent) | 0, 'TCP_QUEUE_SEQ');
     setsockoptInt(fd, SOL.TCP, TCP_OPT.REPAIR_QUEUE, RECV_QUEUE, 'TCP_REPAIR_QUEUE');
     setsockoptInt(fd, SOL.TCP, TCP_OPT.QUEUE_SEQ, u32(t.rcv_seq - inq) | 0, 'TCP_QUEUE_SEQ');
-    restoreOptions(fd, s.opts);
     bind(fd, s.local, what);
     connect(fd, s.peer!, what);
     const opts: [number, number][] = [[TCPOPT.MSS, t.mss]];
@@ -102,6 +104,9 @@ export function createRepaired(s: SavedSocket): number {
     [t.snd_wl1, t.snd_wnd, t.max_window, t.rcv_wnd, t.rcv_wup].forEach((v, i) => w.writeUInt32LE(u32(v), i * 4));
     setsockopt(fd, SOL.TCP, TCP_OPT.REPAIR_WINDOW, w, 'TCP_REPAIR_WINDOW');
     repairOff(fd);
+    // Leaving repair mode clears SO_REUSEADDR.
+    const reuse = s.opts.find((o) => o.level === SOL.SOCKET && o.name === SO.REUSEADDR);
+    if (reuse) setsockopt(fd, SOL.SOCKET, SO.REUSEADDR, reuse.value, 'SO_REUSEADDR');
     // Bytes the program had written but the kernel had not sent yet: sent now, as it would have.
     sendQueue(fd, data(Queue.UNSENT), true, `${what} (unsent data)`);
     return fd;
