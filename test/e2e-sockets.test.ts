@@ -62,6 +62,46 @@ describe('unix sockets', () => {
   });
 });
 
+/** Unix servers outside the dump: a stream echo server at argv[1], a datagram sink at argv[2]; argv[1].conns counts stream connections. */
+const UNIX_SERVERS = `
+import os, socket, sys, threading
+st = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); st.bind(sys.argv[1]); st.listen(8)
+dg = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); dg.bind(sys.argv[2])
+threading.Thread(target=lambda: [dg.recv(4096) for _ in iter(int, 1)], daemon=True).start()
+conns = 0
+def echo(c):
+    while True:
+        b = c.recv(4096)
+        if not b:
+            return
+        c.sendall(b)
+open(sys.argv[1] + '.ready', 'w').close()
+while True:
+    c, _ = st.accept()
+    conns += 1
+    open(sys.argv[1] + '.conns', 'w').write(str(conns))
+    threading.Thread(target=echo, args=(c,), daemon=True).start()
+`;
+
+describe('unix sockets connected outside the dump', () => {
+  test('refused with one line naming --ext-unix-sk; with it, unix-ext.c is reconnected to the same names and works', SLOW, async () => {
+    const work = makeWorkDir('unixext');
+    const [stream, dgram] = [join(work, 'echo.sock'), join(work, 'sink.sock')];
+    startProgram(PYTHON, ['-c', UNIX_SERVERS, stream, dgram]);
+    await waitFor('the unix servers', () => (existsSync(stream + '.ready') ? true : undefined), 10_000);
+    const { dir, pid } = await startChecked('unix-ext', [stream, dgram]);
+    assertCleanError(ckpt(['dump', '-t', String(pid), '-D', makeWorkDir('img')]), /connected to a peer outside the dumped processes \(.*echo\.sock\); dump with --ext-unix-sk/);
+    assert.ok(isRunning(pid));
+    assertPass(await requestCheck(dir));
+    const image = makeWorkDir('img');
+    await dumpOk(pid, image, '--ext-unix-sk');
+    const restore = ckptBackground(['restore', '-D', image]);
+    assertPass(await whileRunning(restore, requestCheck(dir, { timeoutMs: 60_000 })));
+    // A new connection for the server: the documented behaviour.
+    assert.equal(readFileSync(stream + '.conns', 'utf8'), '2');
+  });
+});
+
 describe('inet and netlink sockets', () => {
   test('inet.c: UDP (IPv4 connected, IPv6 bound), TCP listeners (IPv4 with options, IPv6 only) and NETLINK_ROUTE come back on the same ports and work', SLOW, async () => {
     const { dir, pid } = await startChecked('inet');
@@ -102,6 +142,17 @@ describe('established TCP connections (--tcp-established)', () => {
     assertPass(await whileRunning(restore, requestCheck(dir)));
     // One connection, never reset: the server counts the connections it accepted.
     assert.equal(readFileSync(join(work, 'port.conns'), 'utf8').trim(), '1');
+  });
+
+  test('-R --tcp-established: the connections leave repair mode and their packets flow again; the process runs on and PASSes', SLOW, async () => {
+    const { dir, pid } = await startChecked('tcp');
+    await dumpOk(pid, makeWorkDir('img'), '-R', '--tcp-established');
+    assert.ok(isRunning(pid));
+    await waitCounterAbove(dir, readCounter(dir));
+    assertPass(await requestCheck(dir));
+    const ports = /ports=(\d+)>(\d+)/.exec(await requestCheck(dir))!;
+    const held = spawnSync('nft', ['list', 'set', 'inet', 'ckpt', 'conn4'], { encoding: 'utf8' }).stdout;
+    assert.doesNotMatch(held, new RegExp(`\\b(${ports[1]}|${ports[2]})\\b`), `packets still held: ${held}`);
   });
 
   test('without --tcp-established an established connection is refused with one line; the process runs on', SLOW, async () => {
