@@ -194,7 +194,6 @@ describe('dump --leave-running', () => {
 
 describe('what ckpt cannot dump yet is refused, and the process runs on untouched', () => {
   const refused = [
-    { name: 'forker', cflags: [], what: 'a process with a child (a process tree)' },
     { name: 'socket', cflags: [], what: 'a process with a file descriptor in flight on a unix socket (SCM_RIGHTS)' },
   ];
 

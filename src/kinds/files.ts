@@ -28,6 +28,8 @@ export const FD = defineRecord({
     dev: 'u64', ino: 'u64', rdev: 'u64', size: 'addr', mtime_ns: 'u64',
     /** An earlier fd sharing this one's open file description (dup, fork), or -1. */
     same_as: 'i32',
+    /** The process holding `same_as` (its pid as its namespace sees it), or 0 for this one. */
+    same_pid: 'u32',
   },
 });
 export type FdFields = FieldsOf<typeof FD>;
@@ -67,7 +69,7 @@ export function dumpFd(pid: number, fd: number, shellJob: boolean): SavedFd {
       path: link,
       fields: {
         fd, kind: FdKind.PIPE, flags: info.flags & ~O.CLOEXEC, cloexec, pos: 0, mode: 0o010600, dev: 0n,
-        ino: BigInt(pipe[1]), rdev: 0n, size: 0, mtime_ns: 0n, same_as: -1,
+        ino: BigInt(pipe[1]), rdev: 0n, size: 0, mtime_ns: 0n, same_as: -1, same_pid: 0,
       },
     };
   }
@@ -77,7 +79,7 @@ export function dumpFd(pid: number, fd: number, shellJob: boolean): SavedFd {
       path: link,
       fields: {
         fd, kind: FdKind.SOCKET, flags: info.flags & ~O.CLOEXEC, cloexec: (info.flags & O.CLOEXEC) !== 0 ? 1 : 0, pos: 0,
-        mode: 0o140777, dev: 0n, ino: BigInt(sock[1]), rdev: 0n, size: 0, mtime_ns: 0n, same_as: -1,
+        mode: 0o140777, dev: 0n, ino: BigInt(sock[1]), rdev: 0n, size: 0, mtime_ns: 0n, same_as: -1, same_pid: 0,
       },
     };
   }
@@ -88,7 +90,7 @@ export function dumpFd(pid: number, fd: number, shellJob: boolean): SavedFd {
       path: link, anon,
       fields: {
         fd, kind: ANON_KINDS[anonName], flags: info.flags & ~O.CLOEXEC, cloexec: (info.flags & O.CLOEXEC) !== 0 ? 1 : 0,
-        pos: 0, mode: 0, dev: 0n, ino: BigInt(info.ino ?? 0), rdev: 0n, size: 0, mtime_ns: 0n, same_as: -1,
+        pos: 0, mode: 0, dev: 0n, ino: BigInt(info.ino ?? 0), rdev: 0n, size: 0, mtime_ns: 0n, same_as: -1, same_pid: 0,
       },
     };
   }
@@ -122,7 +124,7 @@ export function dumpFd(pid: number, fd: number, shellJob: boolean): SavedFd {
     path: link, data,
     fields: {
       fd, kind, flags: info.flags & ~O.CLOEXEC, cloexec, pos: info.pos, mode, dev: st.dev, ino: st.ino,
-      rdev: st.rdev, size: Number(st.size), mtime_ns: st.mtimeNs, same_as: -1,
+      rdev: st.rdev, size: Number(st.size), mtime_ns: st.mtimeNs, same_as: -1, same_pid: 0,
     },
   };
 }
@@ -155,25 +157,55 @@ export function dumpFds(pid: number, fdList: number[], shellJob: boolean): Saved
   return fds;
 }
 
+/** The fds of one process of the dumped tree. */
+export interface ProcessFds { pid: number; nspid: number; fds: SavedFd[] }
+
 /**
- * The pipes among the fds, each saved once with its bytes in flight; a pipe
- * with an end outside the process is refused.
+ * An fd that shares its open file description with an fd of a process
+ * dumped earlier (inherited through fork, or passed) points to it, so that
+ * restore installs one description in both.
  */
-export function dumpPipes(pid: number, fds: SavedFd[]): SavedPipe[] {
-  const byIno = new Map<bigint, SavedFd[]>();
-  for (const f of fds) {
-    if (f.fields.kind !== FdKind.PIPE) continue;
-    byIno.set(f.fields.ino, [...(byIno.get(f.fields.ino) ?? []), f]);
-  }
-  return [...byIno.entries()].map(([ino, ends]) => {
-    const readers = ends.filter((f) => (f.fields.flags & O.ACCMODE) !== O.WRONLY);
-    const writers = ends.filter((f) => (f.fields.flags & O.ACCMODE) !== O.RDONLY);
-    if (readers.length === 0 || writers.length === 0) {
-      const f = ends[0].fields.fd;
-      throw new CkptError('UNSUPPORTED_FD', `not supported yet: fd ${f} of pid ${pid} is a pipe whose other end is outside the process`, { pid, resource: `fd ${f}` });
+export function linkSharedFds(procs: ProcessFds[]): void {
+  for (const [i, p] of procs.entries()) {
+    for (const f of p.fds) {
+      if (f.fields.same_as >= 0) continue;
+      for (const q of procs.slice(0, i)) {
+        const twin = q.fds.find((g) => g.fields.same_as < 0 && g.fields.kind === f.fields.kind && g.fields.ino === f.fields.ino && sameFile(q.pid, g.fields.fd, p.pid, f.fields.fd));
+        if (!twin) continue;
+        f.fields.same_as = twin.fields.fd;
+        f.fields.same_pid = q.nspid;
+        f.anon = undefined; f.data = undefined; f.locks = undefined;
+        break;
+      }
     }
-    return dumpPipe(pid, readers[0].fields.fd, ino);
-  });
+  }
+}
+
+/**
+ * The pipes among the fds of the tree, each saved once with its bytes in
+ * flight (in the process whose read end was used); a pipe with an end
+ * outside the tree is refused.
+ */
+export function dumpPipes(procs: ProcessFds[]): Map<number, SavedPipe[]> {
+  const byIno = new Map<bigint, { pid: number; f: SavedFd }[]>();
+  for (const p of procs) {
+    for (const f of p.fds) {
+      if (f.fields.kind !== FdKind.PIPE) continue;
+      byIno.set(f.fields.ino, [...(byIno.get(f.fields.ino) ?? []), { pid: p.pid, f }]);
+    }
+  }
+  const out = new Map<number, SavedPipe[]>();
+  for (const [ino, ends] of byIno) {
+    const readers = ends.filter((e) => (e.f.fields.flags & O.ACCMODE) !== O.WRONLY);
+    const writers = ends.filter((e) => (e.f.fields.flags & O.ACCMODE) !== O.RDONLY);
+    if (readers.length === 0 || writers.length === 0) {
+      const { pid, f } = ends[0];
+      throw new CkptError('UNSUPPORTED_FD', `not supported yet: fd ${f.fields.fd} of pid ${pid} is a pipe whose other end is outside the dumped tree`, { pid, resource: `fd ${f.fields.fd}` });
+    }
+    const { pid, f } = readers[0];
+    out.set(pid, [...(out.get(pid) ?? []), dumpPipe(pid, f.fields.fd, ino)]);
+  }
+  return out;
 }
 
 /** Before anything is created: every file to reopen is still there (and the same). */
@@ -217,37 +249,66 @@ function openLocally(f: SavedFd): number {
   return fd;
 }
 
-/** Install every saved fd in the target; `pidfd` is the target's pidfd of ckpt. */
-export function restoreFds(t: RestoreTarget, pidfd: number, fds: SavedFd[], pipes: SavedPipe[], sockets: SavedSocket[] = []): void {
-  const pipeEnds = new Map<bigint, [number, number]>();
-  let sockEnds = new Map<bigint, number>();
-  // ckpt's own fd for each saved fd number: one per open file description.
-  const locals = new Map<number, number>();
-  const owned: number[] = [];
-  try {
-    for (const p of pipes) pipeEnds.set(p.fields.ino, createPipe(p));
-    sockEnds = createSockets(sockets, t.log);
-    // Epolls last: their targets must exist; an epoll watching an epoll after it.
-    const order = [...fds].sort((a, b) => epollDepth(a, fds) - epollDepth(b, fds));
-    for (const f of order) {
-      if (f.fields.same_as >= 0) continue;
-      const local = openShared(f, pipeEnds, (fd) => locals.get(fd), sockEnds);
-      if (f.fields.kind !== FdKind.PIPE && f.fields.kind !== FdKind.SOCKET) owned.push(local);
-      locals.set(f.fields.fd, local);
-      // flock and OFD locks belong to the description: taken here, they go with it.
-      for (const l of f.locks ?? []) lockDescription(local, l);
-    }
-    for (const f of fds) {
-      const local = locals.get(f.fields.same_as >= 0 ? f.fields.same_as : f.fields.fd);
-      if (local === undefined) throw new CkptError('BAD_IMAGE', `bad image: fd ${f.fields.fd} shares the file of fd ${f.fields.same_as}, which the image does not hold`);
-      installFd(t, pidfd, f, local);
-    }
-    restorePosixLocks(t, fds.flatMap((f) => f.locks ?? []));
-  } finally {
-    for (const fd of owned) fs.closeSync(fd);
-    for (const [r, w] of pipeEnds.values()) { fs.closeSync(r); fs.closeSync(w); }
-    closeSockets(sockEnds);
+/**
+ * The open file descriptions ckpt made for a restore, for the whole tree:
+ * an fd shared by several processes is made once and installed in each.
+ * close() once every process has taken its fds.
+ */
+export class FileTable {
+  /** Pipe inode → ckpt's [read end, write end]. */
+  readonly pipeEnds = new Map<bigint, [number, number]>();
+  /** Socket inode → ckpt's socket (sockets/index.ts). */
+  sockEnds = new Map<bigint, number>();
+  /** `${pid}:${fd}` → ckpt's fd for that saved fd's description. */
+  private readonly locals = new Map<string, number>();
+  private readonly owned: number[] = [];
+
+  get(pid: number, fd: number): number | undefined { return this.locals.get(`${pid}:${fd}`); }
+  set(pid: number, fd: number, local: number, owned: boolean): void {
+    this.locals.set(`${pid}:${fd}`, local);
+    if (owned) this.owned.push(local);
   }
+  addPipes(pipes: SavedPipe[]): void {
+    for (const p of pipes) if (!this.pipeEnds.has(p.fields.ino)) this.pipeEnds.set(p.fields.ino, createPipe(p));
+  }
+  /** Every socket of the tree at once: the two ends of a connection are made together. */
+  addSockets(sockets: SavedSocket[], log: (msg: string) => void): void {
+    this.sockEnds = createSockets(sockets, log);
+  }
+  close(): void {
+    for (const fd of this.owned) fs.closeSync(fd);
+    for (const [r, w] of this.pipeEnds.values()) { fs.closeSync(r); fs.closeSync(w); }
+    closeSockets(this.sockEnds);
+    this.owned.length = 0;
+    this.pipeEnds.clear();
+    this.locals.clear();
+  }
+}
+
+/**
+ * Install every saved fd of process `pid` (as its namespace sees it) in the
+ * target; `pidfd` is the target's pidfd of ckpt. Pipes of the whole tree
+ * must be in `table` before the first process's fds are installed.
+ */
+export function restoreFds(t: RestoreTarget, pidfd: number, pid: number, fds: SavedFd[], table: FileTable): void {
+  // Epolls last: their targets must exist; an epoll watching an epoll after it.
+  const order = [...fds].sort((a, b) => epollDepth(a, fds) - epollDepth(b, fds));
+  for (const f of order) {
+    if (f.fields.same_as >= 0) continue;
+    const local = openShared(f, table.pipeEnds, (fd) => table.get(pid, fd), table.sockEnds);
+    table.set(pid, f.fields.fd, local, f.fields.kind !== FdKind.PIPE && f.fields.kind !== FdKind.SOCKET);
+    // flock and OFD locks belong to the description: taken here, they go with it.
+    for (const l of f.locks ?? []) lockDescription(local, l);
+  }
+  for (const f of fds) {
+    const v = f.fields;
+    const local = v.same_as >= 0 ? table.get(v.same_pid || pid, v.same_as) : table.get(pid, v.fd);
+    if (local === undefined) throw new CkptError('BAD_IMAGE', `bad image: fd ${v.fd} of pid ${pid} shares the file of fd ${v.same_as} of pid ${v.same_pid || pid}, which is not restored before it`);
+    // Another process's fd may share this one's description through it.
+    if (v.same_as >= 0) table.set(pid, v.fd, local, false);
+    installFd(t, pidfd, f, local);
+  }
+  restorePosixLocks(t, fds.flatMap((f) => f.locks ?? []));
 }
 
 function epollDepth(f: SavedFd, fds: SavedFd[], seen = new Set<number>()): number {
@@ -258,7 +319,7 @@ function epollDepth(f: SavedFd, fds: SavedFd[], seen = new Set<number>()): numbe
 }
 
 /** The open file description of a saved fd, made in ckpt. */
-function openShared(f: SavedFd, pipeEnds: Map<bigint, [number, number]>, localOf: (fd: number) => number | undefined, sockEnds = new Map<bigint, number>()): number {
+function openShared(f: SavedFd, pipeEnds: Map<bigint, [number, number]>, localOf: (fd: number) => number | undefined, sockEnds: Map<bigint, number>): number {
   const v = f.fields;
   if (v.kind === FdKind.SOCKET) {
     const local = sockEnds.get(v.ino);

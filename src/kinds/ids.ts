@@ -15,6 +15,7 @@ export const T = {
   VMA_PATH: 0x0121,
   PAGE_RUNS: 0x0122,
   PAGE_CHUNKS: 0x0123,
+  COW_RUNS: 0x0124,
   SIGACTION: 0x0130,
   FS: 0x0140,
   FS_ROOT: 0x0141,

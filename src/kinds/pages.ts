@@ -19,13 +19,20 @@ export const PAGE_RUNS = defineRecord({ type: T.PAGE_RUNS, name: 'page_runs', co
 
 export type Run = [addr: number, pages: number];
 
+/**
+ * Runs of pages a child still shared copy-on-write with its parent at dump
+ * time (same page frame at the same address): not saved again; restore forks
+ * the child after its parent's memory is in, so it inherits them as they were.
+ */
+export const COW_RUNS = defineRecord({ type: T.COW_RUNS, name: 'cow_runs', content: Content.DATA, fields: {} });
+
 export function encodeRuns(runs: Run[]): Buffer {
   const buf = Buffer.alloc(runs.length * 16);
   runs.forEach(([a, n], i) => { buf.writeBigUInt64LE(BigInt(a), i * 16); buf.writeBigUInt64LE(BigInt(n), i * 16 + 8); });
   return buf;
 }
 
-export function decodeRuns(buf: Buffer, v: VmaFields): Run[] {
+export function decodeRuns(buf: Buffer, v: VmaFields, expect = v.nr_pages): Run[] {
   const runs: Run[] = [];
   let total = 0;
   for (let i = 0; i + 16 <= buf.length; i += 16) {
@@ -37,7 +44,7 @@ export function decodeRuns(buf: Buffer, v: VmaFields): Run[] {
     runs.push([a, n]);
     total += n;
   }
-  if (total !== v.nr_pages) throw new CkptError('BAD_IMAGE', `bad image: VMA 0x${v.start.toString(16)} says ${v.nr_pages} pages, its runs hold ${total}`);
+  if (expect >= 0 && total !== expect) throw new CkptError('BAD_IMAGE', `bad image: VMA 0x${v.start.toString(16)} says ${expect} pages, its runs hold ${total}`);
   return runs;
 }
 
@@ -67,6 +74,48 @@ export function selectPages(pagemap: Pagemap, plan: VmaPlan, scratch: Buffer): R
   }
   if (runStart >= 0) runs.push([vma.start + runStart * PAGE_SIZE, count - runStart]);
   return runs;
+}
+
+/** Pagemap entry → page frame number (0 when not present or not visible to us). */
+function pfn(words: Uint32Array, i: number): number {
+  const hi = words[i * 2 + 1];
+  if ((hi & PM_PRESENT) === 0 || (hi & PM_SWAPPED) !== 0) return 0;
+  return (hi & 0x7fffff) * 0x100000000 + words[i * 2];
+}
+
+/**
+ * The pages of a child's VMA that its parent maps at the same address: those
+ * on the same page frame are shared copy-on-write (`cow`), the rest that hold
+ * data are the child's own (`own`).
+ */
+export function selectPagesCow(child: Pagemap, parent: Pagemap, plan: VmaPlan, bufChild: Buffer, bufParent: Buffer): { own: Run[]; cow: Run[] } {
+  const { vma, kind } = plan;
+  const anonOnly = kind === VmaKind.FILE_PRIVATE;
+  const own: Run[] = [];
+  const cow: Run[] = [];
+  const first = vma.start / PAGE_SIZE;
+  const count = (vma.end - vma.start) / PAGE_SIZE;
+  let ownStart = -1;
+  let cowStart = -1;
+  const close = (page: number, keepOwn: boolean, keepCow: boolean) => {
+    if (keepOwn) { if (ownStart < 0) ownStart = page; } else if (ownStart >= 0) { own.push([vma.start + ownStart * PAGE_SIZE, page - ownStart]); ownStart = -1; }
+    if (keepCow) { if (cowStart < 0) cowStart = page; } else if (cowStart >= 0) { cow.push([vma.start + cowStart * PAGE_SIZE, page - cowStart]); cowStart = -1; }
+  };
+  for (let done = 0; done < count; done += PAGEMAP_CHUNK) {
+    const n = Math.min(PAGEMAP_CHUNK, count - done);
+    const mine = child.read(first + done, n, bufChild);
+    const theirs = parent.read(first + done, n, bufParent);
+    for (let i = 0; i < n; i++) {
+      const hi = mine[i * 2 + 1];
+      const data = anonOnly ? ((hi & PM_PRESENT) !== 0 && (hi & PM_FILE) === 0) || (hi & PM_SWAPPED) !== 0
+        : (hi & (PM_PRESENT | PM_SWAPPED)) !== 0;
+      const frame = pfn(mine, i);
+      const shared = frame !== 0 && frame === pfn(theirs, i);
+      close(done + i, data && !shared, data && shared);
+    }
+  }
+  close(count, false, false);
+  return { own, cow };
 }
 
 const MAX_IOV = 1024;

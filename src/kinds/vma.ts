@@ -121,7 +121,7 @@ export interface VmaToMap { fields: VmaFields; path: string }
  * mmap every saved VMA at its address (MAP_FIXED). A VMA that will receive
  * pages is mapped writable first; protectVmas() puts the saved protection back.
  */
-export function mapVmas(t: RestoreTarget, vmas: VmaToMap[]): void {
+export function mapVmas(t: RestoreTarget, vmas: VmaToMap[], sharedFd?: (v: VmaToMap) => number): void {
   const fileFds = new Map<string, number>();
   try {
     for (const { fields: v, path } of vmas) {
@@ -131,7 +131,12 @@ export function mapVmas(t: RestoreTarget, vmas: VmaToMap[]): void {
       let fd = -1;
       let offset = 0;
       if (v.kind === VmaKind.ANON) flags |= MAP.PRIVATE | MAP.ANONYMOUS;
-      else if (v.kind === VmaKind.SHARED_ANON) flags |= MAP.SHARED | MAP.ANONYMOUS;
+      else if (v.kind === VmaKind.SHARED_ANON && sharedFd) {
+        // One object for every process that maps it: a memfd of the tree's (restore/shmem.ts).
+        fd = sharedFd({ fields: v, path });
+        offset = v.pgoff;
+        flags |= MAP.SHARED;
+      } else if (v.kind === VmaKind.SHARED_ANON) flags |= MAP.SHARED | MAP.ANONYMOUS;
       else {
         const shared = v.kind === VmaKind.FILE_SHARED;
         const mode = shared && (v.prot & PROT.WRITE) ? 2 : 0;
@@ -149,6 +154,7 @@ export function mapVmas(t: RestoreTarget, vmas: VmaToMap[]): void {
       if (v.vm_flags & VM_GROWSDOWN) flags |= MAP.GROWSDOWN;
       const got = t.remote.call(NR.mmap, [v.start, v.end - v.start, v.prot | writable, flags, fd, offset],
         `mmap(0x${v.start.toString(16)}, ${path || 'anon'})`);
+      if (v.kind === VmaKind.SHARED_ANON && fd >= 0) t.remote.raw(NR.close, [fd]);
       if (got !== v.start) {
         throw new CkptError('INTERNAL', `pid ${t.pid}: mmap at 0x${v.start.toString(16)} landed at 0x${got.toString(16)}`, { pid: t.pid });
       }

@@ -140,3 +140,6 @@ function unescapeName(s: string): string {
 }
 
 export const readStatus = (pid: number): Status => parseStatus(readProcText(pid, 'status'));
+
+/** The status of one thread of a process. */
+export const readTaskStatus = (pid: number, tid: number): Status => parseStatus(readProcText(pid, `task/${tid}/status`));

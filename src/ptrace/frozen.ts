@@ -9,6 +9,7 @@
  * after any ptrace stop (nanosleep keeps its remaining time).
  */
 import { CkptError, isCkptError } from '../errors.js';
+import { readStatus } from '../proc/index.js';
 import { PROT, MAP, PTRACE_EVENT, PTRACE_O } from '../sys/constants.js';
 import { NR } from '../sys/nr.js';
 import type { UserRegs } from '../sys/structs.js';
@@ -17,6 +18,10 @@ import { RemoteCaller } from './remote.js';
 import { TraceeMemory } from './memory.js';
 
 const ALL_SIGNALS = 0xffffffffffffffffn;
+
+function isDead(tid: number): boolean {
+  try { return ['Z', 'X'].includes(readStatus(tid).state); } catch { return true; }
+}
 
 export interface ScratchMapping { addr: number; size: number }
 
@@ -54,6 +59,8 @@ export class FrozenTask {
     const tracees = tids.flatMap((tid) => {
       try { return [Tracee.seize(tid, PTRACE_O.TRACESYSGOOD | extraOptions)]; } catch (e) {
         if (isCkptError(e) && e.data.errnoName === 'ESRCH') return [];
+        // A task that exited meanwhile cannot be seized (EPERM on a zombie).
+        if (isCkptError(e) && e.data.errnoName === 'EPERM' && isDead(tid)) return [];
         throw e;
       }
     });
@@ -65,7 +72,8 @@ export class FrozenTask {
         if (s.kind === 'exited' || s.kind === 'killed') return false;
         if (s.kind === 'event-stop') return true;
         if (s.kind === 'event') {
-          if (s.event === PTRACE_EVENT.CLONE) born.push(Tracee.adopt(tracee.eventMsg()));
+          // A thread or a child process born while freezing starts traced and stopped.
+          if (s.event === PTRACE_EVENT.CLONE || s.event === PTRACE_EVENT.FORK || s.event === PTRACE_EVENT.VFORK) born.push(Tracee.adopt(tracee.eventMsg()));
           tracee.cont(0);
           continue;
         }

@@ -32,7 +32,10 @@ export class TraceeMemory {
     try { return this.io('read', addr, into, off, len); } catch { return 0; }
   }
 
-  close(): void { fs.closeSync(this.fd); }
+  close(): void {
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = -1;
+  }
 
   private io(op: 'read' | 'write', addr: number | bigint, buf: Buffer, off: number, len: number): number {
     const pos = Number(addr);

@@ -14,8 +14,8 @@ import { TASK, type TaskFields } from '../kinds/task.js';
 import { THREAD, type ThreadFields } from '../kinds/thread.js';
 import { REGS, XSTATE } from '../kinds/regs.js';
 import { MM, AUXV, EXE, type MmFields } from '../kinds/mm.js';
-import { VMA, VMA_PATH, type VmaFields, isFileBacked } from '../kinds/vma.js';
-import { PAGE_RUNS, decodeRuns, type Run } from '../kinds/pages.js';
+import { VMA, VMA_PATH, VmaKind, type VmaFields, isFileBacked } from '../kinds/vma.js';
+import { PAGE_RUNS, COW_RUNS, decodeRuns, type Run } from '../kinds/pages.js';
 import { PAGE_CHUNKS, decodeChunks, type ChunkTable } from '../kinds/page-chunks.js';
 import { SIGACTION, type SigactionFields } from '../kinds/sigactions.js';
 import { FS, FS_ROOT, type FsFields } from '../kinds/fs.js';
@@ -37,7 +37,13 @@ import type { PageCheck } from './page-crc.js';
 /** The top of x86_64 user space (4-level paging): nothing may be mapped above. */
 export const TASK_SIZE = 0x7ffffffff000;
 
-export interface VmaImage { fields: VmaFields; path: string; runs: Run[] }
+export interface VmaImage {
+  fields: VmaFields;
+  path: string;
+  runs: Run[];
+  /** Pages shared copy-on-write with the parent at dump time: inherited at restore. */
+  cow: Run[];
+}
 export interface ThreadImage { fields: ThreadFields; regs: UserRegs; xstate: Buffer; xstateBv: bigint; xfeatures: bigint; pending: Pending[] }
 export interface ProcessImage {
   pid: number;
@@ -51,10 +57,11 @@ export interface ProcessImage {
   itimers: ItimerFields[];
   posixTimers: PosixTimerFields[];
   seccomp: { mode: number; filters: Buffer[] };
-  mm: MmFields;
+  /** Absent for a zombie (as are its fs, vmas, fds and threads). */
+  mm?: MmFields;
   auxv: Buffer;
   exe: string;
-  fs: FsFields;
+  fs?: FsFields;
   cwd: string;
   root: string;
   vmas: VmaImage[];
@@ -89,7 +96,10 @@ function loadVmas(proc: ImageRecord): VmaImage[] {
     const runs = runsRec ? decodeRuns(runsRec.data ?? Buffer.alloc(0), v) : [];
     if (!runsRec && v.nr_pages) throw bad(r, 'VMA has pages but no page runs');
     if (isFileBacked(v.kind) && !path.startsWith('/')) throw bad(r, `file VMA with path '${path}'`);
-    return { fields: v, path, runs };
+    const cowRec = maybeChildOf(r, COW_RUNS);
+    const cow = cowRec ? decodeRuns(cowRec.data ?? Buffer.alloc(0), v, -1) : [];
+    if (cow.length && v.kind !== VmaKind.ANON && v.kind !== VmaKind.FILE_PRIVATE) throw bad(r, 'copy-on-write pages in a VMA that fork does not copy');
+    return { fields: v, path, runs, cow };
   });
   vmas.sort((a, b) => a.fields.start - b.fields.start);
   for (let i = 1; i < vmas.length; i++) {
@@ -125,8 +135,19 @@ function loadFds(proc: ImageRecord): SavedFd[] {
   return fds;
 }
 
+/** A zombie holds only its task record (its exit status): everything else is gone. */
+function loadZombie(proc: ImageRecord, task: TaskFields): ProcessImage {
+  if (task.pid < 1 || task.pid > 4194304) throw bad(proc, `pid ${task.pid} is out of range`);
+  return {
+    pid: task.pid, task, groups: [], rlimits: [], pending: [], itimers: [], posixTimers: [], seccomp: { mode: 0, filters: [] },
+    auxv: Buffer.alloc(0), exe: '', cwd: '/', root: '/',
+    vmas: [], sigactions: [], fds: [], pipes: [], sockets: [], threads: [],
+  };
+}
+
 function loadProcess(proc: ImageRecord): ProcessImage {
   const task = childOf(proc, TASK).fields;
+  if (task.state === 'Z') return loadZombie(proc, task);
   const mm = childOf(proc, MM);
   const fsRec = childOf(proc, FS);
   const threads = childrenOf(proc, THREAD).map(loadThread);

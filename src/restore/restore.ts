@@ -1,8 +1,11 @@
 /**
- * Restore: grow the saved process out of a seed. The seed clones a child
- * with the saved pid (clone3 set_tid); the child rebuilds itself through
- * remote syscalls, in an order found to work (docs/architecture.md); then
- * registers, xstate and signal mask go back and it is let go.
+ * Restore: grow the saved tree out of a seed. The seed clones the root with
+ * its saved pid (clone3 set_tid; in a fresh pid namespace for a container);
+ * each process rebuilds its memory, then clones its children, which inherit
+ * what they shared with it copy-on-write; sessions and groups are set once
+ * every process exists; then each process rebuilds the rest through remote
+ * syscalls, in an order found to work (docs/architecture.md); registers,
+ * xstate and signal masks go back last and the whole tree is let go.
  * Any failure kills everything created; the image is only read.
  */
 import fs from 'node:fs';
@@ -12,34 +15,20 @@ import { Tracee } from '../ptrace/tracee.js';
 import { RemoteCaller } from '../ptrace/remote.js';
 import { TraceeMemory } from '../ptrace/memory.js';
 import { NR } from '../sys/nr.js';
-import { CLONE, F, MAP, PAGE_SIZE, PR, PROT, PTRACE_O, SIG } from '../sys/constants.js';
-import { encodeCloneArgs, CLONE_ARGS_SIZE, xsaveFeatures } from '../sys/structs.js';
-import { getpid, tryKill, wait4, W } from '../sys/syscalls.js';
+import { CLONE, MAP, PAGE_SIZE, PROT, PTRACE_O, SIG, WALL } from '../sys/constants.js';
+import { encodeCloneArgs, CLONE_ARGS_SIZE, xsaveFeatures, type UserRegs } from '../sys/structs.js';
+import { tryKill, wait4, W } from '../sys/syscalls.js';
 import { E } from '../sys/errno.js';
-import { makeScratch, type RestoreTarget } from '../kinds/target.js';
-import { checkXstate, resumeRegs } from '../kinds/regs.js';
-import { mapVmas, protectVmas, adviseVmas, checkMappedFile, isFileBacked } from '../kinds/vma.js';
-import { restoreRlimits } from '../kinds/rlimits.js';
-import { restoreMisc, restoreDumpable, restoreThreadSched } from '../kinds/misc.js';
-import { restoreThreadState } from '../kinds/thread.js';
-import { restorePending } from '../kinds/signals.js';
-import { restoreItimers, restorePosixTimers } from '../kinds/timers.js';
-import { restoreSeccomp } from '../kinds/seccomp.js';
-import { restorePages } from '../kinds/pages.js';
-import { restoreChunkedPages } from './compressed-pages.js';
-import type { ChunkTable } from '../kinds/page-chunks.js';
-import type { PagesReader } from '../image/index.js';
-import { restoreMm } from '../kinds/mm.js';
-import { restoreSigactions } from '../kinds/sigactions.js';
-import { restoreFs } from '../kinds/fs.js';
-import { restoreCreds } from '../kinds/creds.js';
-import { restoreFds, checkFd, FdKind } from '../kinds/files.js';
+import { checkXstate } from '../kinds/regs.js';
+import { checkMappedFile, isFileBacked } from '../kinds/vma.js';
+import { checkFd, FdKind, FileTable } from '../kinds/files.js';
 import { releaseSockets } from '../kinds/sockets/index.js';
 import { spawnSeed, SEED_GADGET, GADGET_BYTES } from './seed.js';
-import { loadImage, openPages, type ProcessImage, type LoadedImage, type ThreadImage } from './load.js';
-import type { PendingVerdict } from './verify-pages.js';
+import { loadImage, openPages, type LoadedImage } from './load.js';
 import { findHole, type Range } from './layout.js';
-import { moveSpecials } from './specials.js';
+import { planTree, type TreeNode, type TreePlan } from './tree.js';
+import { RestoredProcess, TRAMPOLINE_SIZE, waitEventStop, type RestoreContext } from './process.js';
+import { SharedMemory } from './shmem.js';
 import { Timings } from '../timings.js';
 import type { EngineProgress } from '../dump/dump.js';
 import { fault } from '../fault.js';
@@ -47,9 +36,9 @@ import { fault } from '../fault.js';
 export interface RestoreOptions {
   /** The image directory. */
   dir: string;
-  /** Like `ckpt restore -d`: return once the process runs; its parent-death signal is not re-armed. */
+  /** Like `ckpt restore -d`: return once the tree runs; parent-death signals are not re-armed. */
   detach?: boolean;
-  /** Write the restored pid to this file. */
+  /** Write the restored root's host pid to this file. */
   pidfile?: string;
   /** Give the process ckpt's terminal for the terminal fds it had (`-j`). */
   shellJob?: boolean;
@@ -65,9 +54,6 @@ export interface RestoreResult {
   ms: number;
   timings: Record<string, number>;
 }
-
-const TRAMPOLINE_SIZE = 64 * 1024 + PAGE_SIZE;
-const ALL_SIGNALS = 0xffffffffffffffffn;
 
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 const sleepMs = (ms: number) => Atomics.wait(sleepCell, 0, 0, ms);
@@ -95,7 +81,7 @@ function waitPidFree(pid: number, timeoutMs = 5000): boolean {
 }
 
 /** Everything checked before the first process is created. */
-function preflight(img: LoadedImage, opts: RestoreOptions): void {
+function preflight(img: LoadedImage, plan: TreePlan, opts: RestoreOptions): void {
   for (const p of img.processes) {
     for (const v of p.vmas) if (isFileBacked(v.fields.kind)) checkMappedFile(v.fields, v.path);
     for (const f of p.fds) {
@@ -104,7 +90,14 @@ function preflight(img: LoadedImage, opts: RestoreOptions): void {
       }
       checkFd(f);
     }
-    if (!waitPidFree(p.pid)) throw new CkptError('PID_IN_USE', `pid ${p.pid} is in use`, { pid: p.pid });
+    for (const th of p.threads) {
+      // A container's pids are its own namespace's: the host's are free or not, it does not matter.
+      if (!plan.container && !waitPidFree(th.fields.tid)) throw new CkptError('PID_IN_USE', `pid ${th.fields.tid} is in use`, { pid: th.fields.tid });
+    }
+    if (!plan.container && !waitPidFree(p.pid)) throw new CkptError('PID_IN_USE', `pid ${p.pid} is in use`, { pid: p.pid });
+  }
+  for (const id of [...plan.orphanSessions, ...plan.orphanGroups]) {
+    if (!plan.container && !waitPidFree(id)) throw new CkptError('PID_IN_USE', `pid ${id} (a session or group of the image whose leader is gone) is in use`, { pid: id });
   }
 }
 
@@ -125,14 +118,22 @@ function requireRestorePrivileges(): void {
 }
 
 /**
- * Kill and reap what a failed restore created (processes and the threads
- * cloned into them). Threads are reaped first, newest first: a group leader's
- * exit is reported only once its other threads are gone.
+ * Kill and reap what a failed restore created (processes, helpers and the
+ * threads cloned into them). Threads are reaped first, newest first: a group
+ * leader's exit is reported only once its other threads are gone.
  */
 function killAll(tids: number[]): void {
   for (const tid of tids) tryKill(tid, SIG.KILL);
   for (const tid of [...tids].reverse()) { try { wait4(tid); } catch { /* already reaped */ } }
 }
+
+/** A process ckpt made only for a moment, to give an orphaned session or group its id. */
+interface Helper { proc: RestoredProcess; nspid: number; parent: RestoredProcess }
+
+const MS_REC = 0x4000;
+const MS_PRIVATE = 1 << 18;
+const MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8;
+const CONTAINER_FLAGS = CLONE.NEWPID | CLONE.NEWNS | CLONE.NEWUTS | CLONE.NEWIPC;
 
 export function restoreSync(opts: RestoreOptions): RestoreResult {
   const t0 = performance.now();
@@ -141,69 +142,127 @@ export function restoreSync(opts: RestoreOptions): RestoreResult {
   const img = loadImage(opts.dir);
   requireRestorePrivileges();
   fault('restore:load');
-  if (img.processes.length !== 1) throw new CkptError('UNSUPPORTED', `not supported yet: the image holds ${img.processes.length} processes`);
-  const proc = img.processes[0];
-  preflight(img, opts);
+  const plan = planTree(img.processes);
+  preflight(img, plan, opts);
   const { reader: pages, verdict, chunks } = openPages(img);
   times.mark('load');
   const created: number[] = [];
+  const files = new FileTable();
+  const shmem = new SharedMemory(img.processes);
+  const procs = new Map<TreeNode, RestoredProcess>();
   try {
+    files.addPipes(img.processes.flatMap((p) => p.pipes));
+    files.addSockets(img.processes.flatMap((p) => p.sockets), log);
     const seed = spawnSeed();
     created.push(seed);
     fault('restore:seed');
-    const child = growFromSeed(seed, proc, created, times);
-    rebuild(child, proc, pages.fd, opts, times, verdict, chunks && { reader: pages, table: chunks }, created);
+    const { tracee: rootT, tramp } = growFromSeed(seed, plan, created);
+    times.mark('clone');
+    fault('restore:clone');
+    const ctx: RestoreContext = {
+      tramp, pagesFd: pages.fd, compressed: chunks && { reader: pages, table: chunks }, files, shmem,
+      detach: opts.detach ?? false, log,
+    };
+    const root = new RestoredProcess(rootT, plan.root.proc, ctx);
+    procs.set(plan.root, root);
+    if (plan.container) privateProc(root);
+    const sessions = new Sessions(plan, procs, created);
+    sessions.born(plan.root);
+    // Each process: its memory first, then its children (who inherit what they shared with it).
+    const grow = (node: TreeNode) => {
+      const p = procs.get(node)!;
+      if (!node.zombie) p.memory();
+      for (const child of node.children) {
+        const group = sessions.groupAtBirth(child);
+        procs.set(child, new RestoredProcess(sessions.clone(child), child.proc, ctx));
+        sessions.born(child, group);
+        grow(child);
+      }
+    };
+    grow(plan.root);
+    times.mark('map');
+    fault('restore:map');
+    sessions.joinGroups();
+    sessions.endHelpers();
+    for (const node of plan.order) if (node.zombie) becomeZombie(procs.get(node)!);
+    times.mark('tree');
+    fault('restore:pages');
+    const live = plan.order.filter((n) => !n.zombie).map((n) => procs.get(n)!);
+    for (const p of live) p.rest(created);
+    fault('restore:files');
+    fault('restore:signals');
+    for (const p of live) p.lockDown();
+    fault('restore:creds');
     times.mark('rebuild');
-    releaseSockets(proc.sockets, log);
-    if (opts.pidfile) fs.writeFileSync(opts.pidfile, `${proc.pid}\n`);
-    log(`restore of pid ${proc.pid}: ${times.format()}`);
-    return { pid: proc.pid, pids: [proc.pid], ms: performance.now() - t0, timings: times.record() };
+    // Nothing runs until every page is known good.
+    verdict.wait();
+    times.mark('verify');
+    fault('restore:verify');
+    for (const p of live) p.finish();
+    fault('restore:detach');
+    for (const p of [...live].reverse()) p.detach();
+    releaseSockets(img.processes.flatMap((p) => p.sockets), log);
+    const host = root.host;
+    if (opts.pidfile) fs.writeFileSync(opts.pidfile, `${host}\n`);
+    log(`restore of pid ${plan.root.pid}${plan.container ? ` (a container; host pid ${host})` : ''}: ${live.length} process(es); ${times.format()}`);
+    return { pid: host, pids: plan.order.map((n) => procs.get(n)!.host), ms: performance.now() - t0, timings: times.record() };
   } catch (e) {
+    for (const p of procs.values()) p.close();
     killAll(created);
     throw e;
   } finally {
+    files.close();
+    shmem.close();
     pages.close();
   }
 }
 
-/** Seize the seed, give it a trampoline, clone the saved pid out of it, drop the seed. */
-function growFromSeed(seed: number, proc: ProcessImage, created: number[], times: Timings): Tracee {
+/**
+ * Seize the seed, give it a trampoline at an address free in every process
+ * of the tree, clone the root out of it (with its saved pid, or as PID 1 of
+ * fresh namespaces for a container), drop the seed.
+ */
+function growFromSeed(seed: number, plan: TreePlan, created: number[]): { tracee: Tracee; tramp: number } {
   const seedT = Tracee.seize(seed, PTRACE_O.TRACESYSGOOD | PTRACE_O.TRACECLONE | PTRACE_O.TRACEFORK | PTRACE_O.EXITKILL);
   seedT.interrupt();
   waitEventStop(seedT);
   const hostX = seedT.getXstate();
-  for (const th of proc.threads) {
-    checkXstate({ xfeatures: th.xfeatures, xstate_bv: th.xstateBv, size: th.xstate.length }, xsaveFeatures(hostX).xfeatures, hostX.length);
+  for (const node of plan.order) {
+    for (const th of node.proc.threads) {
+      checkXstate({ xfeatures: th.xfeatures, xstate_bv: th.xstateBv, size: th.xstate.length }, xsaveFeatures(hostX).xfeatures, hostX.length);
+    }
   }
   const remote = new RemoteCaller(seedT, BigInt(SEED_GADGET), 'int3', seedT.getRegs());
   const mem = new TraceeMemory(seed);
   try {
-    const taken: Range[] = [...proc.vmas.map((v): Range => [v.fields.start, v.fields.end]),
+    const taken: Range[] = [...plan.order.flatMap((n) => n.proc.vmas.map((v): Range => [v.fields.start, v.fields.end])),
       ...readMaps(seed).map((v): Range => [v.start, v.end])];
     const tramp = findHole(TRAMPOLINE_SIZE, taken);
     remote.call(NR.mmap, [tramp, PAGE_SIZE, PROT.READ | PROT.EXEC, MAP.PRIVATE | MAP.ANONYMOUS | MAP.FIXED_NOREPLACE, -1, 0], 'mmap(trampoline)');
     remote.call(NR.mmap, [tramp + PAGE_SIZE, TRAMPOLINE_SIZE - PAGE_SIZE, PROT.READ | PROT.WRITE, MAP.PRIVATE | MAP.ANONYMOUS | MAP.FIXED_NOREPLACE, -1, 0], 'mmap(scratch)');
     mem.write(tramp, GADGET_BYTES);
-    trampolines.set(seed, tramp);
-    // clone_args and set_tid must be in the caller's own memory.
-    const setTid = Buffer.alloc(8);
-    setTid.writeInt32LE(proc.pid, 0);
+    // clone_args and set_tid must be in the caller's own memory. A container's
+    // init is PID 1 of its new namespace: no set_tid needed.
+    const root = plan.root.proc;
     const setTidAddr = tramp + PAGE_SIZE;
     const argsAddr = setTidAddr + 64;
+    const setTid = Buffer.alloc(8);
+    setTid.writeInt32LE(root.pid, 0);
     mem.write(setTidAddr, setTid);
-    mem.write(argsAddr, encodeCloneArgs({ flags: BigInt(CLONE.PARENT), exit_signal: 0n, set_tid: BigInt(setTidAddr), set_tid_size: 1n }));
+    mem.write(argsAddr, encodeCloneArgs({
+      // With CLONE_PARENT the child's exit signal is the seed's (SIGCHLD): clone3 wants 0 here.
+      flags: BigInt(CLONE.PARENT | (plan.container ? CONTAINER_FLAGS : 0)), exit_signal: 0n,
+      set_tid: plan.container ? 0n : BigInt(setTidAddr), set_tid_size: plan.container ? 0n : 1n,
+    }));
     const events = { children: [] as number[] };
     const r = remote.raw(NR.clone3, [argsAddr, CLONE_ARGS_SIZE], events);
-    if (r === BigInt(-E.EEXIST)) throw new CkptError('PID_IN_USE', `pid ${proc.pid} is in use`, { pid: proc.pid });
-    if (r < 0n) throw new CkptError('SYSCALL', `remote clone3(set_tid=${proc.pid}) failed: errno ${-r}`, { pid: seed, syscall: 'clone3' });
-    const child = Number(r);
+    if (r === BigInt(-E.EEXIST)) throw new CkptError('PID_IN_USE', `pid ${root.pid} is in use`, { pid: root.pid });
+    if (r < 0n) throw new CkptError('SYSCALL', `remote clone3(${plan.container ? 'new namespaces' : `set_tid=${root.pid}`}) failed: errno ${-r}`, { pid: seed, syscall: 'clone3' });
+    const child = events.children[0] ?? Number(r);
     created.push(child);
     const childT = Tracee.adopt(child);
     waitEventStop(childT);
-    trampolines.set(child, tramp);
-    times.mark('clone');
-    fault('restore:clone');
-    return childT;
+    return { tracee: childT, tramp };
   } finally {
     mem.close();
     tryKill(seed, SIG.KILL);
@@ -212,134 +271,121 @@ function growFromSeed(seed: number, proc: ProcessImage, created: number[], times
   }
 }
 
-const trampolines = new Map<number, number>();
-
-function waitEventStop(t: Tracee): void {
-  for (;;) {
-    const s = t.waitStopped();
-    if (s.kind === 'event-stop') return;
-    t.cont(0);
-  }
+/** A container's init: its mounts private, and a /proc of its own pid namespace. */
+function privateProc(init: RestoredProcess): void {
+  const t = init.target;
+  t.scratch.reset();
+  const root = t.scratch.put(Buffer.from('/\0'));
+  const proc = t.scratch.put(Buffer.from('proc\0'));
+  const where = t.scratch.put(Buffer.from('/proc\0'));
+  t.remote.call(NR.mount, [0, root, 0, MS_REC | MS_PRIVATE, 0], 'mount(/, MS_REC|MS_PRIVATE)');
+  t.remote.call(NR.mount, [proc, where, proc, MS_NOSUID | MS_NODEV | MS_NOEXEC, 0], 'mount(proc, /proc)');
 }
 
-/** The child rebuilds itself as the saved process. */
-function rebuild(childT: Tracee, proc: ProcessImage, pagesFd: number, opts: RestoreOptions, times: Timings, verdict: PendingVerdict,
-  compressed: { reader: PagesReader; table: ChunkTable } | undefined, created: number[]): void {
-  const pid = childT.tid;
-  const tramp = trampolines.get(pid)!;
-  const mem = new TraceeMemory(pid);
-  const remote = new RemoteCaller(childT, BigInt(tramp), 'int3', childT.getRegs());
-  const t: RestoreTarget = {
-    pid, remote, mem, scratch: makeScratch(mem, tramp + PAGE_SIZE, TRAMPOLINE_SIZE - PAGE_SIZE),
-    log: opts.log ?? (() => {}),
-  };
-  try {
-    // Nothing is delivered while we work: timers and re-queued signals stay pending.
-    childT.setSigmask(ALL_SIGNALS);
-    remote.call(NR.close_range, [0, 0xffffffff, 0], 'close_range');
-    const current = readMaps(pid);
-    for (const v of current) {
-      if (v.start === tramp || v.start === tramp + PAGE_SIZE || v.path.startsWith('[v')) continue;
-      remote.call(NR.munmap, [v.start, v.end - v.start], `munmap(seed ${v.path || 'anon'})`);
+/**
+ * Sessions and process groups (restore/tree.ts says why in this order):
+ * who creates each process, setsid as each is born, helpers for sessions and
+ * groups whose leader is gone, setpgid once all exist.
+ */
+class Sessions {
+  private helpers = new Map<string, Helper>();
+  private groupHelpers: Helper[] = [];
+  /** Each process's process group right now (-1: the one the root was restored into). */
+  private group = new Map<TreeNode, number>();
+
+  constructor(private plan: TreePlan, private procs: Map<TreeNode, RestoredProcess>, private created: number[]) {}
+
+  /** A process just created: a session leader makes its session before it creates anyone. */
+  born(node: TreeNode, creatorGroup = node.parent ? this.group.get(node.parent)! : -1): void {
+    this.group.set(node, creatorGroup);
+    if (node.sid === node.pid) {
+      this.procs.get(node)!.remote.call(NR.setsid, [], 'setsid');
+      this.group.set(node, node.pid);
     }
-    const taken: Range[] = [...proc.vmas.map((v): Range => [v.fields.start, v.fields.end]), [tramp, tramp + TRAMPOLINE_SIZE]];
-    moveSpecials(t, readMaps(pid), proc.vmas, taken);
-    mapVmas(t, proc.vmas);
-    times.mark('map');
-    fault('restore:map');
-    const ckptPidfd = remote.call(NR.pidfd_open, [getpid(), 0], 'pidfd_open(ckpt)');
-    const maxFd = proc.fds.reduce((m, f) => Math.max(m, f.fields.fd), 2);
-    const pidfd = remote.call(NR.fcntl, [ckptPidfd, F.DUPFD_CLOEXEC, maxFd + 1], 'fcntl(F_DUPFD_CLOEXEC)');
-    remote.call(NR.close, [ckptPidfd]);
-    if (compressed) {
-      // Compressed chunks: ckpt decompresses them and writes the pages in (CRCs checked on the way).
-      restoreChunkedPages(pid, compressed.reader, compressed.table, proc.vmas);
-    } else {
-      const imgFd = remote.call(NR.pidfd_getfd, [pidfd, pagesFd, 0], 'pidfd_getfd(pages.img)');
-      restorePages(t, imgFd, proc.vmas);
-      remote.call(NR.close, [imgFd]);
+  }
+
+  /** Clone `child`: by its parent, or (its session's leader being gone) by a helper holding the session's id. */
+  clone(child: TreeNode): Tracee {
+    const parent = this.procs.get(child.parent!)!;
+    if (child.sid === child.pid || child.sid === child.parent!.sid || !this.plan.orphanSessions.has(child.sid)) {
+      const t = parent.cloneChild(child.pid, child.proc.task.exit_signal);
+      this.created.push(t.tid);
+      return t;
     }
-    times.mark('pages');
-    fault('restore:pages');
-    protectVmas(t, proc.vmas);
-    adviseVmas(t, proc.vmas);
-    restoreMm(t, proc.mm, proc.auxv, proc.exe);
-    restoreSigactions(t, proc.sigactions);
-    if (proc.task.leader) remote.call(NR.setsid, [], 'setsid');
-    else if (proc.task.pgrp === proc.pid) remote.call(NR.setpgid, [0, 0], 'setpgid');
-    restoreFs(t, proc.fs, proc.cwd, proc.root);
-    restoreFds(t, pidfd, proc.fds, proc.pipes, proc.sockets);
-    remote.call(NR.close, [pidfd]);
-    fault('restore:files');
-    restoreRlimits(t, proc.rlimits);
-    if (proc.misc) restoreMisc(t, proc.misc.fields, proc.misc.affinity);
-    // The other threads, cloned by the main thread with their saved tids.
-    const threads: { tracee: Tracee; target: RestoreTarget; image: ThreadImage }[] = [{ tracee: childT, target: t, image: proc.threads[0] }];
-    for (const th of proc.threads.slice(1)) {
-      const tracee = cloneThread(t, th.fields.tid);
-      created.push(tracee.tid);
-      const target: RestoreTarget = { ...t, pid: tracee.tid, remote: new RemoteCaller(tracee, BigInt(tramp), 'int3', tracee.getRegs()) };
-      tracee.setSigmask(ALL_SIGNALS);
-      threads.push({ tracee, target, image: th });
-      if (proc.misc) restoreThreadSched(target, proc.misc.fields, proc.misc.affinity);
+    // With CLONE_PARENT the child's exit signal is the helper's.
+    const helper = this.sessionHelper(parent, child.sid, child.proc.task.exit_signal);
+    const t = helper.cloneChild(child.pid, 0, CLONE.PARENT);
+    this.created.push(t.tid);
+    return t;
+  }
+
+  /** The group a just-cloned child starts in. */
+  groupAtBirth(child: TreeNode): number {
+    if (child.sid !== child.pid && child.sid !== child.parent!.sid && this.plan.orphanSessions.has(child.sid)) return child.sid;
+    return this.group.get(child.parent!)!;
+  }
+
+  private sessionHelper(parent: RestoredProcess, sid: number, exitSignal: number): RestoredProcess {
+    const key = `${parent.host}:${sid}`;
+    let h = this.helpers.get(key);
+    if (!h) {
+      const tracee = parent.cloneChild(sid, exitSignal);
+      this.created.push(tracee.tid);
+      const proc = parent.forkOf(tracee);
+      proc.remote.call(NR.setsid, [], `setsid (helper for session ${sid})`);
+      h = { proc, nspid: sid, parent };
+      this.helpers.set(key, h);
     }
-    times.mark('threads');
-    for (const th of threads) restoreThreadState(th.target, th.image.fields);
-    // The parent-death signal would fire as soon as a detached ckpt exits.
-    if (proc.task.pdeath_signal && !opts.detach) remote.call(NR.prctl, [PR.SET_PDEATHSIG, proc.task.pdeath_signal], 'prctl(PR_SET_PDEATHSIG)');
-    restoreItimers(t, proc.itimers);
-    restorePosixTimers(t, proc.posixTimers);
-    restorePending(t, pid, pid, proc.pending);
-    for (const th of threads) restorePending(th.target, pid, th.tracee.tid, th.image.pending);
-    fault('restore:signals');
-    // Seccomp and credentials are per thread: each thread gets the process's; the main thread's last.
-    for (const th of [...threads.slice(1), threads[0]]) {
-      if (proc.seccomp.mode) {
-        th.tracee.setOptions(PTRACE_O.TRACESYSGOOD | PTRACE_O.TRACECLONE | PTRACE_O.EXITKILL | PTRACE_O.SUSPEND_SECCOMP);
-        restoreSeccomp(th.target, proc.seccomp.mode, proc.seccomp.filters);
+    return h.proc;
+  }
+
+  /** Every process in its saved group: leaders make theirs, then members join. */
+  joinGroups(): void {
+    const outer = this.plan.root.pgid === this.plan.root.pid ? -1 : this.plan.root.pgid;
+    const want = (n: TreeNode) => (n.pgid === outer ? -1 : n.pgid);
+    for (const n of this.plan.order) {
+      if (want(n) !== n.pid || this.group.get(n) === n.pid) continue;
+      this.procs.get(n)!.remote.call(NR.setpgid, [0, 0], 'setpgid(0, 0)');
+      this.group.set(n, n.pid);
+    }
+    for (const n of this.plan.order) {
+      if (this.group.get(n) === want(n)) continue;
+      if (want(n) === -1) throw new CkptError('UNSUPPORTED', `not supported yet: pid ${n.pid} left the root's process group for another and must come back to it`, { pid: n.pid });
+      const p = this.procs.get(n)!;
+      if (this.plan.orphanGroups.has(n.pgid) && !this.groupHelpers.some((h) => h.nspid === n.pgid)) {
+        const tracee = p.cloneChild(n.pgid, SIG.CHLD);
+        this.created.push(tracee.tid);
+        const proc = p.forkOf(tracee);
+        proc.remote.call(NR.setpgid, [0, 0], `setpgid (helper for group ${n.pgid})`);
+        this.groupHelpers.push({ proc, nspid: n.pgid, parent: p });
       }
-      if (proc.creds) restoreCreds(th.target, proc.task, proc.groups, proc.creds);
+      p.remote.call(NR.setpgid, [0, n.pgid], `setpgid(0, ${n.pgid})`);
+      this.group.set(n, n.pgid);
     }
-    if (proc.misc) restoreDumpable(t, proc.misc.fields);
-    fault('restore:creds');
-    // The trampoline's own munmap must not return into it: stop at syscall exit.
-    // The other threads sit on its int3, but they get their own registers before they run.
-    remote.raw(NR.munmap, [tramp, TRAMPOLINE_SIZE], undefined, 'syscall-stop');
-    // Nothing runs until every page is known good.
-    verdict.wait();
-    times.mark('verify');
-    fault('restore:verify');
-    for (const th of threads) {
-      th.tracee.setRegs(resumeRegs(th.image.regs));
-      th.tracee.setXstate(th.image.xstate);
-      th.tracee.setSigmask(th.image.fields.sigmask);
+  }
+
+  /** Helpers exit (untraced) and their parents reap them. */
+  endHelpers(): void {
+    for (const h of [...this.helpers.values(), ...this.groupHelpers]) {
+      h.proc.exitNow(0);
+      h.parent.remote.call(NR.wait4, [h.nspid, 0, WALL, 0], `wait4(helper ${h.nspid})`);
+      this.created.splice(this.created.indexOf(h.proc.host), 1);
     }
-    fault('restore:detach');
-    // A process stopped at dump time comes back stopped: SIGSTOP waits, pending, for the detach.
-    if (proc.task.state === 'T') tryKill(pid, SIG.STOP);
-    for (const th of threads.slice(1)) th.tracee.detach(0);
-    childT.detach(0);
-  } finally {
-    mem.close();
+    this.helpers.clear();
+    this.groupHelpers = [];
   }
 }
 
-const THREAD_FLAGS = CLONE.VM | CLONE.FS | CLONE.FILES | CLONE.SIGHAND | CLONE.THREAD | CLONE.SYSVSEM;
-
-/** clone3 in the main thread: a thread with the saved tid, traced and stopped from its start. */
-function cloneThread(main: RestoreTarget, tid: number): Tracee {
-  main.scratch.reset();
-  const setTid = Buffer.alloc(8);
-  setTid.writeInt32LE(tid, 0);
-  const setTidAddr = main.scratch.put(setTid);
-  const args = main.scratch.put(encodeCloneArgs({ flags: BigInt(THREAD_FLAGS), exit_signal: 0n, set_tid: BigInt(setTidAddr), set_tid_size: 1n }));
-  const events = { children: [] as number[] };
-  const r = main.remote.raw(NR.clone3, [args, CLONE_ARGS_SIZE], events);
-  if (r === BigInt(-E.EEXIST)) throw new CkptError('PID_IN_USE', `tid ${tid} is in use`, { pid: tid });
-  if (r < 0n) throw new CkptError('SYSCALL', `remote clone3(thread, set_tid=${tid}) failed: errno ${-r}, pid ${main.pid}`, { pid: main.pid, syscall: 'clone3' });
-  const tracee = Tracee.adopt(Number(r));
-  waitEventStop(tracee);
-  return tracee;
+/** A zombie: it exits now with its saved status, untraced; its parent will reap it. */
+function becomeZombie(p: RestoredProcess): void {
+  const status = p.image.task.exit_code;
+  if (W.ifSignaled(status)) p.killSelfNow(W.termSig(status));
+  else p.exitNow(W.exitStatus(status));
+  for (let i = 0; i < 500; i++) {
+    if (pidState(p.host) === 'Z') return;
+    sleepMs(2);
+  }
+  throw new CkptError('INTERNAL', `pid ${p.image.pid} did not become a zombie again`, { pid: p.host });
 }
 
 /** Wait for a restored process (ckpt is its parent) and return a shell-style status. */

@@ -32,6 +32,8 @@ export interface SocketDumpOptions {
 
 export interface SocketDump {
   sockets: SavedSocket[];
+  /** The sockets whose record goes in process `pid`'s (each socket once, with the first process that holds it). */
+  ofPid(pid: number): SavedSocket[];
   /** The dump failed, or the processes run on: connections leave repair mode and their packets flow again. */
   release(): void;
   /** The image is written and the processes are killed: their connections close silently, and stay blocked until restore. */
@@ -48,6 +50,7 @@ export function dumpSockets(fds: SocketFd[], opts: SocketDumpOptions): SocketDum
   const pidfds = new Map<number, number>();
   const kept: { s: SavedSocket; dup: number }[] = [];
   const sockets: SavedSocket[] = [];
+  const owner = new Map<SavedSocket, number>();
   let locked: Conn[] = [];
   const repaired: number[] = [];
   const closeKept = () => { for (const k of kept) close(k.dup); kept.length = 0; };
@@ -85,6 +88,7 @@ export function dumpSockets(fds: SocketFd[], opts: SocketDumpOptions): SocketDum
           throw refuse(PROTO_NAMES[family] ?? `a socket of family ${family}`);
         }
         sockets.push(s);
+        owner.set(s, pid);
         if (keep) kept.push({ s, dup });
       } finally {
         if (!keep) close(dup);
@@ -110,7 +114,7 @@ export function dumpSockets(fds: SocketFd[], opts: SocketDumpOptions): SocketDum
   } finally {
     for (const p of pidfds.values()) close(p);
   }
-  return { sockets, release, finish: closeKept };
+  return { sockets, ofPid: (pid) => sockets.filter((s) => owner.get(s) === pid), release, finish: closeKept };
 }
 
 /** Listeners first: they own the ports their accepted connections share. */

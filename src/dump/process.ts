@@ -1,0 +1,197 @@
+/**
+ * What one frozen process of the tree is, except its pages: read from /proc
+ * and ptrace, and asked of the process itself (remote syscalls through a
+ * vDSO `syscall`). Every ID is the one the process's own pid namespace sees.
+ */
+import { CkptError } from '../errors.js';
+import { encode } from '../image/index.js';
+import {
+  readMaps, readSmaps, readStat, readStatus, readTaskStatus, readAuxv, readExe, readCwd, readRoot, readFdList, readThreadComm,
+  type SmapsVma, type Stat, type Status, type Vma,
+} from '../proc/index.js';
+import type { FrozenTask } from '../ptrace/frozen.js';
+import { NR } from '../sys/nr.js';
+import { PR } from '../sys/constants.js';
+import { PROCESS } from '../kinds/process.js';
+import { TASK, taskFields } from '../kinds/task.js';
+import { THREAD, askThread, robustList } from '../kinds/thread.js';
+import { REGS, XSTATE, regsFields, xstateFields } from '../kinds/regs.js';
+import { MM, AUXV, EXE, mmFields } from '../kinds/mm.js';
+import { planVma, type VmaPlan } from '../kinds/vma.js';
+import { SIGACTION, dumpSigactions, nonDefaultSignals, type SigactionFields } from '../kinds/sigactions.js';
+import { FS, FS_ROOT } from '../kinds/fs.js';
+import { CREDS, credsFields, encodeGroups } from '../kinds/creds.js';
+import { RLIMITS, dumpRlimits } from '../kinds/rlimits.js';
+import { MISC, dumpMisc, type MiscFields } from '../kinds/misc.js';
+import { SIGNALS, SIGINFO, dumpPending, type Pending, type SignalsFields } from '../kinds/signals.js';
+import { ITIMER, POSIX_TIMER, dumpItimers, dumpPosixTimers, type ItimerFields, type PosixTimerFields } from '../kinds/timers.js';
+import { SECCOMP, SECCOMP_FILTER, SECCOMP_MODE_FILTER, dumpSeccompFilters } from '../kinds/seccomp.js';
+import { FD, dumpFds, type SavedFd } from '../kinds/files.js';
+import { encodeFdExtras } from '../kinds/fd-records.js';
+import { PIPE, type SavedPipe } from '../kinds/pipes.js';
+import type { TreeProcess } from './tree.js';
+import { fault } from '../fault.js';
+
+interface Remote {
+  brk: number;
+  gadget: bigint;
+  threads: Map<number, ReturnType<typeof askThread>>;
+  pdeathSignal: number;
+  sigactions: SigactionFields[];
+  securebits: number;
+  misc: { fields: MiscFields; affinity: Buffer };
+  altstack: SignalsFields;
+  itimers: ItimerFields[];
+  posixTimers: PosixTimerFields[];
+  calls: number;
+}
+
+/** A process of the tree, read. A zombie has only its stat and status. */
+export interface Collected {
+  node: TreeProcess;
+  pid: number;
+  /** pid, ppid as the tree's pid namespace sees them. */
+  nspid: number;
+  nsppid: number;
+  /** The state letter before the freeze ('T': stopped by a signal). */
+  state: string;
+  stat: Stat;
+  status: Status;
+  live?: {
+    fds: SavedFd[];
+    plans: VmaPlan[];
+    remote: Remote;
+    threads: Buffer[];
+    pending: Pending[];
+    seccompFilters: Buffer[];
+    auxv: Buffer;
+    exe: string;
+    cwd: string;
+    root: string;
+  };
+}
+
+/** What only the process can tell: remote syscalls through a vDSO `syscall`. */
+function askProcess(tasks: FrozenTask[], vdsoStart: number, vdsoEnd: number, stat: Stat, status: Status): Remote {
+  const [task, ...others] = tasks;
+  const mem = task.memory();
+  const vdso = mem.read(vdsoStart, vdsoEnd - vdsoStart);
+  const at = vdso.indexOf(Buffer.from([0x0f, 0x05]));
+  if (at < 0) throw new CkptError('UNSUPPORTED', `pid ${task.tid}: no syscall instruction in the vDSO`, { pid: task.tid });
+  const gadget = BigInt(vdsoStart + at);
+  const remote = task.enterRemote(gadget);
+  try {
+    const scratch = task.scratchMapping();
+    const brk = remote.call(NR.brk, [0]);
+    remote.call(NR.prctl, [PR.GET_PDEATHSIG, scratch.addr], 'prctl(PR_GET_PDEATHSIG)');
+    const pdeathSignal = mem.read(scratch.addr, 4).readInt32LE(0);
+    const sigactions = dumpSigactions(remote, mem, scratch.addr, nonDefaultSignals(status.sigCgt, status.sigIgn));
+    fault('dump:remote');
+    const securebits = remote.call(NR.prctl, [PR.GET_SECUREBITS], 'prctl(PR_GET_SECUREBITS)');
+    const misc = dumpMisc(task.tid, stat, remote, mem, scratch.addr);
+    const itimers = dumpItimers(remote, mem, scratch.addr);
+    const posixTimers = dumpPosixTimers(task.tid, remote, mem, scratch.addr);
+    const threads = new Map<number, ReturnType<typeof askThread>>();
+    const main = askThread(remote, mem, scratch.addr);
+    threads.set(task.tid, main);
+    const altstack = { altstack_sp: main.altstack_sp, altstack_flags: main.altstack_flags, altstack_size: main.altstack_size };
+    for (const t of others) {
+      const r = t.enterRemote(gadget);
+      try { threads.set(t.tid, askThread(r, mem, scratch.addr)); } finally { t.leaveRemote(); }
+    }
+    return { brk, pdeathSignal, sigactions, securebits, misc, altstack, itimers, posixTimers, threads, gadget, calls: remote.calls };
+  } finally {
+    task.leaveRemote();
+  }
+}
+
+/** Two reads of the address space describe the same VMAs. */
+function sameLayout(a: Vma[], b: Vma[]): boolean {
+  const key = (v: Vma) => `${v.start}-${v.end} ${v.prot} ${v.shared} ${v.pgoff} ${v.ino} ${v.path}`;
+  return a.length === b.length && a.every((v, i) => key(v) === key(b[i]));
+}
+
+const lastId = (ids: number[], fallback: number) => (ids.length ? ids[ids.length - 1] : fallback);
+
+/** A THREAD record: what ptrace and the thread itself said; its tid as its namespace sees it. */
+function dumpThread(pid: number, nspid: number, t: FrozenTask, asked: ReturnType<typeof askThread>): Buffer {
+  const xstate = t.tracee.getXstate();
+  const rseq = t.tracee.getRseq();
+  const robust = robustList(t.tid);
+  const comm = readThreadComm(pid, t.tid);
+  const tid = t.tid === pid ? nspid : lastId(readTaskStatus(pid, t.tid).nspid, t.tid);
+  return encode(THREAD, {
+    tid, sigmask: t.sigmask, ...asked,
+    rseq_ptr: rseq ? Number(rseq.rseq_abi_pointer) : 0, rseq_len: rseq?.rseq_abi_size ?? 0,
+    rseq_sig: rseq?.signature ?? 0, rseq_flags: rseq?.flags ?? 0,
+    robust_list: robust.head, robust_len: robust.len,
+    comm: Buffer.from(comm, 'utf8').length <= 15 ? comm : comm.slice(0, 15),
+  }, [
+    encode(REGS, regsFields(t.regs)), encode(XSTATE, xstateFields(xstate), xstate),
+    ...dumpPending(t.tid).filter((p) => !p.shared).map((p) => encode(SIGINFO, { shared: 0, signo: p.signo }, p.info)),
+  ]);
+}
+
+/**
+ * Read one process of the frozen tree. `early` is its smaps read before the
+ * freeze (smaps walks every page table: slow, and needs no freeze); it is
+ * used if the layout did not change meanwhile.
+ */
+export function collectProcess(node: TreeProcess, nsOf: Map<number, number>, state: string, early: SmapsVma[] | undefined, shellJob: boolean): Collected {
+  const pid = node.pid;
+  const stat = readStat(pid);
+  const status = readStatus(pid);
+  const nspid = lastId(status.nspid, pid);
+  const nsppid = nsOf.get(node.ppid) ?? 0;
+  const base = { node, pid, nspid, nsppid, state, stat, status };
+  if (node.zombie) return base;
+  const fds = dumpFds(pid, readFdList(pid), shellJob);
+  const smaps = early && sameLayout(early, readMaps(pid)) ? early : readSmaps(pid);
+  const plans = smaps.map((v) => planVma(pid, v)).filter((p): p is VmaPlan => p !== undefined);
+  const vdso = smaps.find((v) => v.path === '[vdso]');
+  if (!vdso) throw new CkptError('UNSUPPORTED', `pid ${pid} has no vDSO`, { pid });
+  const remote = askProcess(node.tasks, vdso.start, vdso.end, stat, status);
+  const pending = dumpPending(pid).filter((p) => p.shared);
+  // Everything ptrace says of each thread, while all are stopped.
+  const threads = node.tasks.map((t) => dumpThread(pid, nspid, t, remote.threads.get(t.tid)!));
+  const seccompFilters = status.seccomp === SECCOMP_MODE_FILTER ? dumpSeccompFilters(pid) : [];
+  return {
+    ...base,
+    live: { fds, plans, remote, threads, pending, seccompFilters, auxv: readAuxv(pid), exe: readExe(pid), cwd: readCwd(pid), root: readRoot(pid) },
+  };
+}
+
+/** The TASK record of a collected process, with its IDs as its namespace sees them. */
+function taskRecord(c: Collected): Buffer {
+  const fsBase = c.node.tasks[0]?.regs.fs_base ?? 0n;
+  const fields = taskFields(c.stat, c.status, fsBase, c.live?.remote.pdeathSignal ?? 0);
+  // The state as it was before we froze it ('t' now): 'T' means stopped by a signal.
+  return encode(TASK, { ...fields, ppid: c.nsppid, rppid: c.nsppid, state: c.state });
+}
+
+/** The PROCESS record: everything but the pages, which `vmaRecs` already describe. */
+export function processRecord(c: Collected, vmaRecs: Buffer[], pipes: SavedPipe[], sockets: Buffer[] = []): Buffer {
+  const l = c.live;
+  if (!l) return encode(PROCESS, { pid: c.nspid }, [taskRecord(c)]);
+  const { remote, pending } = l;
+  return encode(PROCESS, { pid: c.nspid }, [
+    taskRecord(c),
+    encode(CREDS, credsFields(c.status, remote.securebits), encodeGroups(c.status.groups)),
+    encode(RLIMITS, { count: 16 }, dumpRlimits(c.pid)),
+    encode(MISC, remote.misc.fields, remote.misc.affinity),
+    encode(SIGNALS, remote.altstack, pending.map((p) => encode(SIGINFO, { shared: p.shared ? 1 : 0, signo: p.signo }, p.info))),
+    ...remote.itimers.map((t) => encode(ITIMER, t)),
+    ...remote.posixTimers.map((t) => encode(POSIX_TIMER, t)),
+    encode(SECCOMP, { mode: c.status.seccomp, filters: l.seccompFilters.length }, l.seccompFilters.map((f) => encode(SECCOMP_FILTER, { insns: f.length / 8 }, f))),
+    encode(MM, mmFields(c.stat, remote.brk), [encode(AUXV, {}, l.auxv), encode(EXE, {}, l.exe)]),
+    encode(FS, { umask: c.status.umask ?? 0o022 }, l.cwd),
+    ...(l.root !== '/' ? [encode(FS_ROOT, {}, l.root)] : []),
+    ...vmaRecs,
+    ...remote.sigactions.map((a) => encode(SIGACTION, a)),
+    ...pipes.map((p) => encode(PIPE, p.fields, p.data)),
+    ...sockets,
+    ...l.fds.map((f) => encode(FD, f.fields, f.path)),
+    ...l.fds.flatMap(encodeFdExtras),
+    ...l.threads,
+  ]);
+}
