@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import {
   assertCleanError, assertPass, ckpt, cleanup, dumpAndRestore, killAll, reportedCounter, requestCheck, startChecked, waitCounterAbove, whileRunning,
-  makeWorkDir, isRunning, tracerPid, readCounter, dumpOk, waitGone, ckptBackground, type BackgroundCkpt, startProgram, PYTHON, waitFor, sleep, trackExact,
+  makeWorkDir, isRunning, tracerPid, readCounter, dumpOk, waitGone, ckptBackground, type BackgroundCkpt, startProgram, PYTHON, waitFor, sleep, trackExact, track,
 } from './lib/index.js';
 
 afterEach(() => killAll());
@@ -213,6 +213,23 @@ async function onlyListening(pid: number): Promise<void> {
     return socks.length === 1 ? true : undefined;
   }, 10_000);
 }
+
+describe('sockets across a process tree', () => {
+  test('sockfork.c: stream and datagram socketpairs split across a fork, a TCP connection between parent and child, and one to an echo server outside the tree, all with data queued, go on', SLOW, async () => {
+    const work = makeWorkDir('echo');
+    const portFile = join(work, 'port');
+    startProgram(PYTHON, ['-c', ECHO_SERVER, portFile]);
+    const port = await waitFor('the echo server', () => (existsSync(portFile) ? readFileSync(portFile, 'utf8').trim() || undefined : undefined), 10_000);
+    const { dir, pid } = await startChecked('sockfork', [port]);
+    const child = Number(/child=(\d+)/.exec(readFileSync(join(dir, 'ready'), 'utf8'))![1]);
+    track(child, 'sockfork');
+    const { restore, report } = await dumpAndRestoreTcp(pid, dir);
+    assert.match(report, new RegExp(`child=${child}`));
+    assert.ok(isRunning(child), 'the child was not restored');
+    assertPass(await whileRunning(restore, requestCheck(dir)));
+    assert.equal(readFileSync(join(work, 'port.conns'), 'utf8').trim(), '1');
+  });
+});
 
 describe('unmodified servers', () => {
   test('node http server (threads, epoll, eventfd, timers, a signal handler): same port after restore, the counter goes on', SLOW, async () => {
