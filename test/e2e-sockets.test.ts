@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import {
   assertCleanError, assertPass, ckpt, cleanup, dumpAndRestore, killAll, reportedCounter, requestCheck, startChecked, waitCounterAbove, whileRunning,
-  makeWorkDir, isRunning, tracerPid, readCounter, dumpOk, waitGone, ckptBackground, type BackgroundCkpt, startProgram, PYTHON, waitFor, sleep, trackExact, track,
+  makeWorkDir, isRunning, tracerPid, readCounter, dumpOk, waitGone, ckptBackground, type BackgroundCkpt, startProgram, PYTHON, waitFor, sleep, trackExact, track, CLI,
 } from './lib/index.js';
 
 afterEach(() => killAll());
@@ -153,6 +153,17 @@ describe('established TCP connections (--tcp-established)', () => {
     const ports = /ports=(\d+)>(\d+)/.exec(await requestCheck(dir))!;
     const held = spawnSync('nft', ['list', 'set', 'inet', 'ckpt', 'conn4'], { encoding: 'utf8' }).stdout;
     assert.doesNotMatch(held, new RegExp(`\\b(${ports[1]}|${ports[2]})\\b`), `packets still held: ${held}`);
+  });
+
+  test('a restore that fails after the connections were made keeps their packets held; the next restore carries them on', SLOW, async () => {
+    const { dir, pid } = await startChecked('tcp');
+    const image = makeWorkDir('img');
+    await dumpOk(pid, image, '--tcp-established');
+    const failed = spawnSync(process.execPath, [CLI, 'restore', '-D', image], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, CKPT_FAULT: 'restore:signals' } });
+    assertCleanError({ status: failed.status, signal: failed.signal, stdout: failed.stdout, stderr: failed.stderr }, /injected fault at restore:signals/);
+    await waitGone(pid);
+    const restore = ckptBackground(['restore', '-D', image]);
+    assertPass(await whileRunning(restore, requestCheck(dir, { timeoutMs: 60_000 })));
   });
 
   test('without --tcp-established an established connection is refused with one line; the process runs on', SLOW, async () => {

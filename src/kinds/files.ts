@@ -15,7 +15,7 @@ import { createAnon, dumpAnon, type AnonFd } from './anonfds.js';
 import { createGhost, createMemfd, dumpFileData, type FileData } from './filedata.js';
 import { dumpLocks, lockDescription, restorePosixLocks, type LockFields } from './locks.js';
 import { createPipe, dumpPipe, type SavedPipe } from './pipes.js';
-import { closeSockets, createSockets, type SavedSocket } from './sockets/index.js';
+import { abortSockets, closeSockets, createSockets, type SavedSocket } from './sockets/index.js';
 import { T } from './ids.js';
 import type { RestoreTarget } from './target.js';
 
@@ -275,6 +275,8 @@ export class FileTable {
   addSockets(sockets: SavedSocket[], log: (msg: string) => void): void {
     this.sockEnds = createSockets(sockets, log);
   }
+  /** The restore failed: TCP connections close without telling their peers. */
+  abort(): void { abortSockets(this.sockEnds); }
   close(): void {
     for (const fd of this.owned) fs.closeSync(fd);
     for (const [r, w] of this.pipeEnds.values()) { fs.closeSync(r); fs.closeSync(w); }

@@ -207,6 +207,7 @@ export function restoreSync(opts: RestoreOptions): RestoreResult {
     log(`restore of pid ${plan.root.pid}${plan.container ? ` (a container; host pid ${host})` : ''}: ${live.length} process(es); ${times.format()}`);
     return { pid: host, pids: plan.order.map((n) => procs.get(n)!.host), ms: performance.now() - t0, timings: times.record() };
   } catch (e) {
+    files.abort();
     for (const p of procs.values()) p.close();
     killAll(created);
     throw e;

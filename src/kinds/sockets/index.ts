@@ -14,7 +14,9 @@ import { lockConnections, unlockConnections, type Conn } from './firewall.js';
 import { createInet, dumpInet } from './inet.js';
 import { createNetlink, dumpNetlink } from './netlink.js';
 import { SkState, type SavedSocket } from './records.js';
-import { dumpRepair, repairOff, repairOn } from './tcp-repair.js';
+import { TCP_STATE, dumpRepair, repairOff, repairOn, tcpInfo } from './tcp-repair.js';
+
+const IPPROTO_TCP = 6;
 import { createUnix, dumpUnix } from './unix.js';
 
 export { SOCKET_SCHEMAS, encodeSocket, loadSockets, type SavedSocket } from './records.js';
@@ -137,6 +139,20 @@ export function createSockets(sockets: SavedSocket[], log: (msg: string) => void
   } catch (e) {
     closeSockets(made);
     throw e;
+  }
+}
+
+/**
+ * A restore failed: its TCP connections go back into repair mode before
+ * ckpt drops the last reference, so they close without a packet and leave
+ * nothing behind (a FIN_WAIT socket would hold the connection's addresses
+ * against the next attempt).
+ */
+export function abortSockets(made: Map<bigint, number>): void {
+  for (const fd of made.values()) {
+    try {
+      if (getsockoptInt(fd, SOL.SOCKET, SO.PROTOCOL) === IPPROTO_TCP && tcpInfo(fd).state === TCP_STATE.ESTABLISHED) repairOn(fd);
+    } catch { /* closed as it is */ }
   }
 }
 
