@@ -19,11 +19,13 @@ _ckpt() {
   done
   case "$cmd" in
     "")
-      _ckpt_words "dump restore pack unpack show check mem diff completion help --help --version" ;;
+      _ckpt_words "run dump restore pack unpack show check mem diff completion help --help --version" ;;
     help)
-      _ckpt_words "dump restore pack unpack show check mem diff completion" ;;
+      _ckpt_words "run dump restore pack unpack show check mem diff completion" ;;
     completion)
       _ckpt_words "bash" ;;
+    run)
+      _ckpt_words "--detach" ;;
     dump)
       case "$prev" in
         -t|--tree) _ckpt_pids; return ;;

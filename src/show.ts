@@ -22,6 +22,7 @@ import { SIGNALS, SIGINFO } from './kinds/signals.js';
 import { ITIMER, POSIX_TIMER } from './kinds/timers.js';
 import { SECCOMP, SECCOMP_FILTER } from './kinds/seccomp.js';
 import { RLIMIT_NAMES, RLIM_INFINITY } from './proc/index.js';
+import { loadContainer, containerJson } from './kinds/container.js';
 
 type Json = number | string | boolean | null | Json[] | { [k: string]: Json };
 export type ImageJson = { [k: string]: Json };
@@ -50,7 +51,7 @@ function processJson(proc: ImageRecord): { [k: string]: Json } {
       xstate: { size: x.size, xfeatures: `0x${x.xfeatures.toString(16)}`, xstate_bv: `0x${x.xstate_bv.toString(16)}`, features: xfeatureNames(x.xfeatures), in_use: xfeatureNames(x.xstate_bv) },
     };
   });
-  const mm = childOf(proc, MM);
+  const mm = maybeChildOf(proc, MM);
   const fsRec = maybeChildOf(proc, FS);
   const creds = maybeChildOf(proc, CREDS);
   const rl = maybeChildOf(proc, RLIMITS);
@@ -71,7 +72,8 @@ function processJson(proc: ImageRecord): { [k: string]: Json } {
     itimers: childrenOf(proc, ITIMER).map((r) => plain(r.fields)),
     posix_timers: childrenOf(proc, POSIX_TIMER).map((r) => plain(r.fields, ['sigval'])),
     seccomp: seccomp ? { mode: seccomp.fields.mode, filters: childrenOf(seccomp, SECCOMP_FILTER).map((r) => r.fields.insns) } : {},
-    mm: { ...plain(mm.fields, Object.keys(MM.fields)), exe: maybeChildOf(mm, EXE)?.name ?? '' },
+    // A zombie has no mm (nor fs, vmas, fds or threads): only its task.
+    mm: mm ? { ...plain(mm.fields, Object.keys(MM.fields)), exe: maybeChildOf(mm, EXE)?.name ?? '' } : {},
     fs: fsRec ? { cwd: fsRec.name ?? '', root: maybeChildOf(proc, FS_ROOT)?.name ?? '/', umask: `0${fsRec.fields.umask.toString(8)}` } : {},
     vmas: childrenOf(proc, VMA).map((r) => ({
       start: `0x${r.fields.start.toString(16)}`, end: `0x${r.fields.end.toString(16)}`,
@@ -98,7 +100,14 @@ export function showImage(dir: string): ImageJson {
       kernel: i.utsRelease, tool: i.tool, created: new Date(Number(i.createdNs / 1_000_000n)).toISOString(),
     },
     processes: childrenOf(img.records, PROCESS).map(processJson),
+    ...containerOf(img.records),
   };
+}
+
+/** `container` only for an image of a container (kinds/container.ts). */
+function containerOf(records: ImageRecord[]): ImageJson {
+  const c = loadContainer(records);
+  return c ? { container: containerJson(c) as Json } : {};
 }
 
 function kv(o: Json, keys?: string[]): string {
@@ -110,6 +119,11 @@ function kv(o: Json, keys?: string[]): string {
 export function formatImage(j: ImageJson): string {
   const lines: string[] = [];
   lines.push(`image: ${kv(j.image)}`);
+  if (j.container) {
+    const { shm, sem, msg, ...names } = j.container as { [k: string]: Json };
+    lines.push(`container: ${kv(names)}`);
+    for (const [what, list] of [['shm', shm], ['sem', sem], ['msg queue', msg]] as const) for (const o of list as Json[]) lines.push(`  ${what}: ${kv(o)}`);
+  }
   for (const p of j.processes as { [k: string]: Json }[]) {
     const task = p.task as { [k: string]: Json };
     lines.push('', `process ${task.pid} (${task.comm})`);

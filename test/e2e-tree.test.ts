@@ -6,12 +6,12 @@
  * bytes in flight between two processes.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import {
-  assertPass, cleanup, dumpOk, killAll, makeWorkDir, reportedCounter, requestCheck, restoreInBackground, startChecked,
-  track, waitGone, whileRunning,
+  assertPass, cleanup, dumpAndRestore, dumpOk, killAll, makeWorkDir, reportedCounter, requestCheck, restoreInBackground, startChecked,
+  startProgram, track, waitCounterAbove, waitFor, waitGone, whileRunning,
 } from './lib/index.js';
 
 afterEach(() => killAll());
@@ -94,4 +94,46 @@ describe('process trees', () => {
     writeFileSync(join(dir, 'final'), '');
     assertPass(await whileRunning(restore, requestCheck(dir, AFTER_RESTORE)));
   });
+
+  test('churn-tree.c: dumped while it forks children (each with a thread) and creates threads in a tight loop, it restores and PASSes', SLOW, async () => {
+    const { dir, pid } = await startChecked('churn-tree', [], ['-pthread']);
+    const { restore, report } = await dumpAndRestore(pid, dir);
+    await whileRunning(restore, waitCounterAbove(dir, reportedCounter(report)));
+    const later = await whileRunning(restore, requestCheck(dir, AFTER_RESTORE));
+    assertPass(later);
+    assert.ok(Number(/children=(\d+)/.exec(later)?.[1]) > Number(/children=(\d+)/.exec(report)?.[1]), `no child was born after the restore: ${report} → ${later}`);
+  });
+
+  test('a shell pipeline (sh -c "yes | cat | dd ... > out") dumped mid-way finishes after restore with its output complete and correct', SLOW, async () => {
+    const dir = makeWorkDir('pipeline');
+    const out = join(dir, 'out');
+    const total = 100_000_000;
+    const { pid } = startProgram('/bin/sh', ['-c', `yes | cat | dd bs=256 count=${total / 256} iflag=fullblock status=none > ${out}`]);
+    const size = () => { try { return statSync(out).size; } catch { return 0; } };
+    await waitFor('the pipeline to write 8 MB', () => (size() >= 8_000_000 ? true : undefined), 30_000);
+    const tree = readTree(pid);
+    for (const n of tree) track(n.pid);
+    const image = makeWorkDir('img');
+    await dumpOk(pid, image);
+    const atDump = size();
+    assert.ok(atDump < total, `the pipeline had finished before the dump (${atDump} bytes)`);
+    for (const n of tree) await waitGone(n.pid);
+    const restore = restoreInBackground(image);
+    const done = await restore.exited;
+    assert.equal(done.status, 0, `sh exited with ${done.status}: ${done.stderr}`);
+    assert.equal(size(), total, `out holds ${size()} bytes (${atDump} at the dump)`);
+    const want = Buffer.from('y\n'.repeat(1 << 19));
+    const buf = Buffer.alloc(want.length);
+    const fd = openSync(out, 'r');
+    try {
+      for (let at = 0; at < total; at += buf.length) {
+        const n = readSync(fd, buf, 0, buf.length, at);
+        assert.equal(buf.compare(want, 0, n, 0, n), 0, `out differs from "y\\n"... in [${at}, ${at + n})`);
+      }
+    } finally {
+      closeSync(fd);
+    }
+    console.log(`# pipeline: ${tree.length} processes, dumped at ${atDump} of ${total} bytes`);
+  });
 });
+

@@ -6,6 +6,7 @@ import { readImage, check } from '../index.js';
 // its start-up: dump and restore run the engine right here, synchronously.
 import { dumpSync } from '../dump/dump.js';
 import { restoreSync, waitForExit } from '../restore/restore.js';
+import { runCommand } from './run.js';
 import { formatImage } from '../show.js';
 import { SECTIONS, showSections, formatSections, type Section } from '../inspect/sections.js';
 import { memSearch, formatSearch, memRead, formatRead } from '../inspect/mem.js';
@@ -152,6 +153,7 @@ function restoreStream(o: Values, args: string[]): number {
 }
 
 export const COMMANDS: Record<string, Command> = {
+  run: runCommand,
   dump: {
     summary: 'checkpoint a process into an image directory',
     help: `ckpt dump -t PID -D DIR [options]

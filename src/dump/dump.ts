@@ -71,7 +71,10 @@ function readEarly(root: number): Map<number, { state: string; smaps?: SmapsVma[
     try {
       const state = readStatus(pid).state;
       out.set(pid, { state, smaps: state === 'Z' ? undefined : readSmaps(pid) });
-      if (state !== 'Z') for (const tid of readTids(pid)) queue.push(...readChildren(pid, tid));
+      if (state === 'Z') continue;
+      for (const tid of readTids(pid)) {
+        try { queue.push(...readChildren(pid, tid)); } catch { /* the thread exited meanwhile */ }
+      }
     } catch (e) {
       if (pid === root) throw e;
     }

@@ -101,7 +101,7 @@ function diffProcess(ia: InspectImage, pa: InspectProcess, ib: InspectImage, pb:
   const taskKeys = Object.keys(pa.task);
   const state = [
     ...changes(pa.task, pb.task, taskKeys.filter((k) => !COUNTER_FIELDS.includes(k)), 'task.'),
-    ...changes(pa.mm, pb.mm, Object.keys(pa.mm), 'mm.'),
+    ...changes(pa.mm ?? {}, pb.mm ?? {}, Object.keys(pa.mm ?? pb.mm ?? {}), 'mm.'),
     ...changes({ threads: pa.threads, exe: pa.exe, cwd: pa.cwd }, { threads: pb.threads, exe: pb.exe, cwd: pb.cwd }, ['threads', 'exe', 'cwd']),
   ];
   const counters = changes(pa.task, pb.task, COUNTER_FIELDS, 'task.').map((c) => (typeof c.a === 'number' && typeof c.b === 'number' ? { ...c, delta: c.b - c.a } : c));

@@ -32,7 +32,8 @@ export interface InspectProcess {
   pid: number;
   task: TaskFields;
   threads: number;
-  mm: MmFields;
+  /** Absent for a zombie. */
+  mm?: MmFields;
   exe: string;
   cwd: string;
   vmas: InspectVma[];
@@ -67,11 +68,12 @@ export function openInspect(dir: string): InspectImage {
   const image = readImage(paths.image, registry);
   const processes = childrenOf(image.records, PROCESS).map((proc): InspectProcess => {
     const task = childOf(proc, TASK).fields;
-    const mm = childOf(proc, MM);
+    // A zombie has no mm (nor vmas, fds or threads).
+    const mm = maybeChildOf(proc, MM);
     const vmas = childrenOf(proc, VMA).map(vmaOf).sort((a, b) => a.start - b.start);
     return {
-      pid: task.pid, task, threads: childrenOf(proc, THREAD).length, mm: mm.fields,
-      exe: maybeChildOf(mm, EXE)?.name ?? '', cwd: maybeChildOf(proc, FS)?.name ?? '',
+      pid: task.pid, task, threads: childrenOf(proc, THREAD).length, mm: mm?.fields,
+      exe: mm ? maybeChildOf(mm, EXE)?.name ?? '' : '', cwd: maybeChildOf(proc, FS)?.name ?? '',
       vmas,
       fds: childrenOf(proc, FD).map((r) => ({ fields: r.fields, path: r.name ?? '', kind: FdKind[r.fields.kind] ?? String(r.fields.kind) }))
         .sort((a, b) => a.fields.fd - b.fields.fd),

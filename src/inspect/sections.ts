@@ -129,9 +129,11 @@ export function savedStrings(mem: SavedMemory, start: number, end: number, what:
 }
 
 function stringsJson(img: InspectImage, p: InspectProcess, which: 'cmdline' | 'env'): { [k: string]: Json } {
+  if (!p.mm) return { pid: p.pid, comm: p.task.comm, zombie: true, [which === 'cmdline' ? 'argv' : 'env']: [] };
+  const mm = p.mm;
   const mem = SavedMemory.open(img, p);
   try {
-    const [s, e] = which === 'cmdline' ? [p.mm.arg_start, p.mm.arg_end] : [p.mm.env_start, p.mm.env_end];
+    const [s, e] = which === 'cmdline' ? [mm.arg_start, mm.arg_end] : [mm.env_start, mm.env_end];
     return { pid: p.pid, comm: p.task.comm, start: hex(s), end: hex(e), [which === 'cmdline' ? 'argv' : 'env']: savedStrings(mem, s, e, which) };
   } finally {
     mem.close();

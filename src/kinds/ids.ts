@@ -38,9 +38,18 @@ export const T = {
   POSIX_TIMER: 0x01a1,
   SECCOMP: 0x01b0,
   SECCOMP_FILTER: 0x01b1,
-  SOCKET: 0x01c0,
-  SOCKET_ADDR: 0x01c1,
-  SOCKET_OPT: 0x01c2,
-  SOCKET_QUEUE: 0x01c3,
-  TCP_REPAIR: 0x01c4,
+  // containers (kinds/container.ts): one CONTAINER record holds the rest
+  CONTAINER: 0x01c0,
+  UTS_NS: 0x01c1,
+  IPC_VARS: 0x01d0,
+  SHM: 0x01d1,
+  SEM: 0x01d2,
+  MSG_QUEUE: 0x01d3,
+  MSG: 0x01d4,
+  // sockets (kinds/sockets/records.ts)
+  SOCKET: 0x01e0,
+  SOCKET_ADDR: 0x01e1,
+  SOCKET_OPT: 0x01e2,
+  SOCKET_QUEUE: 0x01e3,
+  TCP_REPAIR: 0x01e4,
 } as const;

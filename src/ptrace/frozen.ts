@@ -71,6 +71,8 @@ export class FrozenTask {
         const s = tracee.wait();
         if (s.kind === 'exited' || s.kind === 'killed') return false;
         if (s.kind === 'event-stop') return true;
+        // Any ptrace-stop clears a pending PTRACE_INTERRUPT: ask again before resuming.
+        tracee.tryInterrupt();
         if (s.kind === 'event') {
           // A thread or a child process born while freezing starts traced and stopped.
           if (s.event === PTRACE_EVENT.CLONE || s.event === PTRACE_EVENT.FORK || s.event === PTRACE_EVENT.VFORK) born.push(Tracee.adopt(tracee.eventMsg()));
@@ -78,7 +80,7 @@ export class FrozenTask {
           continue;
         }
         // A signal being delivered right now: let it through (as it would have
-        // been without us); the interrupt is still pending and stops next.
+        // been without us); the new interrupt stops it next.
         tracee.cont(s.kind === 'signal' ? s.sig : 0);
       }
     };
@@ -139,6 +141,8 @@ export class FrozenTask {
     for (;;) {
       const s = this.tracee.waitStopped();
       if (s.kind === 'event-stop') break;
+      // That stop cleared the interrupt: ask again.
+      this.tracee.tryInterrupt();
       this.tracee.cont(s.kind === 'signal' ? s.sig : 0);
     }
   }

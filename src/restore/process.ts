@@ -14,7 +14,7 @@ import { TraceeMemory } from '../ptrace/memory.js';
 import { NR } from '../sys/nr.js';
 import { CLONE, F, PAGE_SIZE, PR, PTRACE_O, SIG } from '../sys/constants.js';
 import { encodeCloneArgs, CLONE_ARGS_SIZE } from '../sys/structs.js';
-import { getpid, tryKill } from '../sys/syscalls.js';
+import { tryKill } from '../sys/syscalls.js';
 import { E } from '../sys/errno.js';
 import { makeScratch, type RestoreTarget } from '../kinds/target.js';
 import { resumeRegs } from '../kinds/regs.js';
@@ -37,6 +37,7 @@ import type { PagesReader } from '../image/index.js';
 import type { ProcessImage, ThreadImage, VmaImage } from './load.js';
 import type { Range } from './layout.js';
 import { moveSpecials } from './specials.js';
+import { fault } from '../fault.js';
 import type { SharedMemory } from './shmem.js';
 
 export const TRAMPOLINE_SIZE = 64 * 1024 + PAGE_SIZE;
@@ -64,7 +65,13 @@ export class RestoredProcess {
   private pidfd = -1;
   private threads: Thread[] = [];
 
-  constructor(readonly tracee: Tracee, readonly image: ProcessImage, private ctx: RestoreContext) {
+  /**
+   * `pidfd`: the fd number of a pidfd of ckpt this process inherited from its
+   * creator (the seed opened the first one): a process in a fresh pid
+   * namespace cannot name ckpt's pid to open one itself.
+   */
+  constructor(readonly tracee: Tracee, readonly image: ProcessImage, private ctx: RestoreContext, pidfd: number) {
+    this.pidfd = pidfd;
     this.mem = new TraceeMemory(tracee.tid);
     this.target = {
       pid: tracee.tid, remote: new RemoteCaller(tracee, BigInt(ctx.tramp), 'int3', tracee.getRegs()), mem: this.mem,
@@ -96,7 +103,10 @@ export class RestoredProcess {
   }
 
   /** A process this one just cloned, before it is anything of its own (a helper). */
-  forkOf(tracee: Tracee): RestoredProcess { return new RestoredProcess(tracee, this.image, this.ctx); }
+  forkOf(tracee: Tracee): RestoredProcess { return new RestoredProcess(tracee, this.image, this.ctx, this.pidfd); }
+
+  /** The ckpt pidfd's number here, which a process cloned now inherits. */
+  get pidfdNumber(): number { return this.pidfd; }
 
   /** Exit now with `code`, untraced: it ends as a zombie of its parent. */
   exitNow(code: number): void { this.runDetached(NR.exit_group, [code]); }
@@ -126,11 +136,12 @@ export class RestoredProcess {
     const tramp = this.ctx.tramp;
     // Nothing is delivered while we work: timers and re-queued signals stay pending.
     this.tracee.setSigmask(ALL_SIGNALS);
-    remote.call(NR.close_range, [0, 0xffffffff, 0], 'close_range');
-    const ckptPidfd = remote.call(NR.pidfd_open, [getpid(), 0], 'pidfd_open(ckpt)');
+    // Every fd it inherited goes but its pidfd of ckpt, moved above the fds it will have.
     const maxFd = proc.fds.reduce((m, f) => Math.max(m, f.fields.fd), 2);
-    this.pidfd = remote.call(NR.fcntl, [ckptPidfd, F.DUPFD_CLOEXEC, maxFd + 1], 'fcntl(F_DUPFD_CLOEXEC)');
-    remote.call(NR.close, [ckptPidfd]);
+    const pidfd = this.pidfd > maxFd ? this.pidfd : remote.call(NR.fcntl, [this.pidfd, F.DUPFD_CLOEXEC, maxFd + 1], 'fcntl(F_DUPFD_CLOEXEC)');
+    if (pidfd > 0) remote.call(NR.close_range, [0, pidfd - 1, 0], 'close_range');
+    remote.call(NR.close_range, [pidfd + 1, 0xffffffff, 0], 'close_range');
+    this.pidfd = pidfd;
     // VMAs this process shared copy-on-write with its parent stay as the fork left them.
     const kept = proc.vmas.filter((v) => v.cow.length > 0);
     const keptRanges: Range[] = kept.map((v) => [v.fields.start, v.fields.end]);
@@ -148,6 +159,7 @@ export class RestoredProcess {
     moveSpecials(this.target, readMaps(this.host), proc.vmas, taken);
     mapVmas(this.target, proc.vmas.filter((v) => v.cow.length === 0), (v) => this.sharedFd(v));
     for (const v of kept) zapUnsaved(this.target, v);
+    fault('restore:map');
     if (this.ctx.compressed) {
       // Compressed chunks: ckpt decompresses them and writes the pages in (CRCs checked on the way).
       restoreChunkedPages(this.host, this.ctx.compressed.reader, this.ctx.compressed.table, proc.vmas);
@@ -156,6 +168,7 @@ export class RestoredProcess {
       restorePages(this.target, imgFd, proc.vmas);
       remote.call(NR.close, [imgFd]);
     }
+    fault('restore:pages');
   }
 
   /** A MAP_SHARED anonymous object: the tree's one memfd for it, taken into this process for mmap. */
@@ -179,6 +192,7 @@ export class RestoredProcess {
     restoreFds(t, this.pidfd, proc.pid, proc.fds, this.ctx.files);
     remote.call(NR.close, [this.pidfd]);
     this.pidfd = -1;
+    fault('restore:files');
     restoreRlimits(t, proc.rlimits);
     if (proc.misc) restoreMisc(t, proc.misc.fields, proc.misc.affinity);
     // The other threads, cloned by the main thread with their saved tids.
@@ -201,6 +215,7 @@ export class RestoredProcess {
     drainSignal(t, SIG.CHLD);
     restorePending(t, proc.pid, proc.pid, proc.pending);
     for (const th of threads) restorePending(th.target, proc.pid, th.image.fields.tid, th.image.pending);
+    fault('restore:signals');
   }
 
   /** Seccomp and credentials are per thread: each thread gets the process's; the main thread's last. */

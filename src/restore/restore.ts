@@ -17,7 +17,7 @@ import { TraceeMemory } from '../ptrace/memory.js';
 import { NR } from '../sys/nr.js';
 import { CLONE, MAP, PAGE_SIZE, PROT, PTRACE_O, SIG, WALL } from '../sys/constants.js';
 import { encodeCloneArgs, CLONE_ARGS_SIZE, xsaveFeatures, type UserRegs } from '../sys/structs.js';
-import { tryKill, wait4, W } from '../sys/syscalls.js';
+import { getpid, tryKill, wait4, W } from '../sys/syscalls.js';
 import { E } from '../sys/errno.js';
 import { checkXstate } from '../kinds/regs.js';
 import { checkMappedFile, isFileBacked } from '../kinds/vma.js';
@@ -156,14 +156,14 @@ export function restoreSync(opts: RestoreOptions): RestoreResult {
     const seed = spawnSeed();
     created.push(seed);
     fault('restore:seed');
-    const { tracee: rootT, tramp } = growFromSeed(seed, plan, created);
+    const { tracee: rootT, tramp, pidfd } = growFromSeed(seed, plan, created);
     times.mark('clone');
     fault('restore:clone');
     const ctx: RestoreContext = {
       tramp, pagesFd: pages.fd, compressed: chunks && { reader: pages, table: chunks }, files, shmem,
       detach: opts.detach ?? false, log,
     };
-    const root = new RestoredProcess(rootT, plan.root.proc, ctx);
+    const root = new RestoredProcess(rootT, plan.root.proc, ctx, pidfd);
     procs.set(plan.root, root);
     if (plan.container) privateProc(root);
     const sessions = new Sessions(plan, procs, created);
@@ -174,23 +174,21 @@ export function restoreSync(opts: RestoreOptions): RestoreResult {
       if (!node.zombie) p.memory();
       for (const child of node.children) {
         const group = sessions.groupAtBirth(child);
-        procs.set(child, new RestoredProcess(sessions.clone(child), child.proc, ctx));
+        const creator = procs.get(node)!;
+        procs.set(child, new RestoredProcess(sessions.clone(child), child.proc, ctx, creator.pidfdNumber));
         sessions.born(child, group);
         grow(child);
       }
     };
     grow(plan.root);
-    times.mark('map');
-    fault('restore:map');
+    // Every process's mappings and pages (and the processes themselves).
+    times.mark('pages');
     sessions.joinGroups();
     sessions.endHelpers();
     for (const node of plan.order) if (node.zombie) becomeZombie(procs.get(node)!);
-    times.mark('tree');
-    fault('restore:pages');
+    times.mark('groups');
     const live = plan.order.filter((n) => !n.zombie).map((n) => procs.get(n)!);
     for (const p of live) p.rest(created);
-    fault('restore:files');
-    fault('restore:signals');
     for (const p of live) p.lockDown();
     fault('restore:creds');
     times.mark('rebuild');
@@ -223,7 +221,7 @@ export function restoreSync(opts: RestoreOptions): RestoreResult {
  * of the tree, clone the root out of it (with its saved pid, or as PID 1 of
  * fresh namespaces for a container), drop the seed.
  */
-function growFromSeed(seed: number, plan: TreePlan, created: number[]): { tracee: Tracee; tramp: number } {
+function growFromSeed(seed: number, plan: TreePlan, created: number[]): { tracee: Tracee; tramp: number; pidfd: number } {
   const seedT = Tracee.seize(seed, PTRACE_O.TRACESYSGOOD | PTRACE_O.TRACECLONE | PTRACE_O.TRACEFORK | PTRACE_O.EXITKILL);
   seedT.interrupt();
   waitEventStop(seedT);
@@ -242,6 +240,8 @@ function growFromSeed(seed: number, plan: TreePlan, created: number[]): { tracee
     remote.call(NR.mmap, [tramp, PAGE_SIZE, PROT.READ | PROT.EXEC, MAP.PRIVATE | MAP.ANONYMOUS | MAP.FIXED_NOREPLACE, -1, 0], 'mmap(trampoline)');
     remote.call(NR.mmap, [tramp + PAGE_SIZE, TRAMPOLINE_SIZE - PAGE_SIZE, PROT.READ | PROT.WRITE, MAP.PRIVATE | MAP.ANONYMOUS | MAP.FIXED_NOREPLACE, -1, 0], 'mmap(scratch)');
     mem.write(tramp, GADGET_BYTES);
+    // A pidfd of ckpt for the root to inherit: from a fresh pid namespace it could not open one.
+    const pidfd = remote.call(NR.pidfd_open, [getpid(), 0], 'pidfd_open(ckpt)');
     // clone_args and set_tid must be in the caller's own memory. A container's
     // init is PID 1 of its new namespace: no set_tid needed.
     const root = plan.root.proc;
@@ -263,7 +263,7 @@ function growFromSeed(seed: number, plan: TreePlan, created: number[]): { tracee
     created.push(child);
     const childT = Tracee.adopt(child);
     waitEventStop(childT);
-    return { tracee: childT, tramp };
+    return { tracee: childT, tramp, pidfd };
   } finally {
     mem.close();
     tryKill(seed, SIG.KILL);

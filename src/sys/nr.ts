@@ -13,7 +13,10 @@ export const NR = {
   exit_group: 231, tgkill: 234, rt_sigqueueinfo: 129, rt_tgsigqueueinfo: 297, setfsuid: 122, setfsgid: 123, openat: 257, set_robust_list: 273, get_robust_list: 274,
   tee: 276, flock: 73, inotify_add_watch: 254, inotify_init1: 294, open_by_handle_at: 304, timerfd_create: 283, timerfd_settime: 286, timerfd_gettime: 287, signalfd4: 289, eventfd2: 290, epoll_create1: 291, epoll_ctl: 233, dup3: 292, pipe2: 293, preadv: 295, pwritev: 296, prlimit64: 302, process_vm_readv: 310, process_vm_writev: 311,
   kcmp: 312, seccomp: 317, memfd_create: 319, rseq: 334, pidfd_open: 434, clone3: 435,
-  close_range: 436, pidfd_getfd: 438, rt_sigtimedwait: 128, mount: 165, ftruncate: 77,
+  close_range: 436, pidfd_getfd: 438, rt_sigtimedwait: 128, ftruncate: 77,
+  // namespaces, containers and SysV IPC (container/, kinds/uts.ts, kinds/sysvipc.ts)
+  shmget: 29, shmat: 30, shmctl: 31, execve: 59, uname: 63, semget: 64, semop: 65, semctl: 66, shmdt: 67,
+  msgget: 68, msgsnd: 69, msgrcv: 70, msgctl: 71, mount: 165, sethostname: 170, setdomainname: 171, unshare: 272, setns: 308,
 } as const;
 
 export type SyscallName = keyof typeof NR;
