@@ -4,8 +4,9 @@
  * state are its children. FD records of kind SOCKET point to it by inode.
  */
 import { CkptError } from '../../errors.js';
-import { Content, childrenOf, defineRecord, encode, maybeChildOf, type FieldsOf, type ImageRecord } from '../../image/index.js';
+import { Content, childrenOf, defineRecord, encode, maybeChildOf, type FieldsOf, type ImageRecord, type TypedRecord } from '../../image/index.js';
 import { T } from '../ids.js';
+import { describeAddr } from './addr.js';
 
 /** How a socket stands: what restore must do to bring it back. */
 export enum SkState { UNCONNECTED = 0, LISTEN = 1, CONNECTED = 2 }
@@ -81,17 +82,35 @@ export function encodeSocket(s: SavedSocket): Buffer {
 
 /** The SOCKET records of a PROCESS record. */
 export function loadSockets(proc: ImageRecord): SavedSocket[] {
-  return childrenOf(proc, SOCKET).map((r) => {
-    const addrs = childrenOf(r, SOCKET_ADDR);
-    const local = addrs.find((a) => a.fields.which === 0);
-    if (!local) throw new CkptError('BAD_IMAGE', `bad image: socket record at offset ${r.offset} has no address`, { offset: r.offset });
-    return {
-      fields: r.fields,
-      local: local.data ?? Buffer.alloc(0),
-      peer: addrs.find((a) => a.fields.which === 1)?.data ?? undefined,
-      opts: childrenOf(r, SOCKET_OPT).map((o) => ({ level: o.fields.level, name: o.fields.optname, value: o.data ?? Buffer.alloc(0) })),
-      queues: childrenOf(r, SOCKET_QUEUE).map((q) => ({ queue: q.fields.queue, data: q.data ?? Buffer.alloc(0) })),
-      tcp: maybeChildOf(r, TCP_REPAIR)?.fields,
-    };
-  });
+  return childrenOf(proc, SOCKET).map(loadSocket);
+}
+
+function loadSocket(r: TypedRecord<typeof SOCKET>): SavedSocket {
+  const addrs = childrenOf(r, SOCKET_ADDR);
+  const local = addrs.find((a) => a.fields.which === 0);
+  if (!local) throw new CkptError('BAD_IMAGE', `bad image: socket record at offset ${r.offset} has no address`, { offset: r.offset });
+  return {
+    fields: r.fields,
+    local: local.data ?? Buffer.alloc(0),
+    peer: addrs.find((a) => a.fields.which === 1)?.data ?? undefined,
+    opts: childrenOf(r, SOCKET_OPT).map((o) => ({ level: o.fields.level, name: o.fields.optname, value: o.data ?? Buffer.alloc(0) })),
+    queues: childrenOf(r, SOCKET_QUEUE).map((q) => ({ queue: q.fields.queue, data: q.data ?? Buffer.alloc(0) })),
+    tcp: maybeChildOf(r, TCP_REPAIR)?.fields,
+  };
+}
+
+const FAMILIES: Record<number, string> = { 1: 'unix', 2: 'inet', 10: 'inet6', 16: 'netlink' };
+const TYPES: Record<number, string> = { 1: 'stream', 2: 'dgram', 3: 'raw', 5: 'seqpacket' };
+
+/** A SOCKET record as `ckpt show` prints it. */
+export function showSocket(r: TypedRecord<typeof SOCKET>): Record<string, string | number> {
+  const s = loadSocket(r);
+  const f = s.fields;
+  const queued = (q: Queue) => s.queues.filter((x) => x.queue === q).reduce((n, x) => n + x.data.length, 0);
+  return {
+    ino: Number(f.ino), family: FAMILIES[f.family] ?? f.family, type: TYPES[f.type] ?? f.type,
+    state: SkState[f.state] ?? f.state, local: describeAddr(s.local), peer: s.peer ? describeAddr(s.peer) : '-',
+    peer_where: PeerWhere[f.peer_where] ?? f.peer_where,
+    queued: queued(Queue.RECV), ...(s.tcp ? { send_queue: queued(Queue.SENT) + queued(Queue.UNSENT), snd_seq: s.tcp.snd_seq, rcv_seq: s.tcp.rcv_seq } : {}),
+  };
 }
