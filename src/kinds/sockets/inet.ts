@@ -8,7 +8,7 @@
 import { CkptError } from '../../errors.js';
 import { SIOCINQ, SO, SOCK, SOL, TCP_OPT, bind, connect, getsockopt, ioctlInt, listen, setsockoptInt, socket } from '../../sys/net.js';
 import { close } from '../../sys/syscalls.js';
-import { describeAddr, inetPort, isUnspecified } from './addr.js';
+import { describeAddr, isUnspecified } from './addr.js';
 import { dumpOptions, optInt, restoreOptions } from './options.js';
 import { PeerWhere, SkState, type SavedSocket } from './records.js';
 import { TCP_STATE, createRepaired, tcpInfo } from './tcp-repair.js';
@@ -82,7 +82,7 @@ export function createInet(s: SavedSocket): number {
   const fd = socket(s.fields.family, s.fields.type, s.fields.protocol);
   try {
     restoreOptions(fd, s.opts);
-    if (inetPort(s.local) !== 0 || !isUnspecified(s.local)) bindAndListen(fd, s);
+    if (!isUnspecified(s.local)) bindAndListen(fd, s);
     else if (s.fields.state === SkState.LISTEN) listen(fd, s.fields.backlog);
     if (s.peer && s.fields.type === SOCK.DGRAM) connect(fd, s.peer, describeAddr(s.peer));
     else if (s.peer) throw new CkptError('BAD_IMAGE', `bad image: TCP socket ${describeAddr(s.local)} → ${describeAddr(s.peer)} has no repair state`);
