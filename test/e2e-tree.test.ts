@@ -135,5 +135,21 @@ describe('process trees', () => {
     }
     console.log(`# pipeline: ${tree.length} processes, dumped at ${atDump} of ${total} bytes`);
   });
+
+  test('mux.c: a pty pair held across a tree (master in the parent, the slave the controlling terminal of a child\'s session, a foreground group, /dev/tty) comes back connected', SLOW, async () => {
+    const { dir, pid } = await startChecked('mux');
+    for (const n of readTree(pid)) track(n.pid, 'mux');
+    const { restore } = await dumpAndRestore(pid, dir);
+    assertPass(await whileRunning(restore, requestCheck(dir, AFTER_RESTORE)));
+  });
+
+  test('memfd-map.c: a memfd held open by the parent and mapped MAP_SHARED by it and its child is one object again', SLOW, async () => {
+    const { dir, pid } = await startChecked('memfd-map');
+    for (const n of readTree(pid)) track(n.pid, 'memfd-map');
+    const { restore } = await dumpAndRestore(pid, dir);
+    assertPass(await whileRunning(restore, requestCheck(dir, AFTER_RESTORE)));
+    const maps = readFileSync(`/proc/${pid}/maps`, 'utf8');
+    assert.match(maps, /\/memfd:ckpt-map \(deleted\)/, 'the mapping keeps its memfd name');
+  });
 });
 

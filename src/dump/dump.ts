@@ -5,7 +5,6 @@
  * Any failure puts every process back as it was.
  */
 import os from 'node:os';
-import { CkptError } from '../errors.js';
 import {
   ImageWriter, PagesWriter, createImageDir, commitImageDir, abortImageDir, encode,
 } from '../image/index.js';
@@ -22,9 +21,12 @@ import { forkSnapshot, followsFork, SNAPSHOT_MIN_BYTES, type Snapshot } from './
 import type { TraceeMemory } from '../ptrace/memory.js';
 import { FdKind, dumpPipes, linkSharedFds } from '../kinds/files.js';
 import { dumpSockets, encodeSocket, type SocketDump } from '../kinds/sockets/index.js';
+import { ptyMasterIndexes } from '../kinds/tty.js';
 import { checkDumpablePid } from './validate.js';
 import { freezeTree, releaseTree, type TreeProcess } from './tree.js';
 import { collectProcess, processRecord, type Collected } from './process.js';
+import { checkTreeNamespaces } from '../kinds/namespaces.js';
+import { dumpContainer, encodeContainer } from '../kinds/container.js';
 import { Timings } from '../timings.js';
 import { fault } from '../fault.js';
 
@@ -103,22 +105,29 @@ export function dumpSync(opts: DumpOptions): DumpResult {
   let sockets: SocketDump | undefined;
   try {
     fault('dump:freeze');
+    // A plain tree in ckpt's namespaces, or a whole container: anything else is refused here.
+    // (A zombie has no namespaces left.)
+    const ns = checkTreeNamespaces(root, tree.filter((p) => !p.zombie).map((p) => p.pid));
     // Every ID as the tree's own pid namespace sees it.
     const nsOf = new Map<number, number>();
     for (const p of tree) {
       const ids = readStatus(p.pid).nspid;
       nsOf.set(p.pid, ids.length ? ids[ids.length - 1] : p.pid);
     }
-    const procs: Collected[] = tree.map((p) => collectProcess(p, nsOf, early.get(p.pid)?.state ?? 'S', early.get(p.pid)?.smaps, opts.shellJob ?? false));
+    // A pty slave is the tree's own if any process of the tree holds its master.
+    const ptyMasters = new Set(tree.filter((p) => !p.zombie).flatMap((p) => [...ptyMasterIndexes(p.pid)]));
+    const procs: Collected[] = tree.map((p) => collectProcess(p, nsOf, early.get(p.pid)?.state ?? 'S', early.get(p.pid)?.smaps, { shellJob: opts.shellJob ?? false, container: ns.container, ptyMasters }));
+    // A container's own state: uts names and SysV IPC objects (read while the tree is frozen).
+    const container = ns.container ? dumpContainer(root) : undefined;
     const live = procs.filter((c) => c.live);
     const fdSets = live.map((c) => ({ pid: c.pid, nspid: c.nspid, fds: c.live!.fds }));
     linkSharedFds(fdSets);
     const pipes = dumpPipes(fdSets);
     sockets = dumpSockets(fdSets.flatMap((p) => p.fds.filter((f) => f.fields.kind === FdKind.SOCKET).map((f) => ({ pid: p.pid, fd: f.fields.fd, ino: f.fields.ino }))),
       { tcpEstablished: opts.tcpEstablished, extUnixSk: opts.extUnixSk, log });
-    times.mark('proc');
+    // /proc and ptrace reads and the remote syscalls of every process.
+    times.mark('collect');
     fault('dump:proc');
-    times.mark('remote');
 
     partial = createImageDir(opts.dir, { force: opts.force });
     const writer = ImageWriter.create(partial, { utsRelease: os.release(), tool: `ckpt ${VERSION}` });
@@ -211,6 +220,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     snapshot = undefined;
     times.mark('pages');
     for (const c of procs) writer.add(processRecord(c, vmaRecs.get(c.pid) ?? [], pipes.get(c.pid) ?? [], sockets.ofPid(c.pid).map(encodeSocket)));
+    if (container) writer.add(encodeContainer(container));
     if (chunks) writer.add(encode(PAGE_CHUNKS, { codec, count: chunks.length }, encodeChunks(chunks)));
     fault('dump:write');
     pagesWriter.close();

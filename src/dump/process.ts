@@ -137,17 +137,18 @@ function dumpThread(pid: number, nspid: number, t: FrozenTask, asked: ReturnType
  * freeze (smaps walks every page table: slow, and needs no freeze); it is
  * used if the layout did not change meanwhile.
  */
-export function collectProcess(node: TreeProcess, nsOf: Map<number, number>, state: string, early: SmapsVma[] | undefined, shellJob: boolean): Collected {
+export function collectProcess(node: TreeProcess, nsOf: Map<number, number>, state: string, early: SmapsVma[] | undefined, opts: { shellJob: boolean; container: boolean; ptyMasters: ReadonlySet<number> }): Collected {
   const pid = node.pid;
   const stat = readStat(pid);
   const status = readStatus(pid);
   const nspid = lastId(status.nspid, pid);
   const nsppid = nsOf.get(node.ppid) ?? 0;
-  const base = { node, pid, nspid, nsppid, state, stat, status };
+  // A process that died since the early walk is a zombie now, whatever that walk saw.
+  const base = { node, pid, nspid, nsppid, state: node.zombie ? 'Z' : state, stat, status };
   if (node.zombie) return base;
-  const fds = dumpFds(pid, readFdList(pid), shellJob);
+  const fds = dumpFds(pid, readFdList(pid), opts.shellJob, opts.ptyMasters);
   const smaps = early && sameLayout(early, readMaps(pid)) ? early : readSmaps(pid);
-  const plans = smaps.map((v) => planVma(pid, v)).filter((p): p is VmaPlan => p !== undefined);
+  const plans = smaps.map((v) => planVma(pid, v, { sysvShm: opts.container })).filter((p): p is VmaPlan => p !== undefined);
   const vdso = smaps.find((v) => v.path === '[vdso]');
   if (!vdso) throw new CkptError('UNSUPPORTED', `pid ${pid} has no vDSO`, { pid });
   const remote = askProcess(node.tasks, vdso.start, vdso.end, stat, status);

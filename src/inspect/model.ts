@@ -6,7 +6,7 @@
  */
 import { CkptError } from '../errors.js';
 import { PAGE_CHUNKS } from '../kinds/page-chunks.js';
-import { readImage, openImageDir, childOf, childrenOf, maybeChildOf, type Image } from '../image/index.js';
+import { readImage, openImageDir, childOf, childrenOf, maybeChildOf, type Image, type ImageRecord } from '../image/index.js';
 import { registry } from '../kinds/index.js';
 import { PROCESS } from '../kinds/process.js';
 import { TASK, type TaskFields } from '../kinds/task.js';
@@ -17,6 +17,9 @@ import { PAGE_RUNS, decodeRuns, type Run } from '../kinds/pages.js';
 import { FS } from '../kinds/fs.js';
 import { FD, FdKind, type FdFields } from '../kinds/files.js';
 import { PIPE, type PipeFields } from '../kinds/pipes.js';
+import { CTTY, PTY, type PtyFields } from '../kinds/tty.js';
+import { FIFO_DATA } from '../kinds/fifo.js';
+import { TERMIOS2_SIZE } from '../sys/tty.js';
 
 export interface InspectVma {
   start: number;
@@ -27,7 +30,11 @@ export interface InspectVma {
   prot: string;
   runs: Run[];
 }
-export interface InspectFd { fields: FdFields; path: string; kind: string }
+export interface InspectFd {
+  fields: FdFields; path: string; kind: string;
+  /** A pty master's saved state; the FIFO bytes saved on this fd; this slave is the controlling terminal. */
+  pty?: PtyFields & { rows: number; cols: number }; fifoBytes?: number; ctty?: boolean;
+}
 export interface InspectProcess {
   pid: number;
   task: TaskFields;
@@ -62,6 +69,17 @@ function vmaOf(r: ReturnType<typeof childrenOf<typeof VMA>>[number]): InspectVma
   };
 }
 
+function fdOf(proc: ImageRecord, fields: FdFields, path: string): InspectFd {
+  const f: InspectFd = { fields, path, kind: FdKind[fields.kind] ?? String(fields.kind) };
+  const pty = childrenOf(proc, PTY).find((r) => r.fields.fd === fields.fd);
+  const win = pty?.data?.subarray(TERMIOS2_SIZE);
+  if (pty) f.pty = { ...pty.fields, rows: win && win.length >= 4 ? win.readUInt16LE(0) : 0, cols: win && win.length >= 4 ? win.readUInt16LE(2) : 0 };
+  const fifo = childrenOf(proc, FIFO_DATA).find((r) => r.fields.fd === fields.fd);
+  if (fifo) f.fifoBytes = fifo.fields.bytes;
+  if (childrenOf(proc, CTTY).some((r) => r.fields.fd === fields.fd)) f.ctty = true;
+  return f;
+}
+
 /** Open DIR (NO_IMAGE if it holds none) and read every process's model. */
 export function openInspect(dir: string): InspectImage {
   const paths = openImageDir(dir);
@@ -75,8 +93,7 @@ export function openInspect(dir: string): InspectImage {
       pid: task.pid, task, threads: childrenOf(proc, THREAD).length, mm: mm?.fields,
       exe: mm ? maybeChildOf(mm, EXE)?.name ?? '' : '', cwd: maybeChildOf(proc, FS)?.name ?? '',
       vmas,
-      fds: childrenOf(proc, FD).map((r) => ({ fields: r.fields, path: r.name ?? '', kind: FdKind[r.fields.kind] ?? String(r.fields.kind) }))
-        .sort((a, b) => a.fields.fd - b.fields.fd),
+      fds: childrenOf(proc, FD).map((r) => fdOf(proc, r.fields, r.name ?? '')).sort((a, b) => a.fields.fd - b.fields.fd),
       pipes: childrenOf(proc, PIPE).map((r) => r.fields),
     };
   });

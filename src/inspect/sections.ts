@@ -73,18 +73,35 @@ function filesJson(p: InspectProcess): { [k: string]: Json } {
         offset: f.fields.pos, cloexec: f.fields.cloexec === 1,
       };
       if (f.kind === 'PIPE') o.pipe = pipe ? { ino: Number(pipe.ino), end: (f.fields.flags & 3) === 0 ? 'read' : 'write', bytes: pipe.bytes, size: pipe.size } : null;
+      const note = fdNote(f);
+      if (note) o.note = note;
       return o;
     }),
     pipes: p.pipes.map((x) => ({ ino: Number(x.ino), bytes: x.bytes, size: x.size })),
   };
 }
 
+/** What a terminal or FIFO fd is, in words: ptys by index, the controlling terminal, bytes saved. */
+function fdNote(f: InspectProcess['fds'][number]): string | undefined {
+  const p = f.pty;
+  if (p) {
+    const dropped = p.master_unread + p.slave_unread;
+    return [`pty ${p.index} master`, `${p.rows}x${p.cols}`, p.locked ? 'locked' : '', p.packet ? 'packet mode' : '',
+      p.sid > 0 ? `session ${p.sid}, foreground ${p.fg_pgrp}` : '', dropped ? `${dropped} bytes in flight not saved` : ''].filter(Boolean).join(', ');
+  }
+  if (f.kind === 'PTS') return `pty ${/\d+$/.exec(f.path)?.[0] ?? '?'} slave${f.ctty ? ', the controlling terminal' : ''}`;
+  if (f.kind === 'DEVTTY') return 'the controlling terminal, reopened by the process';
+  if (f.kind === 'FIFO') return f.fifoBytes !== undefined ? `FIFO, ${f.fifoBytes} bytes in flight saved here` : 'FIFO';
+  if (f.kind === 'PATH') return 'O_PATH';
+  return undefined;
+}
+
 function formatFiles(j: { [k: string]: Json }): string[] {
-  const lines = [`process ${j.pid} (${j.comm})`, `  ${'FD'.padStart(4)} ${'KIND'.padEnd(5)} ${'FLAGS'.padEnd(34)} ${'OFFSET'.padStart(10)} CLOEXEC PATH`];
+  const lines = [`process ${j.pid} (${j.comm})`, `  ${'FD'.padStart(4)} ${'KIND'.padEnd(6)} ${'FLAGS'.padEnd(34)} ${'OFFSET'.padStart(10)} CLOEXEC PATH`];
   for (const f of j.fds as { [k: string]: Json }[]) {
     const pipe = f.pipe as { [k: string]: Json } | null | undefined;
-    const extra = pipe ? `  (${pipe.end} end, ${pipe.bytes} byte${pipe.bytes === 1 ? '' : 's'} in the pipe, capacity ${pipe.size})` : pipe === null ? '  (no pipe record)' : '';
-    lines.push(`  ${String(f.fd).padStart(4)} ${String(f.kind).padEnd(5)} ${`${f.flags} ${f.flags_text}`.padEnd(34)} ${String(f.offset).padStart(10)} ${(f.cloexec ? 'yes' : 'no').padEnd(7)} ${f.path}${extra}`);
+    const extra = pipe ? `  (${pipe.end} end, ${pipe.bytes} byte${pipe.bytes === 1 ? '' : 's'} in the pipe, capacity ${pipe.size})` : pipe === null ? '  (no pipe record)' : f.note ? `  (${f.note})` : '';
+    lines.push(`  ${String(f.fd).padStart(4)} ${String(f.kind).padEnd(6)} ${`${f.flags} ${f.flags_text}`.padEnd(34)} ${String(f.offset).padStart(10)} ${(f.cloexec ? 'yes' : 'no').padEnd(7)} ${f.path}${extra}`);
   }
   return lines;
 }

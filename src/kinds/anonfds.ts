@@ -2,15 +2,20 @@
  * Files without a path that ckpt makes anew: eventfd (counter, semaphore
  * mode), signalfd (mask), timerfd (clock, remaining time, interval, ticks not
  * yet read), epoll (every registered target with its events and data,
- * nested epoll included) and inotify (inotify.ts). Read from /proc/PID/fdinfo; created in ckpt and
- * installed like any other file.
+ * nested epoll included) and inotify (inotify.ts). Read from /proc/PID/fdinfo;
+ * created in ckpt and installed like any other file. An epoll is made empty:
+ * the process registers its targets itself once every fd is at its number.
+ * A one-shot target that fired (no events left but EPOLLONESHOT) comes back
+ * armed for EPOLLERR and EPOLLHUP, which the kernel adds to every target.
  */
 import { CkptError } from '../errors.js';
 import { Content, defineRecord, type FieldsOf } from '../image/index.js';
 import type { Fdinfo } from '../proc/index.js';
-import { epollAdd, epollCreate1, eventfd2, signalfd4, timerfdCreate, timerfdSetTicks, timerfdSettime } from '../sys/syscalls.js';
+import { epollCreate1, eventfd2, signalfd4, timerfdCreate, timerfdSetTicks, timerfdSettime } from '../sys/syscalls.js';
 import { O } from '../sys/constants.js';
+import { NR } from '../sys/nr.js';
 import { T } from './ids.js';
+import type { RestoreTarget } from './target.js';
 import { createInotify, dumpInotify, type InotifyFields, type InotifyWatch } from './inotify.js';
 
 export const EVENTFD = defineRecord({ type: T.EVENTFD, name: 'eventfd', content: Content.VOID, fields: { fd: 'u32', count: 'u64', semaphore: 'u32' } });
@@ -73,6 +78,26 @@ export function dumpAnon(name: string, fd: number, info: Fdinfo, pid: number): A
   return undefined;
 }
 
+/**
+ * Once the fds are installed at their numbers: every epoll target, added by
+ * the restored process itself. An epoll knows each target by file and fd
+ * number, and the process names them by its own numbers in EPOLL_CTL_MOD and
+ * DEL (ckpt's numbers would make those fail with ENOENT); and a signalfd
+ * wakes the waiters of the process that added it.
+ */
+export function restoreEpollTargets(t: RestoreTarget, fds: { fields: { fd: number; same_as: number }; anon?: AnonFd }[]): void {
+  for (const f of fds) {
+    if (f.anon?.kind !== 'epoll' || f.fields.same_as >= 0) continue;
+    for (const w of f.anon.targets) {
+      t.scratch.reset();
+      const ev = Buffer.alloc(12);
+      ev.writeUInt32LE(w.events >>> 0, 0);
+      ev.writeBigUInt64LE(w.data, 4);
+      t.remote.call(NR.epoll_ctl, [f.fields.fd, 1 /* EPOLL_CTL_ADD */, w.tfd, t.scratch.put(ev)], `epoll_ctl(epoll fd ${f.fields.fd}, ADD fd ${w.tfd})`);
+    }
+  }
+}
+
 export function encodeEpollTargets(targets: EpollTarget[]): Buffer {
   const buf = Buffer.alloc(targets.length * 16);
   targets.forEach((t, i) => { buf.writeUInt32LE(t.tfd, i * 16); buf.writeUInt32LE(t.events >>> 0, i * 16 + 4); buf.writeBigUInt64LE(t.data, i * 16 + 8); });
@@ -96,20 +121,23 @@ export function createAnon(a: AnonFd, flags: number, localOf: (fd: number) => nu
     case 'timerfd': {
       const f = a.fields;
       const fd = timerfdCreate(f.clockid, O.CLOEXEC | nonblock);
-      if (f.value_sec || f.value_nsec) timerfdSettime(fd, [f.interval_sec, f.interval_nsec, f.value_sec, f.value_nsec]);
+      // A periodic timer that expired and was not read yet shows no remaining
+      // time (the kernel re-arms it on read): arm it one interval ahead, or
+      // it would give its ticks once and stop.
+      const expired = !f.value_sec && !f.value_nsec;
+      const [vs, vn] = expired ? [f.interval_sec, f.interval_nsec] : [f.value_sec, f.value_nsec];
+      if (vs || vn) timerfdSettime(fd, [f.interval_sec, f.interval_nsec, vs, vn]);
       if (f.ticks) timerfdSetTicks(fd, f.ticks);
       return fd;
     }
     case 'inotify':
       return createInotify(a.fields.fd, flags, a.watches);
     case 'epoll': {
-      const fd = epollCreate1(O.CLOEXEC);
       for (const t of a.targets) {
-        const local = localOf(t.tfd);
-        if (local === undefined) throw new CkptError('BAD_IMAGE', `bad image: epoll fd ${a.fields.fd} watches fd ${t.tfd}, which the image does not hold`);
-        epollAdd(fd, local, t.events, t.data);
+        if (localOf(t.tfd) === undefined) throw new CkptError('BAD_IMAGE', `bad image: epoll fd ${a.fields.fd} watches fd ${t.tfd}, which the image does not hold`);
       }
-      return fd;
+      // Empty: the process adds its targets itself (restoreEpollTargets).
+      return epollCreate1(O.CLOEXEC);
     }
   }
 }

@@ -12,14 +12,18 @@ import { NR } from '../sys/nr.js';
 import { F, O, SEEK_SET } from '../sys/constants.js';
 import { fcntl, lseek, sameFile } from '../sys/syscalls.js';
 import { createAnon, dumpAnon, type AnonFd } from './anonfds.js';
-import { createGhost, createMemfd, dumpFileData, type FileData } from './filedata.js';
+import { createGhost, createMemfd, dumpFileData, fillMemfd, linkSameFiles, reopenFile, type FileData } from './filedata.js';
 import { dumpLocks, lockDescription, restorePosixLocks, type LockFields } from './locks.js';
 import { createPipe, dumpPipe, type SavedPipe } from './pipes.js';
 import { abortSockets, closeSockets, createSockets, type SavedSocket } from './sockets/index.js';
 import { T } from './ids.js';
+import { checkFifo, dumpFifos, openFifo, type FifoData } from './fifo.js';
+import { checkPathFd } from './opath.js';
+import { checkPty, dumpPtys, openPtyMaster, openPtySlave, ttyRole, type PtyState } from './tty.js';
 import type { RestoreTarget } from './target.js';
 
-export enum FdKind { REG = 1, DIR = 2, CHR = 3, TTY = 4, PIPE = 5, EVENTFD = 6, SIGNALFD = 7, TIMERFD = 8, EPOLL = 9, MEMFD = 10, GHOST = 11, INOTIFY = 12, SOCKET = 13 }
+export enum FdKind { REG = 1, DIR = 2, CHR = 3, TTY = 4, PIPE = 5, EVENTFD = 6, SIGNALFD = 7, TIMERFD = 8, EPOLL = 9, MEMFD = 10, GHOST = 11, INOTIFY = 12,
+  PATH = 13, FIFO = 14, PTMX = 15, PTS = 16, DEVTTY = 17, SOCKET = 18 }
 
 export const FD = defineRecord({
   type: T.FD, name: 'fd', content: Content.NAME,
@@ -33,11 +37,16 @@ export const FD = defineRecord({
   },
 });
 export type FdFields = FieldsOf<typeof FD>;
-export interface SavedFd { fields: FdFields; path: string; anon?: AnonFd; data?: FileData; locks?: LockFields[] }
+export interface SavedFd {
+  fields: FdFields; path: string; anon?: AnonFd; data?: FileData; locks?: LockFields[];
+  fifo?: FifoData; pty?: PtyState; ctty?: boolean;
+  /** A memfd or deleted file opened again (not dup'ed): the fd holding its content. */
+  sameFileAs?: number;
+}
 
 const ANON_KINDS: Record<string, FdKind> = { eventfd: FdKind.EVENTFD, signalfd: FdKind.SIGNALFD, timerfd: FdKind.TIMERFD, eventpoll: FdKind.EPOLL, inotify: FdKind.INOTIFY };
 
-const S_IFMT = 0o170000, S_IFREG = 0o100000, S_IFDIR = 0o040000, S_IFCHR = 0o020000;
+const S_IFMT = 0o170000, S_IFREG = 0o100000, S_IFDIR = 0o040000, S_IFCHR = 0o020000, S_IFIFO = 0o010000;
 
 /** Character devices that are reopened by path: null, zero, full, random, urandom. */
 const PLAIN_DEVICES = new Set(['1:3', '1:5', '1:7', '1:8', '1:9']);
@@ -57,7 +66,7 @@ export function fdKindName(link: string): string {
   return link;
 }
 
-export function dumpFd(pid: number, fd: number, shellJob: boolean): SavedFd {
+export function dumpFd(pid: number, fd: number, shellJob: boolean, ptyMasters?: ReadonlySet<number>): SavedFd {
   const link = readFdLink(pid, fd);
   const info = readFdinfo(pid, fd);
   const unsupported = (what: string) =>
@@ -94,7 +103,7 @@ export function dumpFd(pid: number, fd: number, shellJob: boolean): SavedFd {
       },
     };
   }
-  if (!link.startsWith('/')) throw unsupported(anonName);
+  if (!link.startsWith('/')) throw unsupported(anonName === link ? link : `${anonName} (${link})`);
   const memfd = link.startsWith('/memfd:') && link.endsWith(' (deleted)');
   const ghost = !memfd && link.endsWith(' (deleted)');
   let st: fs.BigIntStats;
@@ -107,11 +116,19 @@ export function dumpFd(pid: number, fd: number, shellJob: boolean): SavedFd {
   const type = mode & S_IFMT;
   let kind: FdKind;
   let data: FileData | undefined;
-  if (type === S_IFREG && (memfd || ghost)) {
+  // A pty the process opened itself (or /dev/tty naming one) comes back as it was (tty.ts).
+  const role = type === S_IFCHR && isTty(st.rdev) ? ttyRole(pid, st.rdev, ptyMasters) : undefined;
+  if ((info.flags & O.PATH) && (memfd || ghost)) throw unsupported(`an O_PATH fd of a deleted file (${link})`);
+  if (info.flags & O.PATH) kind = FdKind.PATH;
+  else if (type === S_IFIFO) {
+    if (ghost) throw unsupported(`a FIFO deleted while open (${link})`);
+    kind = FdKind.FIFO;
+  } else if (type === S_IFREG && (memfd || ghost)) {
     kind = memfd ? FdKind.MEMFD : FdKind.GHOST;
     data = dumpFileData(pid, fd, memfd ? `memfd ${link}` : `a deleted file (${link})`, memfd);
   } else if (type === S_IFREG) kind = FdKind.REG;
   else if (type === S_IFDIR) kind = FdKind.DIR;
+  else if (role) kind = { ptmx: FdKind.PTMX, pts: FdKind.PTS, devtty: FdKind.DEVTTY }[role];
   else if (type === S_IFCHR && isTty(st.rdev)) {
     if (!shellJob) {
       throw new CkptError('UNSUPPORTED_FD', `fd ${fd} of pid ${pid} is a terminal (${link}) inherited from outside: dump with --shell-job to restore it on ckpt's terminal`, { pid, resource: `fd ${fd}` });
@@ -135,12 +152,16 @@ export function dumpFd(pid: number, fd: number, shellJob: boolean): SavedFd {
  * keep one offset and one set of status flags. A pipe's content is saved once
  * anyway (pipes.ts).
  */
-export function dumpFds(pid: number, fdList: number[], shellJob: boolean): SavedFd[] {
-  const fds = fdList.map((fd) => dumpFd(pid, fd, shellJob));
+/** `ptyMasters`: the pts indexes of the pty masters the dumped tree holds (default: this process's). */
+export function dumpFds(pid: number, fdList: number[], shellJob: boolean, ptyMasters?: ReadonlySet<number>): SavedFd[] {
+  const fds = fdList.map((fd) => dumpFd(pid, fd, shellJob, ptyMasters));
   for (const [i, f] of fds.entries()) {
     const twin = fds.slice(0, i).find((g) => g.fields.same_as < 0 && g.fields.ino === f.fields.ino && sameFile(pid, g.fields.fd, pid, f.fields.fd));
     if (twin) { f.fields.same_as = twin.fields.fd; f.anon = undefined; f.data = undefined; }
   }
+  dumpFifos(pid, fds.filter((f) => f.fields.kind === FdKind.FIFO));
+  linkSameFiles(fds.filter((f) => f.fields.kind === FdKind.MEMFD || f.fields.kind === FdKind.GHOST));
+  dumpPtys(pid, fds, ptyMasters);
   const lockable = fds.filter((f) => f.fields.same_as < 0 && [FdKind.REG, FdKind.DIR, FdKind.MEMFD, FdKind.GHOST].includes(f.fields.kind));
   for (const l of dumpLocks(pid, lockable.map((f) => f.fields.fd))) {
     const f = fds.find((g) => g.fields.fd === l.fd)!;
@@ -216,6 +237,9 @@ export function checkFd(f: SavedFd): void {
       if (!fs.existsSync(w.path)) throw new CkptError('FILE_CHANGED', `inotify fd ${v.fd} watches ${w.path}, which is gone since the dump`, { path: w.path });
     }
   }
+  if (v.kind === FdKind.FIFO) checkFifo(v.fd, f.path);
+  if (v.kind === FdKind.PATH) checkPathFd(v.fd, f.path, v.mode);
+  if (v.kind === FdKind.PTMX && f.pty) checkPty(f.pty);
   if (v.kind !== FdKind.REG && v.kind !== FdKind.DIR && v.kind !== FdKind.CHR) return;
   let st: fs.BigIntStats;
   try {
@@ -255,6 +279,8 @@ function openLocally(f: SavedFd): number {
  * close() once every process has taken its fds.
  */
 export class FileTable {
+  /** ckpt's fd of a memfd that the tree also maps MAP_SHARED (restore/shmem.ts), by device and inode. */
+  mappedMemfd?: (major: number, minor: number, ino: bigint) => number | undefined;
   /** Pipe inode → ckpt's [read end, write end]. */
   readonly pipeEnds = new Map<bigint, [number, number]>();
   /** Socket inode → ckpt's socket (sockets/index.ts). */
@@ -297,7 +323,7 @@ export function restoreFds(t: RestoreTarget, pidfd: number, pid: number, fds: Sa
   const order = [...fds].sort((a, b) => epollDepth(a, fds) - epollDepth(b, fds));
   for (const f of order) {
     if (f.fields.same_as >= 0) continue;
-    const local = openShared(f, table.pipeEnds, (fd) => table.get(pid, fd), table.sockEnds);
+    const local = openShared(f, table, (fd) => table.get(pid, fd));
     table.set(pid, f.fields.fd, local, f.fields.kind !== FdKind.PIPE && f.fields.kind !== FdKind.SOCKET);
     // flock and OFD locks belong to the description: taken here, they go with it.
     for (const l of f.locks ?? []) lockDescription(local, l);
@@ -321,10 +347,11 @@ function epollDepth(f: SavedFd, fds: SavedFd[], seen = new Set<number>()): numbe
 }
 
 /** The open file description of a saved fd, made in ckpt. */
-function openShared(f: SavedFd, pipeEnds: Map<bigint, [number, number]>, localOf: (fd: number) => number | undefined, sockEnds: Map<bigint, number>): number {
+function openShared(f: SavedFd, table: FileTable, localOf: (fd: number) => number | undefined): number {
   const v = f.fields;
+  const pipeEnds = table.pipeEnds;
   if (v.kind === FdKind.SOCKET) {
-    const local = sockEnds.get(v.ino);
+    const local = table.sockEnds.get(v.ino);
     if (local === undefined) throw new CkptError('BAD_IMAGE', `bad image: fd ${v.fd} refers to socket ${v.ino}, which the image does not hold`);
     fcntl(local, F.SETFL, v.flags & O.NONBLOCK);
     return local;
@@ -338,12 +365,28 @@ function openShared(f: SavedFd, pipeEnds: Map<bigint, [number, number]>, localOf
   }
   if (f.anon) return createAnon(f.anon, v.flags, localOf);
   if (v.kind === FdKind.MEMFD || v.kind === FdKind.GHOST) {
+    if (f.sameFileAs !== undefined) return reopenFile(f, localOf(f.sameFileAs));
     if (!f.data) throw new CkptError('BAD_IMAGE', `bad image: fd ${v.fd} (${f.path}) has no saved content`);
+    // A memfd some process also maps is that mapping's object: one memfd, shared.
+    const mapped = v.kind === FdKind.MEMFD ? table.mappedMemfd?.(major(v.dev), minor(v.dev), v.ino) : undefined;
+    if (mapped !== undefined) {
+      fillMemfd(mapped, f.data);
+      return reopenFile(f, mapped);
+    }
     const fd = v.kind === FdKind.MEMFD ? createMemfd(f.path, f.data) : createGhost(f.path, (v.flags & ~(O.CREAT | O.EXCL | O.TRUNC)) | O.CLOEXEC, f.data);
+    // A memfd is made O_RDWR: a description with another access mode is opened anew from it.
+    if (v.kind === FdKind.MEMFD && (v.flags & O.ACCMODE) !== O.RDWR) {
+      try { return reopenFile(f, fd); } finally { fs.closeSync(fd); }
+    }
     fcntl(fd, F.SETFL, v.flags & (O.NONBLOCK | O.APPEND));
     if (v.pos > 0) lseek(fd, v.pos, SEEK_SET);
     return fd;
   }
+  if (v.kind === FdKind.FIFO) return openFifo(f);
+  if (v.kind === FdKind.PTMX) return openPtyMaster(f);
+  if (v.kind === FdKind.PTS) return openPtySlave(f);
+  // A placeholder holding the fd number: the process reopens /dev/tty itself (tty.ts restoreTtys).
+  if (v.kind === FdKind.DEVTTY) return fs.openSync('/dev/null', O.RDONLY | O.CLOEXEC);
   return openLocally(f);
 }
 

@@ -53,7 +53,7 @@ const PAGEMAP_CHUNK = 64 * 1024; // pages per pagemap read
 /** The pages of a VMA worth saving, as runs. */
 export function selectPages(pagemap: Pagemap, plan: VmaPlan, scratch: Buffer): Run[] {
   const { vma, kind } = plan;
-  if (kind === VmaKind.FILE_SHARED || kind === VmaKind.VDSO || kind === VmaKind.VVAR || kind === VmaKind.VVAR_VCLOCK) return [];
+  if (kind === VmaKind.FILE_SHARED || kind === VmaKind.SYSV_SHM || kind === VmaKind.VDSO || kind === VmaKind.VVAR || kind === VmaKind.VVAR_VCLOCK) return [];
   // In a private file mapping only anonymous (copied-on-write) pages differ from the file.
   const anonOnly = kind === VmaKind.FILE_PRIVATE;
   const runs: Run[] = [];

@@ -9,6 +9,7 @@ import type { SmapsVma } from '../proc/index.js';
 import { MAP, PROT } from '../sys/constants.js';
 import { NR } from '../sys/nr.js';
 import { T } from './ids.js';
+import { shmOfVma } from './sysvipc.js';
 import type { RestoreTarget } from './target.js';
 
 export enum VmaKind {
@@ -19,6 +20,7 @@ export enum VmaKind {
   VDSO = 4,
   VVAR = 5,
   VVAR_VCLOCK = 6,
+  SYSV_SHM = 7,      // a SysV shared memory attach: `ino` is the shm id; its bytes are in the CONTAINER record
 }
 
 /** VmFlags of smaps kept in the image (a bit each). */
@@ -60,7 +62,7 @@ export interface VmaPlan {
 }
 
 /** Decide how a VMA is saved, or refuse it; undefined means skip ([vsyscall]). */
-export function planVma(pid: number, vma: SmapsVma): VmaPlan | undefined {
+export function planVma(pid: number, vma: SmapsVma, opts: { sysvShm?: boolean } = {}): VmaPlan | undefined {
   if (vma.path === '[vsyscall]') return undefined;
   const vmFlags = vma.vmFlags.reduce((acc, f) => acc | (VM_FLAG_BITS[f] ?? 0), 0);
   const plan = (kind: VmaKind, fileSize = 0, fileMtimeNs = 0n): VmaPlan => ({ vma, kind, vmFlags, fileSize, fileMtimeNs });
@@ -72,10 +74,14 @@ export function planVma(pid: number, vma: SmapsVma): VmaPlan | undefined {
   }
   if (vma.shared && vma.path === '/dev/zero' && vma.deleted) return plan(VmaKind.SHARED_ANON);
   if (vma.path.startsWith('/SYSV')) {
-    throw new CkptError('UNSUPPORTED', `not supported yet: pid ${pid} maps SysV shared memory at ${range}`, { pid, resource: vma.path });
+    // A container's segments are saved with its ipc namespace; the host's are not ckpt's to save.
+    if (opts.sysvShm && shmOfVma(vma)) return plan(VmaKind.SYSV_SHM);
+    throw new CkptError('UNSUPPORTED', `not supported yet: pid ${pid} maps SysV shared memory of the host's ipc namespace at ${range}`, { pid, resource: vma.path });
   }
+  // A shared memfd mapping is shared memory with a name: one object again at restore (restore/shmem.ts).
+  if (vma.path.startsWith('/memfd:') && vma.shared) return plan(VmaKind.SHARED_ANON);
   if (vma.path.startsWith('/memfd:')) {
-    throw new CkptError('UNSUPPORTED', `not supported yet: pid ${pid} maps memfd ${vma.path} at ${range}`, { pid, resource: vma.path });
+    throw new CkptError('UNSUPPORTED', `not supported yet: pid ${pid} maps memfd ${vma.path} privately at ${range}`, { pid, resource: vma.path });
   }
   if (vma.deleted) {
     throw new CkptError('UNSUPPORTED', `not supported yet: pid ${pid} maps deleted file ${vma.path} at ${range}`, { pid, resource: vma.path });
@@ -121,11 +127,24 @@ export interface VmaToMap { fields: VmaFields; path: string }
  * mmap every saved VMA at its address (MAP_FIXED). A VMA that will receive
  * pages is mapped writable first; protectVmas() puts the saved protection back.
  */
-export function mapVmas(t: RestoreTarget, vmas: VmaToMap[], sharedFd?: (v: VmaToMap) => number): void {
+export interface MapHooks {
+  /** A SHARED_ANON VMA's object, as an fd in the target (one memfd for the tree). */
+  sharedFd?: (v: VmaToMap) => number;
+  /** Attach a SYSV_SHM VMA at its address (kinds/sysvipc.ts). */
+  attachShm?: (v: VmaToMap) => void;
+}
+
+export function mapVmas(t: RestoreTarget, vmas: VmaToMap[], hooks: MapHooks = {}): void {
+  const { sharedFd } = hooks;
   const fileFds = new Map<string, number>();
   try {
     for (const { fields: v, path } of vmas) {
       if (isSpecial(v.kind)) continue;
+      if (v.kind === VmaKind.SYSV_SHM) {
+        if (!hooks.attachShm) throw new CkptError('BAD_IMAGE', `bad image: SysV shared memory at 0x${v.start.toString(16)} outside a container`);
+        hooks.attachShm({ fields: v, path });
+        continue;
+      }
       const writable = v.nr_pages > 0 ? PROT.WRITE : 0;
       let flags = MAP.FIXED;
       let fd = -1;

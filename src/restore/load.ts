@@ -27,6 +27,7 @@ import { ITIMER, POSIX_TIMER, type ItimerFields, type PosixTimerFields } from '.
 import { SECCOMP, SECCOMP_FILTER } from '../kinds/seccomp.js';
 import { FD, type SavedFd } from '../kinds/files.js';
 import { attachFdExtras } from '../kinds/fd-records.js';
+import { linkPtys } from '../kinds/tty.js';
 import { PIPE, type SavedPipe } from '../kinds/pipes.js';
 import { loadSockets, type SavedSocket } from '../kinds/sockets/index.js';
 import type { UserRegs } from '../sys/structs.js';
@@ -204,6 +205,8 @@ export function loadImage(dir: string): LoadedImage {
   const paths = openImageDir(dir);
   const image = readImage(paths.image, registry);
   const processes = childrenOf(image.records, PROCESS).map(loadProcess);
+  // A pty slave whose master another process holds (a terminal multiplexer's session).
+  linkPtys(processes.map((p) => p.fds));
   if (processes.length === 0) throw new CkptError('BAD_IMAGE', `bad image ${paths.image}: it holds no process`);
   let pagesBytes = 0;
   try { pagesBytes = fs.statSync(paths.pages).size; } catch { /* checked below */ }

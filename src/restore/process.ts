@@ -12,7 +12,8 @@ import { Tracee } from '../ptrace/tracee.js';
 import { RemoteCaller } from '../ptrace/remote.js';
 import { TraceeMemory } from '../ptrace/memory.js';
 import { NR } from '../sys/nr.js';
-import { CLONE, F, PAGE_SIZE, PR, PTRACE_O, SIG } from '../sys/constants.js';
+import fs from 'node:fs';
+import { CLONE, F, O, PAGE_SIZE, PR, PTRACE_O, SIG } from '../sys/constants.js';
 import { encodeCloneArgs, CLONE_ARGS_SIZE } from '../sys/structs.js';
 import { tryKill } from '../sys/syscalls.js';
 import { E } from '../sys/errno.js';
@@ -31,6 +32,8 @@ import { restoreSigactions } from '../kinds/sigactions.js';
 import { restoreFs } from '../kinds/fs.js';
 import { restoreCreds } from '../kinds/creds.js';
 import { restoreFds, type FileTable } from '../kinds/files.js';
+import { openPtySlave, restoreControllingTty, restoreForeground, restoreTtys } from '../kinds/tty.js';
+import { restoreEpollTargets } from '../kinds/anonfds.js';
 import { restoreChunkedPages } from './compressed-pages.js';
 import type { ChunkTable } from '../kinds/page-chunks.js';
 import type { PagesReader } from '../image/index.js';
@@ -52,6 +55,8 @@ export interface RestoreContext {
   compressed?: { reader: PagesReader; table: ChunkTable };
   files: FileTable;
   shmem: SharedMemory;
+  /** In a container: attach a SysV segment of its ipc namespace at a VMA's address. */
+  attachShm?: (t: RestoreTarget, v: VmaToMap) => void;
   detach: boolean;
   log(msg: string): void;
 }
@@ -157,7 +162,10 @@ export class RestoredProcess {
     }
     const taken: Range[] = [...proc.vmas.map((v): Range => [v.fields.start, v.fields.end]), [tramp, tramp + TRAMPOLINE_SIZE]];
     moveSpecials(this.target, readMaps(this.host), proc.vmas, taken);
-    mapVmas(this.target, proc.vmas.filter((v) => v.cow.length === 0), (v) => this.sharedFd(v));
+    mapVmas(this.target, proc.vmas.filter((v) => v.cow.length === 0), {
+      sharedFd: (v) => this.sharedFd(v),
+      attachShm: this.ctx.attachShm && ((v) => this.ctx.attachShm!(this.target, v)),
+    });
     for (const v of kept) zapUnsaved(this.target, v);
     fault('restore:map');
     if (this.ctx.compressed) {
@@ -169,6 +177,35 @@ export class RestoredProcess {
       remote.call(NR.close, [imgFd]);
     }
     fault('restore:pages');
+  }
+
+  /**
+   * A session leader whose controlling terminal is a pty of the tree takes it
+   * now, before it clones anyone: members of its session get it only at fork.
+   * The slave fd is installed early (rest() installs it again, the same way).
+   */
+  takeTerminal(): void {
+    const f = this.image.fds.find((x) => x.ctty);
+    if (!f) return;
+    const { remote } = this.target;
+    const local = openPtySlave(f);
+    try {
+      const tmp = remote.call(NR.pidfd_getfd, [this.pidfd, local, 0], `pidfd_getfd(pty slave fd ${f.fields.fd})`);
+      if (tmp !== f.fields.fd) {
+        remote.call(NR.dup3, [tmp, f.fields.fd, O.CLOEXEC], `dup3(${tmp}, ${f.fields.fd})`);
+        remote.call(NR.close, [tmp]);
+      }
+    } finally {
+      fs.closeSync(local);
+    }
+    restoreControllingTty(this.target, f.fields.fd);
+  }
+
+  /** The foreground group of the session's terminal, once every group exists. */
+  setForeground(): void {
+    const f = this.image.fds.find((x) => x.ctty);
+    const fg = f?.pty?.fields.fg_pgrp ?? -1;
+    if (f && fg > 0) restoreForeground(this.target, f.fields.fd, fg);
   }
 
   /** A MAP_SHARED anonymous object: the tree's one memfd for it, taken into this process for mmap. */
@@ -190,6 +227,8 @@ export class RestoredProcess {
     restoreSigactions(t, proc.sigactions);
     restoreFs(t, proc.fs!, proc.cwd, proc.root);
     restoreFds(t, this.pidfd, proc.pid, proc.fds, this.ctx.files);
+    restoreTtys(t, proc.fds);
+    restoreEpollTargets(t, proc.fds);
     remote.call(NR.close, [this.pidfd]);
     this.pidfd = -1;
     fault('restore:files');

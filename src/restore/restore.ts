@@ -16,7 +16,7 @@ import { RemoteCaller } from '../ptrace/remote.js';
 import { TraceeMemory } from '../ptrace/memory.js';
 import { NR } from '../sys/nr.js';
 import { CLONE, MAP, PAGE_SIZE, PROT, PTRACE_O, SIG, WALL } from '../sys/constants.js';
-import { encodeCloneArgs, CLONE_ARGS_SIZE, xsaveFeatures, type UserRegs } from '../sys/structs.js';
+import { encodeCloneArgs, CLONE_ARGS_SIZE, xsaveFeatures } from '../sys/structs.js';
 import { getpid, tryKill, wait4, W } from '../sys/syscalls.js';
 import { E } from '../sys/errno.js';
 import { checkXstate } from '../kinds/regs.js';
@@ -29,6 +29,9 @@ import { findHole, type Range } from './layout.js';
 import { planTree, type TreeNode, type TreePlan } from './tree.js';
 import { RestoredProcess, TRAMPOLINE_SIZE, waitEventStop, type RestoreContext } from './process.js';
 import { SharedMemory } from './shmem.js';
+import { CONTAINER_NS_FLAGS, loadContainer, restoreContainer, finishContainer } from '../kinds/container.js';
+import { attachShmVma } from '../kinds/sysvipc.js';
+import { setupContainerMounts } from '../kinds/mntns.js';
 import { Timings } from '../timings.js';
 import type { EngineProgress } from '../dump/dump.js';
 import { fault } from '../fault.js';
@@ -130,10 +133,6 @@ function killAll(tids: number[]): void {
 /** A process ckpt made only for a moment, to give an orphaned session or group its id. */
 interface Helper { proc: RestoredProcess; nspid: number; parent: RestoredProcess }
 
-const MS_REC = 0x4000;
-const MS_PRIVATE = 1 << 18;
-const MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8;
-const CONTAINER_FLAGS = CLONE.NEWPID | CLONE.NEWNS | CLONE.NEWUTS | CLONE.NEWIPC;
 
 export function restoreSync(opts: RestoreOptions): RestoreResult {
   const t0 = performance.now();
@@ -143,12 +142,15 @@ export function restoreSync(opts: RestoreOptions): RestoreResult {
   requireRestorePrivileges();
   fault('restore:load');
   const plan = planTree(img.processes);
+  const container = loadContainer(img.image.records);
+  if (container && !plan.container) throw new CkptError('BAD_IMAGE', `bad image: a container record, but the root process is pid ${plan.root.pid}, not 1`);
   preflight(img, plan, opts);
   const { reader: pages, verdict, chunks } = openPages(img);
   times.mark('load');
   const created: number[] = [];
   const files = new FileTable();
   const shmem = new SharedMemory(img.processes);
+  files.mappedMemfd = (major, minor, ino) => shmem.lookup(major, minor, ino);
   const procs = new Map<TreeNode, RestoredProcess>();
   try {
     files.addPipes(img.processes.flatMap((p) => p.pipes));
@@ -156,22 +158,31 @@ export function restoreSync(opts: RestoreOptions): RestoreResult {
     const seed = spawnSeed();
     created.push(seed);
     fault('restore:seed');
-    const { tracee: rootT, tramp, pidfd } = growFromSeed(seed, plan, created);
+    const { tracee: rootT, tramp, pidfd } = growFromSeed(seed, plan, created, container?.nsFlags ?? CONTAINER_NS_FLAGS);
     times.mark('clone');
     fault('restore:clone');
     const ctx: RestoreContext = {
       tramp, pagesFd: pages.fd, compressed: chunks && { reader: pages, table: chunks }, files, shmem,
+      attachShm: container && ((t, v) => attachShmVma(t, {
+        start: v.fields.start, end: v.fields.end, pgoff: v.fields.pgoff, prot: v.fields.prot, shmid: v.fields.ino,
+        size: Number(container.ipc.shm.find((s) => s.fields.id === v.fields.ino)?.fields.size ?? v.fields.end - v.fields.start),
+      })),
       detach: opts.detach ?? false, log,
     };
     const root = new RestoredProcess(rootT, plan.root.proc, ctx, pidfd);
     procs.set(plan.root, root);
-    if (plan.container) privateProc(root);
+    // A container's init: private mounts and its own /proc, its uts names, its SysV IPC objects.
+    if (container) restoreContainer(root.target, container);
+    else if (plan.container) setupContainerMounts(root.target);
     const sessions = new Sessions(plan, procs, created);
     sessions.born(plan.root);
     // Each process: its memory first, then its children (who inherit what they shared with it).
     const grow = (node: TreeNode) => {
       const p = procs.get(node)!;
-      if (!node.zombie) p.memory();
+      if (!node.zombie) {
+        p.memory();
+        p.takeTerminal();
+      }
       for (const child of node.children) {
         const group = sessions.groupAtBirth(child);
         const creator = procs.get(node)!;
@@ -181,9 +192,11 @@ export function restoreSync(opts: RestoreOptions): RestoreResult {
       }
     };
     grow(plan.root);
+    if (container) finishContainer(root.target, container);
     // Every process's mappings and pages (and the processes themselves).
     times.mark('pages');
     sessions.joinGroups();
+    for (const node of plan.order) if (!node.zombie) procs.get(node)!.setForeground();
     sessions.endHelpers();
     for (const node of plan.order) if (node.zombie) becomeZombie(procs.get(node)!);
     times.mark('groups');
@@ -221,7 +234,7 @@ export function restoreSync(opts: RestoreOptions): RestoreResult {
  * of the tree, clone the root out of it (with its saved pid, or as PID 1 of
  * fresh namespaces for a container), drop the seed.
  */
-function growFromSeed(seed: number, plan: TreePlan, created: number[]): { tracee: Tracee; tramp: number; pidfd: number } {
+function growFromSeed(seed: number, plan: TreePlan, created: number[], nsFlags: number): { tracee: Tracee; tramp: number; pidfd: number } {
   const seedT = Tracee.seize(seed, PTRACE_O.TRACESYSGOOD | PTRACE_O.TRACECLONE | PTRACE_O.TRACEFORK | PTRACE_O.EXITKILL);
   seedT.interrupt();
   waitEventStop(seedT);
@@ -252,7 +265,7 @@ function growFromSeed(seed: number, plan: TreePlan, created: number[]): { tracee
     mem.write(setTidAddr, setTid);
     mem.write(argsAddr, encodeCloneArgs({
       // With CLONE_PARENT the child's exit signal is the seed's (SIGCHLD): clone3 wants 0 here.
-      flags: BigInt(CLONE.PARENT | (plan.container ? CONTAINER_FLAGS : 0)), exit_signal: 0n,
+      flags: BigInt(CLONE.PARENT | (plan.container ? nsFlags : 0)), exit_signal: 0n,
       set_tid: plan.container ? 0n : BigInt(setTidAddr), set_tid_size: plan.container ? 0n : 1n,
     }));
     const events = { children: [] as number[] };
@@ -270,17 +283,6 @@ function growFromSeed(seed: number, plan: TreePlan, created: number[]): { tracee
     try { wait4(seed); } catch { /* reaped */ }
     created.splice(created.indexOf(seed), 1);
   }
-}
-
-/** A container's init: its mounts private, and a /proc of its own pid namespace. */
-function privateProc(init: RestoredProcess): void {
-  const t = init.target;
-  t.scratch.reset();
-  const root = t.scratch.put(Buffer.from('/\0'));
-  const proc = t.scratch.put(Buffer.from('proc\0'));
-  const where = t.scratch.put(Buffer.from('/proc\0'));
-  t.remote.call(NR.mount, [0, root, 0, MS_REC | MS_PRIVATE, 0], 'mount(/, MS_REC|MS_PRIVATE)');
-  t.remote.call(NR.mount, [proc, where, proc, MS_NOSUID | MS_NODEV | MS_NOEXEC, 0], 'mount(proc, /proc)');
 }
 
 /**

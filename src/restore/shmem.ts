@@ -8,17 +8,20 @@
 import fs from 'node:fs';
 import { memfdCreate } from '../sys/syscalls.js';
 import { VmaKind, type VmaFields } from '../kinds/vma.js';
+import { memfdName } from '../kinds/filedata.js';
 import type { ProcessImage } from './load.js';
 
-type Mapped = { fields: VmaFields };
+type Mapped = { fields: VmaFields; path: string };
 
 const MFD_CLOEXEC = 1;
+const MFD_ALLOW_SEALING = 2;
 
 const keyOf = (v: Mapped) => `${v.fields.dev_major}:${v.fields.dev_minor}:${v.fields.ino}`;
 
 export class SharedMemory {
   private sizes = new Map<string, number>();
   private fds = new Map<string, number>();
+  private mapped = new Map<string, Mapped>();
 
   constructor(procs: ProcessImage[]) {
     for (const p of procs) {
@@ -26,6 +29,7 @@ export class SharedMemory {
         if (v.fields.kind !== VmaKind.SHARED_ANON) continue;
         const k = keyOf(v);
         this.sizes.set(k, Math.max(this.sizes.get(k) ?? 0, v.fields.pgoff + v.fields.end - v.fields.start));
+        if (!this.mapped.has(k)) this.mapped.set(k, v);
       }
     }
   }
@@ -35,11 +39,19 @@ export class SharedMemory {
     const k = keyOf(v);
     let fd = this.fds.get(k);
     if (fd === undefined) {
-      fd = memfdCreate('ckpt-shmem', MFD_CLOEXEC);
+      // A memfd mapping keeps its name; anonymous shared memory gets one that says what it is.
+      fd = memfdCreate(v.path.startsWith('/memfd:') ? memfdName(v.path) : 'ckpt-shmem', MFD_CLOEXEC | MFD_ALLOW_SEALING);
       this.fds.set(k, fd);
       fs.ftruncateSync(fd, this.sizes.get(k) ?? v.fields.pgoff + v.fields.end - v.fields.start);
     }
     return fd;
+  }
+
+  /** ckpt's fd of the object with this device and inode, if some VMA of the tree maps it. */
+  lookup(major: number, minor: number, ino: bigint): number | undefined {
+    const key = `${major}:${minor}:${ino}`;
+    const v = this.mapped.get(key);
+    return v ? this.get(v) : undefined;
   }
 
   close(): void {

@@ -183,14 +183,6 @@ export function epollCreate1(flags: number): number {
   return syscall(NR.epoll_create1, [flags], { what: 'epoll_create1' });
 }
 
-/** EPOLL_CTL_ADD of `fd` with events and data (struct epoll_event is packed: 12 bytes). */
-export function epollAdd(epfd: number, fd: number, events: number, data: bigint): void {
-  const mem = scratchBuf();
-  mem.buf.writeUInt32LE(events >>> 0, 0);
-  mem.buf.writeBigUInt64LE(data, 4);
-  syscall(NR.epoll_ctl, [epfd, 1, fd, mem.addr], { what: 'epoll_ctl(EPOLL_CTL_ADD)', resource: `fd ${fd}` });
-}
-
 /** kcmp(KCMP_FILE): do two fds of two processes share one open file description? */
 export function sameFile(pid1: number, fd1: number, pid2: number, fd2: number): boolean {
   return trySyscall(NR.kcmp, pid1, pid2, 0 /* KCMP_FILE */, fd1, fd2) === 0;
