@@ -33,7 +33,7 @@ _ckpt() {
         -o|--output|--log-file) _ckpt_files; return ;;
         --compress) return ;;
       esac
-      _ckpt_words "--tree --images-dir --stream --output --leave-running --shell-job --compress --force --json --verbose --log-file" ;;
+      _ckpt_words "--tree --images-dir --stream --output --leave-running --shell-job --tcp-established --ext-unix-sk --compress --force --json --verbose --log-file" ;;
     restore)
       case "$prev" in
         -D|--images-dir) _ckpt_dirs; return ;;

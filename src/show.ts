@@ -16,6 +16,7 @@ import { FS, FS_ROOT } from './kinds/fs.js';
 import { CREDS, decodeGroups } from './kinds/creds.js';
 import { FD, FdKind } from './kinds/files.js';
 import { PIPE } from './kinds/pipes.js';
+import { SOCKET, showSocket } from './kinds/sockets/records.js';
 import { RLIMITS, decodeRlimits } from './kinds/rlimits.js';
 import { MISC } from './kinds/misc.js';
 import { SIGNALS, SIGINFO } from './kinds/signals.js';
@@ -87,6 +88,7 @@ function processJson(proc: ImageRecord): { [k: string]: Json } {
       flags: `0${r.fields.flags.toString(8)}`, cloexec: r.fields.cloexec === 1, pos: r.fields.pos,
     })),
     pipes: childrenOf(proc, PIPE).map((r) => ({ ino: Number(r.fields.ino), size: r.fields.size, bytes: r.fields.bytes })),
+    sockets: childrenOf(proc, SOCKET).map(showSocket),
     threads,
   };
 }
@@ -158,6 +160,7 @@ export function formatImage(j: ImageJson): string {
     lines.push(`  fds: ${fds.length}`);
     for (const f of fds) lines.push(`    ${kv(f)}`);
     for (const pp of p.pipes as { [k: string]: Json }[]) lines.push(`    pipe ${kv(pp)}`);
+    for (const s of (p.sockets ?? []) as { [k: string]: Json }[]) lines.push(`    socket ${kv(s)}`);
   }
   return lines.join('\n') + '\n';
 }

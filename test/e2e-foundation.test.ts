@@ -194,7 +194,7 @@ describe('dump --leave-running', () => {
 
 describe('what ckpt cannot dump yet is refused, and the process runs on untouched', () => {
   const refused = [
-    { name: 'socket', cflags: [], what: 'a process holding a unix socketpair' },
+    { name: 'socket', cflags: [], what: 'a process with a file descriptor in flight on a unix socket (SCM_RIGHTS)' },
   ];
 
   for (const { name, cflags, what } of refused) {

@@ -81,6 +81,10 @@ function streamMode(cmd: string, o: Values, fileFlag: 'output' | 'input'): boole
  * remove the directory. The output is checked (-o FILE opened as FILE.partial) before
  * the dump, so a bad output is refused while the process still runs untouched.
  */
+function socketFlags(o: Values): { tcpEstablished: boolean; extUnixSk: boolean } {
+  return { tcpEstablished: !!o['tcp-established'], extUnixSk: !!o['ext-unix-sk'] };
+}
+
 /** The --compress value; dumpSync refuses an unknown one before freezing anything. */
 function compression(v: unknown): 'zstd' | 'lz4' | 'none' {
   return (typeof v === 'string' ? v : 'none') as 'zstd' | 'lz4' | 'none';
@@ -100,7 +104,7 @@ async function dumpStream(pid: number, o: Values, args: string[]): Promise<numbe
     const dir = path.join(tmp, 'image');
     const report = openReport('dump', args, { verbose: verbosity(o.verbose), logFile: o['log-file'] });
     const { value: r } = await runEngine<DumpResult>({
-      op: 'dump', opts: { pid, dir, leaveRunning, shellJob: !!o['shell-job'], compress: compression(o.compress) },
+      op: 'dump', opts: { pid, dir, leaveRunning, shellJob: !!o['shell-job'], ...socketFlags(o), compress: compression(o.compress) },
     }, report.engine, dumpAbandoned(pid));
     try {
       packImage(dir, out.sink);
@@ -169,6 +173,10 @@ Freeze process PID, write everything it is into DIR, then kill it.
                           must not exist, unless --force)
   -R, --leave-running     let the process run on after the dump
   -j, --shell-job         the process uses ckpt's terminal (a shell job)
+      --tcp-established   save established TCP connections (TCP repair; their
+                          packets are held by nftables until the restore)
+      --ext-unix-sk       save unix sockets connected outside the dump; the
+                          restore reconnects them by name
       --compress ALGO     compress page data: zstd, lz4 or none (the default)
       --force             replace an image already in DIR (or FILE)
       --json              print the result as JSON (on stderr if the stream
@@ -186,14 +194,14 @@ after the process was killed, that directory is kept and the error names it.
         'leave-running': { type: 'boolean', short: 'R' }, 'shell-job': { type: 'boolean', short: 'j' },
         force: { type: 'boolean' }, json: { type: 'boolean' }, verbose: { type: 'boolean', short: 'v', multiple: true },
         'log-file': { type: 'string' }, stream: { type: 'boolean' }, output: { type: 'string', short: 'o' },
-        compress: { type: 'string' },
+        compress: { type: 'string' }, 'tcp-established': { type: 'boolean' }, 'ext-unix-sk': { type: 'boolean' },
       });
       const pid = parsePid('dump', required('dump', o.tree, '-t PID'));
       if (streamMode('dump', o, 'output')) return dumpStream(pid, o, args);
       const dir = required('dump', o['images-dir'], '-D DIR');
       const out = openReport('dump', args, { verbose: verbosity(o.verbose), logFile: o['log-file'] });
       const { value: r } = await runEngine<DumpResult>({
-        op: 'dump', opts: { pid, dir, leaveRunning: !!o['leave-running'], shellJob: !!o['shell-job'], force: !!o.force, compress: compression(o.compress) },
+        op: 'dump', opts: { pid, dir, leaveRunning: !!o['leave-running'], shellJob: !!o['shell-job'], force: !!o.force, ...socketFlags(o), compress: compression(o.compress) },
       }, out.engine, dumpAbandoned(pid));
       if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
       return 0;

@@ -19,7 +19,8 @@ import { ChunkPump } from './compress-pump.js';
 import { PAGE_CHUNKS, Codec, parseCodec, encodeChunks, type Chunk } from '../kinds/page-chunks.js';
 import { forkSnapshot, followsFork, reapLeftoverSnapshots, SNAPSHOT_MIN_BYTES, type Snapshot } from './snapshot.js';
 import type { TraceeMemory } from '../ptrace/memory.js';
-import { dumpPipes, linkSharedFds } from '../kinds/files.js';
+import { FdKind, dumpPipes, linkSharedFds } from '../kinds/files.js';
+import { dumpSockets, encodeSocket, type SocketDump } from '../kinds/sockets/index.js';
 import { ptyMasterIndexes } from '../kinds/tty.js';
 import { checkDumpablePid } from './validate.js';
 import { freezeTree, releaseTree, type TreeProcess } from './tree.js';
@@ -40,6 +41,10 @@ export interface DumpOptions {
   shellJob?: boolean;
   /** Replace an image already in DIR. */
   force?: boolean;
+  /** Save established TCP connections (TCP repair; their packets are held by nftables until restore). */
+  tcpEstablished?: boolean;
+  /** Save unix sockets whose peer is outside the dump; restore reconnects them by name. */
+  extUnixSk?: boolean;
   /** Compress page data in 8 MiB chunks (default 'none'); restore detects it. */
   compress?: 'zstd' | 'lz4' | 'none';
   /** Each line the engine logs (what `ckpt dump -v` prints). */
@@ -98,6 +103,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
   // --leave-running: a copy-on-write snapshot of each process, by its pid.
   const snapshots = new Map<number, Snapshot>();
   let released = false;
+  let sockets: SocketDump | undefined;
   try {
     fault('dump:freeze');
     // A snapshot child left by a ckpt that died is a zombie its parent reaps now, not a child to dump.
@@ -124,6 +130,8 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     const fdSets = live.map((c) => ({ pid: c.pid, nspid: c.nspid, fds: c.live!.fds }));
     linkSharedFds(fdSets);
     const pipes = dumpPipes(fdSets);
+    sockets = dumpSockets(fdSets.flatMap((p) => p.fds.filter((f) => f.fields.kind === FdKind.SOCKET).map((f) => ({ pid: p.pid, fd: f.fields.fd, ino: f.fields.ino }))),
+      { tcpEstablished: opts.tcpEstablished, extUnixSk: opts.extUnixSk, log });
     // /proc and ptrace reads and the remote syscalls of every process.
     times.mark('collect');
     fault('dump:proc');
@@ -230,7 +238,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     for (const snap of snapshots.values()) snap.discard();
     snapshots.clear();
     times.mark('pages');
-    for (const c of procs) writer.add(processRecord(c, vmaRecs.get(c.pid) ?? [], pipes.get(c.pid) ?? []));
+    for (const c of procs) writer.add(processRecord(c, vmaRecs.get(c.pid) ?? [], pipes.get(c.pid) ?? [], sockets.ofPid(c.pid).map(encodeSocket)));
     if (container) writer.add(encodeContainer(container));
     if (chunks) writer.add(encode(PAGE_CHUNKS, { codec, count: chunks.length }, encodeChunks(chunks)));
     fault('dump:write');
@@ -241,6 +249,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     partial = undefined;
     times.mark('write');
     if (opts.leaveRunning) {
+      sockets.release();
       if (!released) {
         releaseTree(tree);
         // A process that was stopped (SIGSTOP) stays stopped.
@@ -248,6 +257,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
       }
     } else {
       killTree(tree);
+      sockets.finish();
     }
     times.mark('finish');
     const threads = live.reduce((n, c) => n + c.node.tasks.length, 0);
@@ -256,6 +266,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     return { pids: tree.map((p) => p.pid), pages, bytes: pages * 4096, ms: performance.now() - t0, timings: times.record() };
   } catch (e) {
     for (const snap of snapshots.values()) snap.discard();
+    sockets?.release();
     if (!released) releaseTree(tree);
     if (partial !== undefined) abortImageDir(opts.dir);
     throw e;

@@ -171,7 +171,7 @@ function taskRecord(c: Collected): Buffer {
 }
 
 /** The PROCESS record: everything but the pages, which `vmaRecs` already describe. */
-export function processRecord(c: Collected, vmaRecs: Buffer[], pipes: SavedPipe[]): Buffer {
+export function processRecord(c: Collected, vmaRecs: Buffer[], pipes: SavedPipe[], sockets: Buffer[] = []): Buffer {
   const l = c.live;
   if (!l) return encode(PROCESS, { pid: c.nspid }, [taskRecord(c)]);
   const { remote, pending } = l;
@@ -190,6 +190,7 @@ export function processRecord(c: Collected, vmaRecs: Buffer[], pipes: SavedPipe[
     ...vmaRecs,
     ...remote.sigactions.map((a) => encode(SIGACTION, a)),
     ...pipes.map((p) => encode(PIPE, p.fields, p.data)),
+    ...sockets,
     ...l.fds.map((f) => encode(FD, f.fields, f.path)),
     ...l.fds.flatMap(encodeFdExtras),
     ...l.threads,

@@ -15,6 +15,7 @@ import { createAnon, dumpAnon, type AnonFd } from './anonfds.js';
 import { createGhost, createMemfd, dumpFileData, fillMemfd, linkSameFiles, reopenFile, type FileData } from './filedata.js';
 import { dumpLocks, lockDescription, restorePosixLocks, type LockFields } from './locks.js';
 import { createPipe, dumpPipe, type SavedPipe } from './pipes.js';
+import { abortSockets, closeSockets, createSockets, type SavedSocket } from './sockets/index.js';
 import { T } from './ids.js';
 import { checkFifo, dumpFifos, openFifo, type FifoData } from './fifo.js';
 import { checkPathFd } from './opath.js';
@@ -22,7 +23,7 @@ import { checkPty, dumpPtys, openPtyMaster, openPtySlave, ttyRole, type PtyState
 import type { RestoreTarget } from './target.js';
 
 export enum FdKind { REG = 1, DIR = 2, CHR = 3, TTY = 4, PIPE = 5, EVENTFD = 6, SIGNALFD = 7, TIMERFD = 8, EPOLL = 9, MEMFD = 10, GHOST = 11, INOTIFY = 12,
-  PATH = 13, FIFO = 14, PTMX = 15, PTS = 16, DEVTTY = 17 }
+  PATH = 13, FIFO = 14, PTMX = 15, PTS = 16, DEVTTY = 17, SOCKET = 18 }
 
 export const FD = defineRecord({
   type: T.FD, name: 'fd', content: Content.NAME,
@@ -78,6 +79,16 @@ export function dumpFd(pid: number, fd: number, shellJob: boolean, ptyMasters?: 
       fields: {
         fd, kind: FdKind.PIPE, flags: info.flags & ~O.CLOEXEC, cloexec, pos: 0, mode: 0o010600, dev: 0n,
         ino: BigInt(pipe[1]), rdev: 0n, size: 0, mtime_ns: 0n, same_as: -1, same_pid: 0,
+      },
+    };
+  }
+  const sock = /^socket:\[(\d+)\]$/.exec(link);
+  if (sock) {
+    return {
+      path: link,
+      fields: {
+        fd, kind: FdKind.SOCKET, flags: info.flags & ~O.CLOEXEC, cloexec: (info.flags & O.CLOEXEC) !== 0 ? 1 : 0, pos: 0,
+        mode: 0o140777, dev: 0n, ino: BigInt(sock[1]), rdev: 0n, size: 0, mtime_ns: 0n, same_as: -1, same_pid: 0,
       },
     };
   }
@@ -272,6 +283,8 @@ export class FileTable {
   mappedMemfd?: (major: number, minor: number, ino: bigint) => number | undefined;
   /** Pipe inode → ckpt's [read end, write end]. */
   readonly pipeEnds = new Map<bigint, [number, number]>();
+  /** Socket inode → ckpt's socket (sockets/index.ts). */
+  sockEnds = new Map<bigint, number>();
   /** `${pid}:${fd}` → ckpt's fd for that saved fd's description. */
   private readonly locals = new Map<string, number>();
   private readonly owned: number[] = [];
@@ -284,9 +297,16 @@ export class FileTable {
   addPipes(pipes: SavedPipe[]): void {
     for (const p of pipes) if (!this.pipeEnds.has(p.fields.ino)) this.pipeEnds.set(p.fields.ino, createPipe(p));
   }
+  /** Every socket of the tree at once: the two ends of a connection are made together. */
+  addSockets(sockets: SavedSocket[], log: (msg: string) => void): void {
+    this.sockEnds = createSockets(sockets, log);
+  }
+  /** The restore failed: TCP connections close without telling their peers. */
+  abort(): void { abortSockets(this.sockEnds); }
   close(): void {
     for (const fd of this.owned) fs.closeSync(fd);
     for (const [r, w] of this.pipeEnds.values()) { fs.closeSync(r); fs.closeSync(w); }
+    closeSockets(this.sockEnds);
     this.owned.length = 0;
     this.pipeEnds.clear();
     this.locals.clear();
@@ -304,7 +324,7 @@ export function restoreFds(t: RestoreTarget, pidfd: number, pid: number, fds: Sa
   for (const f of order) {
     if (f.fields.same_as >= 0) continue;
     const local = openShared(f, table, (fd) => table.get(pid, fd));
-    table.set(pid, f.fields.fd, local, f.fields.kind !== FdKind.PIPE);
+    table.set(pid, f.fields.fd, local, f.fields.kind !== FdKind.PIPE && f.fields.kind !== FdKind.SOCKET);
     // flock and OFD locks belong to the description: taken here, they go with it.
     for (const l of f.locks ?? []) lockDescription(local, l);
   }
@@ -330,6 +350,12 @@ function epollDepth(f: SavedFd, fds: SavedFd[], seen = new Set<number>()): numbe
 function openShared(f: SavedFd, table: FileTable, localOf: (fd: number) => number | undefined): number {
   const v = f.fields;
   const pipeEnds = table.pipeEnds;
+  if (v.kind === FdKind.SOCKET) {
+    const local = table.sockEnds.get(v.ino);
+    if (local === undefined) throw new CkptError('BAD_IMAGE', `bad image: fd ${v.fd} refers to socket ${v.ino}, which the image does not hold`);
+    fcntl(local, F.SETFL, v.flags & O.NONBLOCK);
+    return local;
+  }
   if (v.kind === FdKind.PIPE) {
     const ends = pipeEnds.get(v.ino);
     if (!ends) throw new CkptError('BAD_IMAGE', `bad image: fd ${v.fd} refers to pipe ${v.ino}, which the image does not hold`);

@@ -50,4 +50,10 @@ export const T = {
   SEM: 0x01d2,
   MSG_QUEUE: 0x01d3,
   MSG: 0x01d4,
+  // sockets (kinds/sockets/records.ts)
+  SOCKET: 0x01e0,
+  SOCKET_ADDR: 0x01e1,
+  SOCKET_OPT: 0x01e2,
+  SOCKET_QUEUE: 0x01e3,
+  TCP_REPAIR: 0x01e4,
 } as const;

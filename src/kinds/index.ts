@@ -13,6 +13,7 @@ import { FS, FS_ROOT } from './fs.js';
 import { CREDS } from './creds.js';
 import { FD } from './files.js';
 import { PIPE } from './pipes.js';
+import { SOCKET_SCHEMAS } from './sockets/index.js';
 import { FD_EXTRA_SCHEMAS } from './fd-records.js';
 import { RLIMITS } from './rlimits.js';
 import { MISC } from './misc.js';
@@ -27,7 +28,7 @@ export const SCHEMAS = [
   ...IMAGE_SCHEMAS, PROCESS, TASK, THREAD, REGS, XSTATE, MM, AUXV, EXE, VMA, VMA_PATH,
   PAGE_RUNS, COW_RUNS, PAGE_CHUNKS, SIGACTION, FS, FS_ROOT, CREDS, FD, PIPE, RLIMITS, MISC, SIGNALS, SIGINFO, ITIMER, POSIX_TIMER,
   SECCOMP, SECCOMP_FILTER, ...FD_EXTRA_SCHEMAS,
-  CONTAINER, UTS_NS, ...SYSVIPC_SCHEMAS,
+  CONTAINER, UTS_NS, ...SYSVIPC_SCHEMAS, ...SOCKET_SCHEMAS,
 ] as const;
 
 export const registry = new Registry(SCHEMAS);

@@ -29,6 +29,7 @@ import { FD, type SavedFd } from '../kinds/files.js';
 import { attachFdExtras } from '../kinds/fd-records.js';
 import { linkPtys } from '../kinds/tty.js';
 import { PIPE, type SavedPipe } from '../kinds/pipes.js';
+import { loadSockets, type SavedSocket } from '../kinds/sockets/index.js';
 import type { UserRegs } from '../sys/structs.js';
 import { PAGE_SIZE } from '../sys/constants.js';
 import { verifyPagesAsync, type PendingVerdict } from './verify-pages.js';
@@ -68,6 +69,7 @@ export interface ProcessImage {
   sigactions: SigactionFields[];
   fds: SavedFd[];
   pipes: SavedPipe[];
+  sockets: SavedSocket[];
   threads: ThreadImage[];
 }
 export interface LoadedImage {
@@ -140,7 +142,7 @@ function loadZombie(proc: ImageRecord, task: TaskFields): ProcessImage {
   return {
     pid: task.pid, task, groups: [], rlimits: [], pending: [], itimers: [], posixTimers: [], seccomp: { mode: 0, filters: [] },
     auxv: Buffer.alloc(0), exe: '', cwd: '/', root: '/',
-    vmas: [], sigactions: [], fds: [], pipes: [], threads: [],
+    vmas: [], sigactions: [], fds: [], pipes: [], sockets: [], threads: [],
   };
 }
 
@@ -194,6 +196,7 @@ function loadProcess(proc: ImageRecord): ProcessImage {
       }
       return { fields: r.fields, data };
     }),
+    sockets: loadSockets(proc),
     threads,
   };
 }

@@ -22,6 +22,7 @@ import { E } from '../sys/errno.js';
 import { checkXstate } from '../kinds/regs.js';
 import { checkMappedFile, isFileBacked } from '../kinds/vma.js';
 import { checkFd, FdKind, FileTable } from '../kinds/files.js';
+import { releaseSockets } from '../kinds/sockets/index.js';
 import { spawnSeed, SEED_GADGET, GADGET_BYTES } from './seed.js';
 import { loadImage, openPages, type LoadedImage } from './load.js';
 import { findHole, type Range } from './layout.js';
@@ -153,6 +154,7 @@ export function restoreSync(opts: RestoreOptions): RestoreResult {
   const procs = new Map<TreeNode, RestoredProcess>();
   try {
     files.addPipes(img.processes.flatMap((p) => p.pipes));
+    files.addSockets(img.processes.flatMap((p) => p.sockets), log);
     const seed = spawnSeed();
     created.push(seed);
     fault('restore:seed');
@@ -210,11 +212,13 @@ export function restoreSync(opts: RestoreOptions): RestoreResult {
     for (const p of live) p.finish();
     fault('restore:detach');
     for (const p of [...live].reverse()) p.detach();
+    releaseSockets(img.processes.flatMap((p) => p.sockets), log);
     const host = root.host;
     if (opts.pidfile) fs.writeFileSync(opts.pidfile, `${host}\n`);
     log(`restore of pid ${plan.root.pid}${plan.container ? ` (a container; host pid ${host})` : ''}: ${live.length} process(es); ${times.format()}`);
     return { pid: host, pids: plan.order.map((n) => procs.get(n)!.host), ms: performance.now() - t0, timings: times.record() };
   } catch (e) {
+    files.abort();
     for (const p of procs.values()) p.close();
     killAll(created);
     throw e;
