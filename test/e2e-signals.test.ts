@@ -63,7 +63,7 @@ describe('a signal to ckpt dump: it stops, puts the process back, leaves no imag
   after(() => killAll());
 
   const moments: [string, Sig, string[]][] = [
-    ['freeze', 'SIGINT', []], ['proc', 'SIGTERM', []], ['select', 'SIGINT', []], ['select', 'SIGHUP', ['-R']],
+    ['freeze', 'SIGINT', []], ['collect', 'SIGTERM', []], ['select', 'SIGINT', []], ['select', 'SIGHUP', ['-R']],
     ['fork', 'SIGTERM', ['-R']], ['select', 'SIGINT', ['--compress', 'lz4']],
   ];
   for (const [step, sig, flags] of moments) {
@@ -93,7 +93,7 @@ describe('a signal to ckpt restore: it stops, kills what it made, leaves the ima
   });
   after(() => killAll());
 
-  for (const [step, sig] of [['load', 'SIGINT'], ['map', 'SIGTERM'], ['pages', 'SIGHUP']] as [string, Sig][]) {
+  for (const [step, sig] of [['load', 'SIGINT'], ['clone', 'SIGTERM'], ['pages', 'SIGHUP']] as [string, Sig][]) {
     test(`${sig} after the ${step} step of ckpt restore`, SLOW, async () => {
       await waitGone(p.pid);
       const bg = ckptBackground(['restore', '-d', '-vv', '-D', image]);
