@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
-import { assertSuccess, ckpt, ckptBackground, cleanup, killAll, makeWorkDir, trackExact, waitFor, waitGone } from './lib/index.js';
+import { assertPass, assertSuccess, ckpt, ckptBackground, cleanup, compile, requestCheck, waitReady, killAll, makeWorkDir, trackExact, waitFor, waitGone } from './lib/index.js';
 import { runDetached } from './lib/run.js';
 
 afterEach(() => killAll());
@@ -74,4 +74,21 @@ describe('containers', () => {
     }
     for (const host of clones) process.kill(host, 'SIGKILL');
   });
+
+  test('a SysV shared memory segment attached by a container\'s init and its child is one segment again after restore', SLOW, async () => {
+    const dir = makeWorkDir('shm2');
+    const init = await runDetached(dir, [compile('shm2'), dir], 'shm2');
+    await waitReady(dir);
+    assertPass(await requestCheck(dir));
+    const image = makeWorkDir('img');
+    assertSuccess(ckpt(['dump', '-t', String(init), '-D', image]), 'dump of the container');
+    await waitGone(init);
+    const pidfile = join(dir, 'restored.pid');
+    assertSuccess(ckpt(['restore', '-d', '-D', image, '--pidfile', pidfile]), 'restore');
+    const host = Number(readFileSync(pidfile, 'utf8'));
+    trackExact(host);
+    assertPass(await requestCheck(dir, { timeoutMs: 60_000 }));
+    process.kill(host, 'SIGKILL');
+  });
 });
+

@@ -10,7 +10,7 @@ import { closeSync, constants, existsSync, openSync, readFileSync, rmSync } from
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import {
-  assertCleanError, assertPass, ckpt, cleanup, dumpOk, isRunning, makeWorkDir, restoreInBackground, tracerPid, waitGone, dumpAndRestore, killAll, readCounter, reportedCounter, requestCheck, sleep, startChecked, waitCounterAbove, whileRunning,
+  assertCleanError, assertPass, ckpt, cleanup, dumpOk, isRunning, makeWorkDir, restoreInBackground, tracerPid, waitGone, dumpAndRestore, killAll, readCounter, reportedCounter, requestCheck, sleep, startChecked, startProgram, waitCounterAbove, waitFor, whileRunning,
 } from './lib/index.js';
 
 afterEach(() => killAll());
@@ -104,6 +104,29 @@ describe('eventfd, timerfd, signalfd, epoll and inotify', () => {
 
   test('epollino.c: epoll targets with their events and data (edge-triggered, one-shot fired, EPOLLOUT), nested and empty epolls, and inotify watches behave as before', SLOW, async () => {
     await roundTrip('epollino');
+  });
+});
+
+describe('inotify events pending at dump time', () => {
+  test('are dropped with a warning naming how many bytes of them, even without -v', SLOW, async () => {
+    const dir = makeWorkDir('inotify-pending');
+    const watched = join(dir, 'watched');
+    execFileSync('mkdir', [watched]);
+    const script = [
+      'import ctypes, os, sys, time',
+      'libc = ctypes.CDLL(None, use_errno=True)',
+      'fd = libc.inotify_init1(0)',
+      `libc.inotify_add_watch(fd, ${JSON.stringify(watched)}.encode(), 0x100)`,
+      `open(os.path.join(${JSON.stringify(watched)}, "new"), "w").close()`,
+      `open(${JSON.stringify(join(dir, 'ready'))}, "w").close()`,
+      'while True: time.sleep(1)',
+    ].join('\n');
+    const { pid } = startProgram('/usr/bin/python3', ['-c', script]);
+    await waitFor('python3 to set up its watch', () => (existsSync(join(dir, 'ready')) ? true : undefined), 30_000);
+    const r = ckpt(['dump', '-t', String(pid), '-D', join(dir, 'img')]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /^ckpt: warning: fd \d+ of pid \d+: \d+ bytes of inotify events pending \(at least one event\) are dropped$/m);
+    await waitGone(pid);
   });
 });
 

@@ -66,10 +66,10 @@ export class Report {
     return { log: (msg) => this.log(msg), onProgress: (p) => this.progress(p) };
   }
 
-  /** An engine log line: stderr with -v, and the log file. */
+  /** An engine log line: stderr with -v (a warning always), and the log file. */
   log(msg: string): void {
     this.file(msg);
-    if (this.opts.verbose >= 1) this.line(`ckpt: ${msg}`);
+    if (this.opts.verbose >= 1 || msg.startsWith('warning: ')) this.line(`ckpt: ${msg}`);
   }
 
   progress(p: EngineProgress): void {

@@ -22,6 +22,7 @@ import type { TraceeMemory } from '../ptrace/memory.js';
 import { FdKind, dumpPipes, linkSharedFds } from '../kinds/files.js';
 import { dumpSockets, encodeSocket, type SocketDump } from '../kinds/sockets/index.js';
 import { ptyMasterIndexes } from '../kinds/tty.js';
+import { pendingInotifyBytes } from '../kinds/inotify.js';
 import { checkDumpablePid } from './validate.js';
 import { freezeTree, releaseTree, type TreeProcess } from './tree.js';
 import { collectProcess, processRecord, type Collected } from './process.js';
@@ -130,6 +131,14 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     const fdSets = live.map((c) => ({ pid: c.pid, nspid: c.nspid, fds: c.live!.fds }));
     linkSharedFds(fdSets);
     const pipes = dumpPipes(fdSets);
+    // Events pending on an inotify fd are not saved (reading them would take them from the process).
+    for (const { pid, fds } of fdSets) {
+      for (const f of fds) {
+        if (f.anon?.kind !== 'inotify') continue;
+        const bytes = pendingInotifyBytes(pid, f.fields.fd);
+        if (bytes > 0) log(`warning: fd ${f.fields.fd} of pid ${pid}: ${bytes} bytes of inotify events pending (at least one event) are dropped`);
+      }
+    }
     sockets = dumpSockets(fdSets.flatMap((p) => p.fds.filter((f) => f.fields.kind === FdKind.SOCKET).map((f) => ({ pid: p.pid, fd: f.fields.fd, ino: f.fields.ino }))),
       { tcpEstablished: opts.tcpEstablished, extUnixSk: opts.extUnixSk, log });
     // /proc and ptrace reads and the remote syscalls of every process.

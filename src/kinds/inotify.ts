@@ -10,7 +10,8 @@ import fs from 'node:fs';
 import { CkptError } from '../errors.js';
 import { Content, defineRecord, encode, childrenOf, type FieldsOf, type ImageRecord } from '../image/index.js';
 import type { Fdinfo } from '../proc/index.js';
-import { close, inotifyAddWatch, inotifyInit1, openByHandle } from '../sys/syscalls.js';
+import { close, inotifyAddWatch, inotifyInit1, openByHandle, pidfdGetfd, pidfdOpen } from '../sys/syscalls.js';
+import { TIOC, tryIoctlGetInt } from '../sys/tty.js';
 import { O } from '../sys/constants.js';
 import { T } from './ids.js';
 
@@ -51,6 +52,20 @@ export function dumpInotify(pid: number, fd: number, info: Fdinfo): InotifyWatch
     }
   });
   return watches;
+}
+
+/**
+ * Bytes of events waiting to be read on an inotify fd (FIONREAD on a copy of
+ * it): they are not saved, so the dump warns how many it drops.
+ */
+export function pendingInotifyBytes(pid: number, fd: number): number {
+  const pidfd = pidfdOpen(pid);
+  try {
+    const mine = pidfdGetfd(pidfd, fd, pid);
+    try { return Math.max(0, tryIoctlGetInt(mine, TIOC.FIONREAD)); } finally { close(mine); }
+  } finally {
+    close(pidfd);
+  }
 }
 
 export function encodeInotify(fd: number, watches: InotifyWatch[]): Buffer {

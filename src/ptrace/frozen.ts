@@ -149,7 +149,9 @@ export class FrozenTask {
     if (this.scratch) return this.scratch;
     if (!this.remote) throw new CkptError('INTERNAL', 'scratch mapping before enterRemote');
     const total = size + FRAME_AREA;
-    const addr = this.remote.call(NR.mmap, [0, total, PROT.READ | PROT.WRITE, MAP.PRIVATE | MAP.ANONYMOUS, -1, 0], 'mmap(scratch)');
+    // MAP_NORESERVE: unlike the process's own anonymous memory it is not accounted, so the
+    // kernel never merges it into a neighbour (a scratch area a killed ckpt leaves stays apart).
+    const addr = this.remote.call(NR.mmap, [0, total, PROT.READ | PROT.WRITE, MAP.PRIVATE | MAP.ANONYMOUS | MAP.NORESERVE, -1, 0], 'mmap(scratch)');
     this.scratch = { addr, size };
     this.scratchTotal = total;
     if (this.path) {
