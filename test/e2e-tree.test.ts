@@ -168,5 +168,12 @@ describe('process trees', () => {
     const restore = restoreInBackground(image);
     assertPass(await whileRunning(restore, requestCheck(dir, AFTER_RESTORE)));
   });
+
+  test('prefork.c: a child\'s epoll watching an inherited eventfd, and a file shared by a child that restore handles before its owner (a session leader), come back shared', SLOW, async () => {
+    const { dir, pid } = await startChecked('prefork');
+    for (const n of readTree(pid)) track(n.pid, 'prefork');
+    const { restore } = await dumpAndRestore(pid, dir);
+    assertPass(await whileRunning(restore, requestCheck(dir, AFTER_RESTORE)));
+  });
 });
 

@@ -9,7 +9,7 @@ import {
   ImageWriter, PagesWriter, createImageDir, commitImageDir, abortImageDir, encode,
 } from '../image/index.js';
 import { readChildren, readSmaps, readStatus, readTids, Pagemap, type SmapsVma } from '../proc/index.js';
-import { PTRACE_O, SIG } from '../sys/constants.js';
+import { SIG } from '../sys/constants.js';
 import { kill, tryKill, wait4 } from '../sys/syscalls.js';
 import { VERSION } from '../version.js';
 import { VMA, VMA_PATH, VmaKind, vmaFields, type VmaPlan } from '../kinds/vma.js';
@@ -94,10 +94,10 @@ export function dumpSync(opts: DumpOptions): DumpResult {
   const times = new Timings((step) => opts.onProgress?.({ phase: step, done: 1, total: 1 }));
   const root = opts.pid;
   const codec = parseCodec(opts.compress ?? 'none');
-  const first = checkDumpablePid(root);
+  checkDumpablePid(root);
   const early = readEarly(root);
   times.mark('validate');
-  const tree = freezeTree(root, first.status.seccomp ? PTRACE_O.SUSPEND_SECCOMP : 0);
+  const tree = freezeTree(root);
   times.mark('freeze');
   let partial: string | undefined;
   let copier: PagePump | ChunkPump | undefined;

@@ -14,7 +14,7 @@
 import { NR } from '../sys/nr.js';
 import { PTRACE_O, SIG, WALL } from '../sys/constants.js';
 import { diePoint } from '../fault.js';
-import { readStat } from '../proc/index.js';
+import { readStat, readStatus } from '../proc/index.js';
 import { findReturnPath, EXIT_FRAME_CODE } from '../ptrace/safe-return.js';
 import { tryKill, wait4 } from '../sys/syscalls.js';
 import { Tracee } from '../ptrace/tracee.js';
@@ -51,13 +51,15 @@ export function forkSnapshot(task: FrozenTask, gadget: bigint): Snapshot | undef
   }
   if (!tracee) return undefined;
   const mem = new TraceeMemory(child);
+  // The parent's remote wait4 names the child as the parent's pid namespace sees it.
+  const inner = nsPid(child);
   return {
     pid: child, mem,
     discard() {
       mem.close();
       tryKill(child, SIG.KILL);
       try { wait4(child); } catch { /* reaped */ }
-      reapInParent(parent, child, gadget);
+      reapInParent(parent, inner, gadget);
     },
   };
 }
@@ -97,14 +99,22 @@ export function reapLeftoverSnapshots(task: FrozenTask, children: number[]): num
   if (!path) return [];
   const remote = task.enterRemote(path.gadget);
   try {
-    for (const c of leftovers) remote.raw(NR.wait4, [c, 0, WALL, 0]);
+    // Only a zombie the process really reaped (wait4 names it by its pid there) is gone.
+    return leftovers.filter((c) => remote.raw(NR.wait4, [nsPid(c), 0, WALL, 0]) > 0n);
   } finally {
     task.leaveRemote();
   }
-  return leftovers;
 }
 
-/** Make `parent` reap its dead child `child`: a moment's freeze and one remote wait4. */
+/** A pid as its own pid namespace numbers it (a zombie's status still says). */
+function nsPid(pid: number): number {
+  try {
+    const ids = readStatus(pid).nspid;
+    return ids.length ? ids[ids.length - 1] : pid;
+  } catch { return pid; }
+}
+
+/** Make `parent` reap its dead child (`child`: its pid as the parent sees it): a moment's freeze and one remote wait4. */
 function reapInParent(parent: number, child: number, gadget: bigint): void {
   let t: FrozenTask | undefined;
   try {

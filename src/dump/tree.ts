@@ -7,7 +7,7 @@
  * cannot be): they are recorded as they are, their parent being frozen.
  */
 import { CkptError } from '../errors.js';
-import { readChildren, readStat, readTids } from '../proc/index.js';
+import { readChildren, readStat, readStatus, readTids } from '../proc/index.js';
 import { FrozenTask } from '../ptrace/frozen.js';
 import { PTRACE_O } from '../sys/constants.js';
 
@@ -22,6 +22,10 @@ export interface TreeProcess {
 }
 
 const MAX_ROUNDS = 100;
+
+function seccompOf(pid: number): boolean {
+  try { return readStatus(pid).seccomp !== 0; } catch { return false; }
+}
 
 interface Walked { pid: number; ppid: number; tids: number[]; zombie: boolean }
 
@@ -57,20 +61,24 @@ function walk(root: number): Walked[] {
   return out;
 }
 
-export function freezeTree(root: number, extraOptions = 0): TreeProcess[] {
+export function freezeTree(root: number): TreeProcess[] {
   const frozen = new Map<number, FrozenTask>();
   const gone = new Set<number>();
-  const options = PTRACE_O.TRACECLONE | PTRACE_O.TRACEFORK | PTRACE_O.TRACEVFORK | extraOptions;
+  const options = PTRACE_O.TRACECLONE | PTRACE_O.TRACEFORK | PTRACE_O.TRACEVFORK;
   let procs: Walked[] = [];
   try {
     for (let round = 0; ; round++) {
       procs = walk(root);
-      const fresh = procs.filter((p) => !p.zombie).flatMap((p) => p.tids).filter((tid) => !frozen.has(tid) && !gone.has(tid));
+      const fresh = procs.filter((p) => !p.zombie).map((p) => ({ pid: p.pid, tids: p.tids.filter((tid) => !frozen.has(tid) && !gone.has(tid)) })).filter((p) => p.tids.length);
       if (fresh.length === 0) break;
       if (round > MAX_ROUNDS) throw new CkptError('UNSUPPORTED', `the tree of pid ${root} keeps creating threads and children faster than ckpt can freeze them`, { pid: root });
       const onBorn = (born: FrozenTask[]) => born.forEach((b) => frozen.set(b.tid, b));
-      for (const t of FrozenTask.freezeAll(fresh, options, onBorn)) frozen.set(t.tid, t);
-      fresh.forEach((tid) => { if (!frozen.has(tid)) gone.add(tid); });
+      for (const p of fresh) {
+        // A process in seccomp mode would filter ckpt's remote syscalls (SUSPEND_SECCOMP needs CAP_SYS_ADMIN: only where needed).
+        const opts = options | (seccompOf(p.pid) ? PTRACE_O.SUSPEND_SECCOMP : 0);
+        for (const t of FrozenTask.freezeAll(p.tids, opts, onBorn)) frozen.set(t.tid, t);
+        p.tids.forEach((tid) => { if (!frozen.has(tid)) gone.add(tid); });
+      }
     }
     const tree: TreeProcess[] = procs.map((p) => {
       if (p.zombie) {

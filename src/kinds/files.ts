@@ -314,26 +314,51 @@ export class FileTable {
 }
 
 /**
- * Install every saved fd of process `pid` (as its namespace sees it) in the
- * target; `pidfd` is the target's pidfd of ckpt. Pipes of the whole tree
- * must be in `table` before the first process's fds are installed.
+ * ckpt's description for saved fd `fd` of process `pid`: through `same_as`
+ * (a dup in the process, then perhaps an fd of another process, which
+ * linkSharedFds always points at the fd that owns the description).
  */
-export function restoreFds(t: RestoreTarget, pidfd: number, pid: number, fds: SavedFd[], table: FileTable): void {
+function descriptionOf(pid: number, fds: SavedFd[], fd: number, table: FileTable): number | undefined {
+  let g = fds.find((x) => x.fields.fd === fd);
+  for (let hops = 0; g && g.fields.same_as >= 0 && hops < fds.length; hops++) {
+    if (g.fields.same_pid && g.fields.same_pid !== pid) return table.get(g.fields.same_pid, g.fields.same_as);
+    fd = g.fields.same_as;
+    g = fds.find((x) => x.fields.fd === fd);
+  }
+  return table.get(pid, fd);
+}
+
+/** A description another made one depends on: an epoll (its targets) or a second open of a memfd or deleted file. */
+const dependsOnOthers = (f: SavedFd) => f.anon?.kind === 'epoll' || f.sameFileAs !== undefined;
+
+/**
+ * Make ckpt's open file description of every saved fd of process `pid` (as
+ * its namespace sees it) that has its own (not `same_as` another). Call it
+ * for every process of the tree with `dependent` false, then again with
+ * `dependent` true: an epoll's targets and a reopened file's first open may
+ * be fds another process shares, made in the first pass whatever the order.
+ */
+export function openFds(pid: number, fds: SavedFd[], table: FileTable, dependent: boolean): void {
+  const localOf = (fd: number) => descriptionOf(pid, fds, fd, table);
   // Epolls last: their targets must exist; an epoll watching an epoll after it.
-  const order = [...fds].sort((a, b) => epollDepth(a, fds) - epollDepth(b, fds));
+  const order = fds.filter((f) => f.fields.same_as < 0 && dependsOnOthers(f) === dependent).sort((a, b) => epollDepth(a, fds) - epollDepth(b, fds));
   for (const f of order) {
-    if (f.fields.same_as >= 0) continue;
-    const local = openShared(f, table, (fd) => table.get(pid, fd));
+    const local = openShared(f, table, localOf);
     table.set(pid, f.fields.fd, local, f.fields.kind !== FdKind.PIPE && f.fields.kind !== FdKind.SOCKET);
     // flock and OFD locks belong to the description: taken here, they go with it.
     for (const l of f.locks ?? []) lockDescription(local, l);
   }
+}
+
+/**
+ * Install every saved fd of process `pid` in the target (`pidfd`: the
+ * target's pidfd of ckpt), once openFds has made every description of the tree.
+ */
+export function restoreFds(t: RestoreTarget, pidfd: number, pid: number, fds: SavedFd[], table: FileTable): void {
   for (const f of fds) {
     const v = f.fields;
-    const local = v.same_as >= 0 ? table.get(v.same_pid || pid, v.same_as) : table.get(pid, v.fd);
-    if (local === undefined) throw new CkptError('BAD_IMAGE', `bad image: fd ${v.fd} of pid ${pid} shares the file of fd ${v.same_as} of pid ${v.same_pid || pid}, which is not restored before it`);
-    // Another process's fd may share this one's description through it.
-    if (v.same_as >= 0) table.set(pid, v.fd, local, false);
+    const local = descriptionOf(pid, fds, v.fd, table);
+    if (local === undefined) throw new CkptError('BAD_IMAGE', `bad image: fd ${v.fd} of pid ${pid} shares the file of fd ${v.same_as} of pid ${v.same_pid || pid}, which the image does not hold`);
     installFd(t, pidfd, f, local);
   }
   restorePosixLocks(t, fds.flatMap((f) => f.locks ?? []));

@@ -4,7 +4,8 @@
  *  - memory(): its address space and pages, before it creates its children,
  *    so they inherit what they shared copy-on-write with it;
  *  - rest(): everything else, once the whole tree exists;
- *  - finish(): registers, xstate and signal mask back, then let go.
+ *  - lockDown(): seccomp and credentials in every thread, the trampoline dropped;
+ *  - finish(): registers, xstate and signal masks back; detach(): let go.
  */
 import { CkptError } from '../errors.js';
 import { readMaps } from '../proc/index.js';
@@ -238,7 +239,8 @@ export class RestoredProcess {
     const threads: Thread[] = [{ tracee: this.tracee, target: t, image: proc.threads[0] }];
     this.threads = threads;
     for (const th of proc.threads.slice(1)) {
-      const tracee = cloneThread(t, th.fields.tid);
+      // A thread with its saved tid, cloned by the main thread, traced and stopped from its start.
+      const tracee = this.cloneChild(th.fields.tid, 0, THREAD_FLAGS);
       created.push(tracee.tid);
       const target: RestoreTarget = { ...t, pid: tracee.tid, remote: new RemoteCaller(tracee, BigInt(this.ctx.tramp), 'int3', tracee.getRegs()) };
       tracee.setSigmask(ALL_SIGNALS);
@@ -344,18 +346,3 @@ function drainSignal(t: RestoreTarget, sig: number): void {
 
 const THREAD_FLAGS = CLONE.VM | CLONE.FS | CLONE.FILES | CLONE.SIGHAND | CLONE.THREAD | CLONE.SYSVSEM;
 
-/** clone3 in the main thread: a thread with the saved tid, traced and stopped from its start. */
-function cloneThread(main: RestoreTarget, tid: number): Tracee {
-  main.scratch.reset();
-  const setTid = Buffer.alloc(8);
-  setTid.writeInt32LE(tid, 0);
-  const setTidAddr = main.scratch.put(setTid);
-  const args = main.scratch.put(encodeCloneArgs({ flags: BigInt(THREAD_FLAGS), exit_signal: 0n, set_tid: BigInt(setTidAddr), set_tid_size: 1n }));
-  const events = { children: [] as number[] };
-  const r = main.remote.raw(NR.clone3, [args, CLONE_ARGS_SIZE], events);
-  if (r === BigInt(-E.EEXIST)) throw new CkptError('PID_IN_USE', `tid ${tid} is in use`, { pid: tid });
-  if (r < 0n) throw new CkptError('SYSCALL', `remote clone3(thread, set_tid=${tid}) failed: errno ${-r}, pid ${main.pid}`, { pid: main.pid, syscall: 'clone3' });
-  const tracee = Tracee.adopt(events.children[0] ?? Number(r));
-  waitEventStop(tracee);
-  return tracee;
-}

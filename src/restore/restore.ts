@@ -21,7 +21,7 @@ import { getpid, tryKill, wait4, W } from '../sys/syscalls.js';
 import { E } from '../sys/errno.js';
 import { checkXstate } from '../kinds/regs.js';
 import { checkMappedFile, isFileBacked } from '../kinds/vma.js';
-import { checkFd, FdKind, FileTable } from '../kinds/files.js';
+import { checkFd, FdKind, FileTable, openFds } from '../kinds/files.js';
 import { releaseSockets } from '../kinds/sockets/index.js';
 import { spawnSeed, SEED_GADGET, GADGET_BYTES } from './seed.js';
 import { loadImage, openPages, type LoadedImage } from './load.js';
@@ -201,6 +201,8 @@ export function restoreSync(opts: RestoreOptions): RestoreResult {
     for (const node of plan.order) if (node.zombie) becomeZombie(procs.get(node)!);
     times.mark('groups');
     const live = plan.order.filter((n) => !n.zombie).map((n) => procs.get(n)!);
+    // Every open file description of the tree first: an fd may share one made for another process.
+    for (const dependent of [false, true]) for (const p of live) openFds(p.image.pid, p.image.fds, files, dependent);
     for (const p of live) p.rest(created);
     for (const p of live) p.lockDown();
     fault('restore:creds');

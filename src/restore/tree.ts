@@ -91,6 +91,10 @@ export function planTree(procs: ProcessImage[]): TreePlan {
     if (n.sid !== outerSid && byPid.has(n.sid) && byPid.get(n.sid)!.sid !== n.sid) {
       throw unsupported(`pid ${n.pid} is in session ${n.sid}, whose leader's pid now belongs to a process of another session`, n.pid);
     }
+    // Born in its creator's session: a child still in a session its parent left by setsid() after the fork cannot be made.
+    if (n.parent && n.sid !== n.pid && n.sid !== n.parent.sid && !orphanSessions.has(n.sid)) {
+      throw unsupported(`pid ${n.pid} is in session ${n.sid}, which its parent ${n.parent.pid} left (it is in session ${n.parent.sid})`, n.pid);
+    }
     if (n.pgid !== outerPgid && !byPid.has(n.pgid) && !orphanSessions.has(n.pgid)) orphanGroups.add(n.pgid);
     if (n.pgid === outerPgid && n.sid !== outerSid) throw unsupported(`pid ${n.pid} is in the root's outer process group but another session`, n.pid);
   }
