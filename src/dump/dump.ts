@@ -116,15 +116,15 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     // A plain tree in ckpt's namespaces, or a whole container: anything else is refused here.
     // (A zombie has no namespaces left.)
     const ns = checkTreeNamespaces(root, tree.filter((p) => !p.zombie).map((p) => p.pid));
-    // Every ID as the tree's own pid namespace sees it.
-    const nsOf = new Map<number, number>();
-    for (const p of tree) {
-      const ids = readStatus(p.pid).nspid;
-      nsOf.set(p.pid, ids.length ? ids[ids.length - 1] : p.pid);
-    }
     // A pty slave is the tree's own if any process of the tree holds its master.
     const ptyMasters = new Set(tree.filter((p) => !p.zombie).flatMap((p) => [...ptyMasterIndexes(p.pid)]));
-    const procs: Collected[] = tree.map((p) => collectProcess(p, nsOf, early.get(p.pid)?.state ?? 'S', early.get(p.pid)?.smaps, { shellJob: opts.shellJob ?? false, container: ns.container, ptyMasters }));
+    // Parents come before children: each child's parent pid, as the namespace sees it, is known by then.
+    const nsOf = new Map<number, number>();
+    const procs: Collected[] = tree.map((p) => {
+      const c = collectProcess(p, nsOf, early.get(p.pid)?.state ?? 'S', early.get(p.pid)?.smaps, { shellJob: opts.shellJob ?? false, container: ns.container, ptyMasters });
+      nsOf.set(c.pid, c.nspid);
+      return c;
+    });
     // A container's own state: uts names and SysV IPC objects (read while the tree is frozen).
     const container = ns.container ? dumpContainer(root) : undefined;
     const live = procs.filter((c) => c.live);

@@ -6,7 +6,7 @@
 import { CkptError } from '../errors.js';
 import { encode } from '../image/index.js';
 import {
-  readMaps, readSmaps, readStat, readStatus, readTaskStatus, readAuxv, readExe, readCwd, readRoot, readFdList, readThreadComm,
+  innermost, readMaps, readSmaps, readStat, readStatus, readTaskStatus, readAuxv, readExe, readCwd, readRoot, readFdList, readThreadComm,
   type SmapsVma, type Stat, type Status, type Vma,
 } from '../proc/index.js';
 import type { FrozenTask } from '../ptrace/frozen.js';
@@ -111,15 +111,13 @@ function sameLayout(a: Vma[], b: Vma[]): boolean {
   return a.length === b.length && a.every((v, i) => key(v) === key(b[i]));
 }
 
-const lastId = (ids: number[], fallback: number) => (ids.length ? ids[ids.length - 1] : fallback);
-
 /** A THREAD record: what ptrace and the thread itself said; its tid as its namespace sees it. */
 function dumpThread(pid: number, nspid: number, t: FrozenTask, asked: ReturnType<typeof askThread>): Buffer {
   const xstate = t.tracee.getXstate();
   const rseq = t.tracee.getRseq();
   const robust = robustList(t.tid);
   const comm = readThreadComm(pid, t.tid);
-  const tid = t.tid === pid ? nspid : lastId(readTaskStatus(pid, t.tid).nspid, t.tid);
+  const tid = t.tid === pid ? nspid : innermost(readTaskStatus(pid, t.tid).nspid, t.tid);
   return encode(THREAD, {
     tid, sigmask: t.sigmask, ...asked,
     rseq_ptr: rseq ? Number(rseq.rseq_abi_pointer) : 0, rseq_len: rseq?.rseq_abi_size ?? 0,
@@ -137,11 +135,12 @@ function dumpThread(pid: number, nspid: number, t: FrozenTask, asked: ReturnType
  * freeze (smaps walks every page table: slow, and needs no freeze); it is
  * used if the layout did not change meanwhile.
  */
-export function collectProcess(node: TreeProcess, nsOf: Map<number, number>, state: string, early: SmapsVma[] | undefined, opts: { shellJob: boolean; container: boolean; ptyMasters: ReadonlySet<number> }): Collected {
+/** `nsOf`: the pids (as their namespace sees them) of the processes collected so far, by host pid. */
+export function collectProcess(node: TreeProcess, nsOf: ReadonlyMap<number, number>, state: string, early: SmapsVma[] | undefined, opts: { shellJob: boolean; container: boolean; ptyMasters: ReadonlySet<number> }): Collected {
   const pid = node.pid;
   const stat = readStat(pid);
   const status = readStatus(pid);
-  const nspid = lastId(status.nspid, pid);
+  const nspid = innermost(status.nspid, pid);
   const nsppid = nsOf.get(node.ppid) ?? 0;
   // A process that died since the early walk is a zombie now, whatever that walk saw.
   const base = { node, pid, nspid, nsppid, state: node.zombie ? 'Z' : state, stat, status };

@@ -14,7 +14,7 @@
 import { NR } from '../sys/nr.js';
 import { PTRACE_O, SIG, WALL } from '../sys/constants.js';
 import { diePoint } from '../fault.js';
-import { readStat, readStatus } from '../proc/index.js';
+import { innermost, readStat, readStatus } from '../proc/index.js';
 import { findReturnPath, EXIT_FRAME_CODE } from '../ptrace/safe-return.js';
 import { tryKill, wait4 } from '../sys/syscalls.js';
 import { Tracee } from '../ptrace/tracee.js';
@@ -108,10 +108,7 @@ export function reapLeftoverSnapshots(task: FrozenTask, children: number[]): num
 
 /** A pid as its own pid namespace numbers it (a zombie's status still says). */
 function nsPid(pid: number): number {
-  try {
-    const ids = readStatus(pid).nspid;
-    return ids.length ? ids[ids.length - 1] : pid;
-  } catch { return pid; }
+  try { return innermost(readStatus(pid).nspid, pid); } catch { return pid; }
 }
 
 /** Make `parent` reap its dead child (`child`: its pid as the parent sees it): a moment's freeze and one remote wait4. */

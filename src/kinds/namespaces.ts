@@ -14,7 +14,7 @@
  * by `ckpt run` keeps the host's, so a tree in another one is refused.
  */
 import { CkptError } from '../errors.js';
-import { readStatus } from '../proc/index.js';
+import { innermost, readStatus } from '../proc/index.js';
 import { readNsIds, type NsIds, type NsKind } from '../proc/ns.js';
 
 /** The kinds a container owns (made anew at restore). */
@@ -38,7 +38,7 @@ export interface TreeNamespaces {
   inner: Map<number, InnerIds>;
 }
 
-const last = (a: number[]) => a[a.length - 1] ?? 0;
+const last = (a: number[]) => innermost(a, 0);
 
 export function innerIds(pid: number): InnerIds {
   const s = readStatus(pid);

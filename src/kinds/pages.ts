@@ -50,6 +50,15 @@ export function decodeRuns(buf: Buffer, v: VmaFields, expect = v.nr_pages): Run[
 
 const PAGEMAP_CHUNK = 64 * 1024; // pages per pagemap read
 
+/**
+ * Whether a page (the high word of its pagemap entry) holds data worth saving:
+ * present or swapped; in a private file mapping (`anonOnly`) only an
+ * anonymous, copied-on-write page differs from the file.
+ */
+function holdsData(hi: number, anonOnly: boolean): boolean {
+  return anonOnly ? ((hi & PM_PRESENT) !== 0 && (hi & PM_FILE) === 0) || (hi & PM_SWAPPED) !== 0 : (hi & (PM_PRESENT | PM_SWAPPED)) !== 0;
+}
+
 /** The pages of a VMA worth saving, as runs. */
 export function selectPages(pagemap: Pagemap, plan: VmaPlan, scratch: Buffer): Run[] {
   const { vma, kind } = plan;
@@ -65,8 +74,7 @@ export function selectPages(pagemap: Pagemap, plan: VmaPlan, scratch: Buffer): R
     const words = pagemap.read(first + done, n, scratch);
     for (let i = 0; i < n; i++) {
       const hi = words[i * 2 + 1];
-      const keep = anonOnly ? ((hi & PM_PRESENT) !== 0 && (hi & PM_FILE) === 0) || (hi & PM_SWAPPED) !== 0
-        : (hi & (PM_PRESENT | PM_SWAPPED)) !== 0;
+      const keep = holdsData(hi, anonOnly);
       const page = done + i;
       if (keep) { if (runStart < 0) runStart = page; }
       else if (runStart >= 0) { runs.push([vma.start + runStart * PAGE_SIZE, page - runStart]); runStart = -1; }
@@ -107,8 +115,7 @@ export function selectPagesCow(child: Pagemap, parent: Pagemap, plan: VmaPlan, b
     const theirs = parent.read(first + done, n, bufParent);
     for (let i = 0; i < n; i++) {
       const hi = mine[i * 2 + 1];
-      const data = anonOnly ? ((hi & PM_PRESENT) !== 0 && (hi & PM_FILE) === 0) || (hi & PM_SWAPPED) !== 0
-        : (hi & (PM_PRESENT | PM_SWAPPED)) !== 0;
+      const data = holdsData(hi, anonOnly);
       const frame = pfn(mine, i);
       const shared = frame !== 0 && frame === pfn(theirs, i);
       close(done + i, data && !shared, data && shared);

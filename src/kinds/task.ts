@@ -4,7 +4,7 @@
  * (the last value of NSpid/NStgid/NSpgid/NSsid).
  */
 import { Content, defineRecord, type FieldsOf } from '../image/index.js';
-import type { Stat, Status } from '../proc/index.js';
+import { innermost, type Stat, type Status } from '../proc/index.js';
 import { T } from './ids.js';
 
 export const TASK = defineRecord({
@@ -20,16 +20,15 @@ export const TASK = defineRecord({
 });
 export type TaskFields = FieldsOf<typeof TASK>;
 
-const last = (ids: number[], fallback: number) => (ids.length ? ids[ids.length - 1] : fallback);
 
 /** The task record from /proc; fs_base (TLS) and pdeath_signal come from ptrace. */
 export function taskFields(stat: Stat, status: Status, fsBase: bigint, pdeathSignal: number): TaskFields {
-  const pid = last(status.nspid, status.pid);
-  const session = last(status.nssid, stat.session);
+  const pid = innermost(status.nspid, status.pid);
+  const session = innermost(status.nssid, stat.session);
   const comm = Buffer.from(status.name, 'utf8').length <= 15 ? status.name : stat.comm.slice(0, 15);
   return {
-    state: status.state, flags: stat.flags >>> 0, pid, tgid: last(status.nstgid, status.tgid),
-    ppid: status.ppid, rppid: status.ppid, pgrp: last(status.nspgid, stat.pgrp), session,
+    state: status.state, flags: stat.flags >>> 0, pid, tgid: innermost(status.nstgid, status.tgid),
+    ppid: status.ppid, rppid: status.ppid, pgrp: innermost(status.nspgid, stat.pgrp), session,
     leader: session === pid ? 1 : 0, exit_code: stat.exit_code, exit_signal: stat.exit_signal,
     pdeath_signal: pdeathSignal,
     uid: status.uid[0], euid: status.uid[1], suid: status.uid[2], fsuid: status.uid[3],

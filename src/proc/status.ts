@@ -141,5 +141,11 @@ function unescapeName(s: string): string {
 
 export const readStatus = (pid: number): Status => parseStatus(readProcText(pid, 'status'));
 
+/**
+ * The last entry of an NSpid/NStgid/NSpgid/NSsid list: the id as the task's
+ * own (innermost) pid namespace sees it; `fallback` when the list is empty.
+ */
+export const innermost = (ids: number[], fallback: number): number => (ids.length ? ids[ids.length - 1] : fallback);
+
 /** The status of one thread of a process. */
 export const readTaskStatus = (pid: number, tid: number): Status => parseStatus(readProcText(pid, `task/${tid}/status`));

@@ -63,9 +63,7 @@ const sleepMs = (ms: number) => Atomics.wait(sleepCell, 0, 0, ms);
 
 /** The state letter of a pid, or undefined if there is no such process. */
 function pidState(pid: number): string | undefined {
-  try {
-    return /^State:\s+(\S)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '?';
-  } catch { return undefined; }
+  try { return readStatus(pid).state; } catch { return undefined; }
 }
 
 /**
