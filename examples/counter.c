@@ -1,6 +1,6 @@
 /* The demo's sample process: counts, keeps a 16 MiB buffer whose checksum it
  * re-verifies, and writes "count checksum-ok" to the file named by argv[1]
- * ten times a second. */
+ * ten times a second (written beside it and renamed into place). */
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,8 +28,14 @@ int main(int argc, char **argv) {
   for (unsigned long count = 1;; count++) {
     char line[96];
     int n = snprintf(line, sizeof line, "%lu %s\n", count, sum(buf, SIZE) == want ? "memory-ok" : "MEMORY-CORRUPT");
-    int fd = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd >= 0) { write(fd, line, n); close(fd); }
+    /* A new file renamed over the old one: a reader never sees it half written. */
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", argv[1]);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+      if (write(fd, line, n) == n) rename(tmp, argv[1]);
+      close(fd);
+    }
     struct timespec ts = { 0, 100 * 1000 * 1000 };
     nanosleep(&ts, NULL);
   }
