@@ -163,8 +163,8 @@ let rssTool; // { kind: 'gnu-time' | 'maxrss', bin }
 async function ckpt(args, work) {
   const rssFile = path.join(work, `rss.${process.hrtime.bigint()}`);
   const wrapped = rssTool.kind === 'gnu-time'
-    ? ['-f', '%M', '-o', rssFile, process.execPath, ckptBin, ...args]
-    : [rssFile, process.execPath, ckptBin, ...args];
+    ? ['-f', '%M', '-o', rssFile, ckptBin, ...args]
+    : [rssFile, ckptBin, ...args];
   const r = await run(rssTool.bin, wrapped);
   let rssKiB = NaN;
   try {
@@ -175,8 +175,9 @@ async function ckpt(args, work) {
   let json;
   const last = r.stdout.trim().split('\n').pop();
   try { json = last ? JSON.parse(last) : undefined; } catch { /* not JSON */ }
-  const vline = r.stderr.split('\n').find((l) => /^ckpt: (dump|restore) of pid/.test(l));
-  const errText = r.stderr.split('\n').filter((l) => l && !/^ckpt: (dump|restore) of pid/.test(l) && !/^Command exited/.test(l)).join(' | ');
+  const isV = (l) => /^ckpt: (dump|restore) of pid/.test(l) || /^ckpt: time since start/.test(l);
+  const vline = r.stderr.split('\n').filter(isV).join('\n    ') || undefined;
+  const errText = r.stderr.split('\n').filter((l) => l && !isV(l) && !/^Command exited/.test(l)).join(' | ');
   return { ok: r.code === 0, code: r.code, ms: r.ms, rssKiB, json, stderr: errText, vline };
 }
 
@@ -460,8 +461,8 @@ function formatSmall(small) {
     r.pass ? 'PASS' : `FAIL ${r.fails.length}/${small.runs}`])));
   out.push('startup: median wall of `ckpt --version` (node start-up and loading ckpt), part of every command.');
   for (const r of small.rows) {
-    out.push(`${r.fs}: ckpt -v of the median dump:    ${r.dumpV ?? '(none)'}`);
-    out.push(`${r.fs}: ckpt -v of the median restore: ${r.restoreV ?? '(none)'}`);
+    out.push(`${r.fs}: ckpt -v of the median dump:\n    ${r.dumpV ?? '(none)'}`);
+    out.push(`${r.fs}: ckpt -v of the median restore:\n    ${r.restoreV ?? '(none)'}`);
     if (r.fails.length) out.push('*** FAILURES ***', ...r.fails.map((f) => `  ${f}`));
   }
   return out.join('\n');

@@ -20,7 +20,7 @@ let pid = 0;
 
 function ckpt(...args) {
   console.log(`$ ckpt ${args.join(' ')}`);
-  const r = spawnSync(process.execPath, [ckptBin, ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const r = spawnSync(ckptBin, args, { stdio: ['ignore', 'inherit', 'inherit'] });
   if (r.status !== 0) throw new Error(`ckpt ${args[0]} failed (exit ${r.status})`);
 }
 

@@ -169,6 +169,8 @@ describe('verbosity and --log-file on real dumps and restores', () => {
   }
 
   const STEP = /^ckpt: (dump|restore): [a-z-]+ [0-9]+\.[0-9] ms$/;
+  /** -v's last line: where the command's time went before and around the engine. */
+  const TIME = /^ckpt: time since start [0-9.]+ ms: node [0-9.]+ ms, cli modules [0-9.]+ ms, engine modules [0-9.]+ ms, engine [0-9.]+ ms$/;
   const TIMESTAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z /;
 
   test('without -v a dump is silent; -v prints the breakdown; -vv also each step; --log-file gets it all, timestamped', SLOW, async () => {
@@ -193,12 +195,13 @@ describe('verbosity and --log-file on real dumps and restores', () => {
     assert.ok(text.some((t) => t.startsWith(`dump of pid ${a.pid}: `)), 'the log has the -v breakdown line');
     assert.match(text.at(-1)!, /^dump: done after [0-9.]+ ms, exit 0$/);
 
-    // -v: the breakdown line only.
+    // -v: the engine's breakdown line, then the command's.
     const v = ckpt(['dump', '-t', String(a.pid), '-D', join(dir, 'v'), '-R', '-v']);
     assertSuccess(v, 'dump -v');
     const vLines = v.stderr.trimEnd().split('\n');
-    assert.equal(vLines.length, 1, v.stderr);
-    assert.match(vLines[0], new RegExp(`^ckpt: dump of pid ${a.pid}: .*pages [0-9.]+ ms`));
+    assert.equal(vLines.length, 2, v.stderr);
+    assert.match(vLines[0], new RegExp(`^ckpt: dump of pid ${a.pid}: .*remote syscalls; .*pages [0-9.]+ ms`));
+    assert.match(vLines[1], TIME);
 
     // -vv: each step as it ends, then the breakdown; the same log file is appended to.
     const before = lines.length;
@@ -209,8 +212,9 @@ describe('verbosity and --log-file on real dumps and restores', () => {
     const stepLines = vvLines.filter((l) => STEP.test(l));
     assert.ok(stepLines.length >= 5, `step lines:\n${vv.stderr}`);
     for (const step of ['validate', 'freeze', 'pages', 'write']) assert.ok(stepLines.some((l) => l.startsWith(`ckpt: dump: ${step} `)), `-vv says ${step}`);
-    assert.equal(vvLines.length, stepLines.length + 1, `only step lines and the breakdown:\n${vv.stderr}`);
-    assert.match(vvLines.at(-1)!, /^ckpt: dump of pid /);
+    assert.equal(vvLines.length, stepLines.length + 2, `only step lines and the breakdowns:\n${vv.stderr}`);
+    assert.match(vvLines.at(-2)!, /^ckpt: dump of pid /);
+    assert.match(vvLines.at(-1)!, TIME);
     assert.doesNotMatch(vv.stderr, /\r/, 'no progress line when stderr is not a TTY');
 
     lines = readFileSync(log, 'utf8').trimEnd().split('\n');

@@ -33,6 +33,15 @@ describe('ckpt run', () => {
     assert.deepEqual(lines.slice(5).map(Number).sort(), [0, 1, 2]);
   });
 
+  test('NODE_EXTRA_CA_CERTS: ckpt\'s node never loads it (no TLS here), and CMD still gets it', () => {
+    // A file that does not exist: a node that tried to load it would warn on stderr.
+    const env = { ...process.env, NODE_EXTRA_CA_CERTS: '/nonexistent/ckpt-test-ca.pem' };
+    const r = ckpt(['run', '--', 'sh', '-c', 'echo "ca=$NODE_EXTRA_CA_CERTS saved=${CKPT_EXTRA_CA_CERTS-unset}"'], { env });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stderr, '');
+    assert.equal(r.stdout.trim().split('\n')[1], 'ca=/nonexistent/ckpt-test-ca.pem saved=unset');
+  });
+
   test('a name in the container stays there; arguments reach CMD as given', () => {
     const r = ckpt(['run', 'sh', '-c', 'hostname inner-box && hostname && echo "$1|$2"', 'sh', '-x', 'two words']);
     assert.equal(r.status, 0, r.stderr);

@@ -1,22 +1,25 @@
 /**
- * `dump` and `restore` from the command line run the engine in a worker thread
- * (src/api/engine.ts), so that this thread's event loop stays free to hear
- * SIGINT, SIGTERM and SIGHUP. Run synchronously here, the engine would never
- * let Node's signal handlers run, and a signal would kill ckpt as SIGKILL does.
- * (Blocking the signals in this thread and reading a signalfd at each step does
- * not work: Node's other threads do not block them, and a signal sent to the
- * process goes to any thread that does not block it.)
+ * `dump` and `restore` from the command line run the engine right here, on
+ * the main thread, synchronously: no worker to boot (~60 ms before any work
+ * on this machine) and no second copy of the engine's code to load.
  *
- * A signal sets a word in a SharedArrayBuffer; the engine looks at it at each
- * step and between page batches (src/fault.ts checkAbort) and fails there with
- * INTERRUPTED, and its failure path puts everything back. A signal after the
- * engine's last step changes nothing: the operation is complete.
+ * Run synchronously, the engine never lets Node's signal handlers run, so
+ * SIGINT, SIGTERM and SIGHUP get a handler of ours in native code for the
+ * time of the operation (src/sys/signal-flag.ts): it sets a word in a
+ * SharedArrayBuffer, the engine looks at it at each step and between page
+ * batches (src/fault.ts checkAbort) and fails there with INTERRUPTED, and its
+ * failure path puts everything back. A signal after the engine's last step
+ * changes nothing: the operation is complete. (The library runs the same
+ * engine in worker threads instead: src/api/engine.ts.)
  */
-import { startEngine } from '../api/engine.js';
 import type { EngineRequest } from '../api/wire.js';
 import type { EngineProgress } from '../dump/dump.js';
 import { CkptError, isCkptError } from '../errors.js';
-import { W } from '../sys/syscalls.js';
+import { watchAbort } from '../fault.js';
+import { flagSignals } from '../sys/signal-flag.js';
+import { wait4, W } from '../sys/syscalls.js';
+import { WNOHANG } from '../sys/constants.js';
+import { startup, formatStartup } from './startup.js';
 
 const SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
 
@@ -33,32 +36,51 @@ export interface CliRun<T> {
 
 type Request = Extract<EngineRequest, { op: 'dump' | 'restore' }>;
 
-/** Run one dump or restore in an engine worker; `abandoned` completes the message of an INTERRUPTED error. */
+/** Run one dump or restore; `abandoned` completes the message of an INTERRUPTED error. */
 export async function runEngine<T>(req: Omit<Request, 'log' | 'abort'>, listeners: EngineListeners, abandoned: string): Promise<CliRun<T>> {
+  const { log, onProgress } = listeners;
+  // Loaded only now: the other commands never pay for the engine's code.
+  const engine = req.op === 'dump' ? (await import('../dump/dump.js')).dumpSync : (await import('../restore/restore.js')).restoreSync;
+  startup.engineLoaded = performance.now();
   const abort = new SharedArrayBuffer(4);
-  const word = new Int32Array(abort);
-  const handlers = Object.entries(SIGNALS).map(([name, signo]) => {
-    const h = () => { if (Atomics.load(word, 0) === 0) Atomics.store(word, 0, signo); };
-    process.on(name as NodeJS.Signals, h);
-    return () => process.off(name as NodeJS.Signals, h);
-  });
-  const engineSteps = (p: { phase: string; done: number; total: number }) => {
-    if (p.phase !== 'start' && p.phase !== 'log' && p.phase !== 'end') listeners.onProgress?.(p);
-  };
+  const putBack = flagSignals(abort, Object.values(SIGNALS));
+  watchAbort(abort);
+  let value: T;
   try {
-    const run = startEngine<T>({ ...req, log: !!(listeners.log || listeners.onProgress), abort } as Request, {
-      log: listeners.log, onProgress: engineSteps, frames: '',
-    });
-    const value = await run.result;
-    // A detached restored process needs no one to wait for it: let the worker go.
-    if (req.op === 'restore' && (req.opts as { detach?: boolean }).detach) run.worker.terminate();
-    const exit = run.exit.then((status) => (W.ifSignaled(status) ? 128 + W.termSig(status) : W.exitStatus(status)));
-    exit.catch(() => {});
-    return { value, exit };
+    value = (engine as (o: object) => unknown)({ ...req.opts, log, onProgress }) as T;
   } catch (e) {
     if (isCkptError(e) && e.code === 'INTERRUPTED') throw new CkptError('INTERRUPTED', `${e.message}: ${abandoned}`, e.data);
     throw e;
   } finally {
-    handlers.forEach((off) => off());
+    watchAbort(undefined);
+    putBack();
   }
+  startup.engineDone = performance.now();
+  log?.(formatStartup(startup));
+  const detached = req.op === 'dump' || (req.opts as { detach?: boolean }).detach;
+  const exit = detached ? Promise.resolve(0) : exitOf((value as { pid: number }).pid);
+  exit.catch(() => {});
+  return { value, exit };
+}
+
+/** The restored process's exit status: it is this thread's child; polled, so that the event loop stays free. */
+function exitOf(pid: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let delay = 1;
+    const poll = () => {
+      try {
+        const r = wait4(pid, WNOHANG);
+        if (r.pid === pid && (W.ifExited(r.status) || W.ifSignaled(r.status))) {
+          resolve(W.ifSignaled(r.status) ? 128 + W.termSig(r.status) : W.exitStatus(r.status));
+          return;
+        }
+      } catch (e) {
+        reject(e);
+        return;
+      }
+      delay = Math.min(delay * 2, 100);
+      setTimeout(poll, delay);
+    };
+    poll();
+  });
 }

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /**
  * The ckpt command line: parse flags, call the library, print. Every failure
  * is one line on stderr and a non-zero exit; never a stack trace.
@@ -9,6 +8,9 @@ import { exitCodeOf } from './exit.js';
 import { completionCommand } from './completion.js';
 import { endReport } from './report.js';
 import { VERSION } from '../version.js';
+import { startup } from './startup.js';
+
+startup.cli = performance.now();
 
 // `ckpt completion bash` reads every command's help: it is added last, so it knows them all.
 COMMANDS.completion = completionCommand(COMMANDS);

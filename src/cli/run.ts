@@ -1,8 +1,6 @@
 /** `ckpt run`: its own flag parsing, since everything after the command belongs to the command. */
 import fs from 'node:fs';
 import { CkptError } from '../errors.js';
-import { startContainer } from '../container/run.js';
-import { waitForExit } from '../restore/restore.js';
 
 export const runCommand = {
   summary: 'start a command as PID 1 of a new container (pid, mount, uts, ipc namespaces)',
@@ -28,6 +26,9 @@ killed it). ckpt dump -t PID dumps the whole container.
     }
     const argv = args.slice(i);
     if (argv.length === 0) throw new CkptError('USAGE', 'run: no command given: ckpt run [-d] [--] CMD [ARGS...]');
+    // Loaded only for this command: the others never pay for it.
+    const { startContainer } = await import('../container/run.js');
+    const { waitForExit } = await import('../restore/restore.js');
     const pid = startContainer({ argv, onStart: (p) => fs.writeSync(1, `${p}\n`) });
     return detach ? 0 : waitForExit(pid);
   },

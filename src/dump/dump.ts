@@ -96,11 +96,28 @@ export function dumpSync(opts: DumpOptions): DumpResult {
   const codec = parseCodec(opts.compress ?? 'none');
   checkDumpablePid(root);
   const early = readEarly(root);
-  times.mark('validate');
-  const tree = freezeTree(root);
-  times.mark('freeze');
-  let partial: string | undefined;
+  // The image directory, its writers and the page copier are made before the
+  // freeze: none of it needs the tree stopped, and all of it would lengthen the stop.
+  let partial: string | undefined = createImageDir(opts.dir, { force: opts.force });
   let copier: PagePump | ChunkPump | undefined;
+  let tree: TreeProcess[];
+  let writer: ImageWriter;
+  let pagesWriter: PagesWriter;
+  // Resident and swapped memory decides how to copy (the exact page count comes later).
+  const residentBytes = [...early.values()].reduce((n, e) => n + (e.smaps ?? []).reduce((m, v) => m + ((v.fields.Rss ?? 0) + (v.fields.Swap ?? 0)) * 1024, 0), 0);
+  const onCopied = opts.onProgress && ((done: number) => opts.onProgress!({ phase: 'pages', done, total: residentBytes }));
+  try {
+    writer = ImageWriter.create(partial, { utsRelease: os.release(), tool: `ckpt ${VERSION}` });
+    pagesWriter = PagesWriter.create(partial);
+    copier = codec === Codec.NONE ? new PagePump(pagesWriter, residentBytes, onCopied) : new ChunkPump(pagesWriter, codec, residentBytes, onCopied);
+    times.mark('validate');
+    tree = freezeTree(root);
+  } catch (e) {
+    copier?.close();
+    abortImageDir(opts.dir);
+    throw e;
+  }
+  times.mark('freeze');
   // --leave-running: a copy-on-write snapshot of each process, by its pid.
   const snapshots = new Map<number, Snapshot>();
   let released = false;
@@ -145,9 +162,6 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     times.mark('collect');
     fault('dump:proc');
 
-    partial = createImageDir(opts.dir, { force: opts.force });
-    const writer = ImageWriter.create(partial, { utsRelease: os.release(), tool: `ckpt ${VERSION}` });
-    const pagesWriter = PagesWriter.create(partial);
     // Per process, per VMA: the runs to save and the runs shared copy-on-write with the parent.
     const runs = new Map<number, Run[][]>();
     const cows = new Map<number, (Run[] | undefined)[]>();
@@ -190,10 +204,6 @@ export function dumpSync(opts: DumpOptions): DumpResult {
       }
     };
     const planned = (c: Collected) => c.live!.plans;
-    // Resident and swapped memory decides how to copy (the exact page count comes later).
-    const residentBytes = live.reduce((n, c) => n + planned(c).reduce((m, p) => m + ((p.vma.fields.Rss ?? 0) + (p.vma.fields.Swap ?? 0)) * 1024, 0), 0);
-    const onCopied = opts.onProgress && ((done: number) => opts.onProgress!({ phase: 'pages', done, total: residentBytes }));
-    copier = codec === Codec.NONE ? new PagePump(pagesWriter, residentBytes, onCopied) : new ChunkPump(pagesWriter, codec, residentBytes, onCopied);
     const vmaRecs = new Map<number, Buffer[]>(live.map((c) => [c.pid, new Array(planned(c).length)]));
     let pages = 0;
     const copyVma = (c: Collected, i: number, from: Source) => {

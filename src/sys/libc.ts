@@ -2,17 +2,46 @@
  * The FFI boundary: the only module that loads koffi. Everything above sys/
  * calls typed wrappers and never sees a raw -1.
  */
-import koffi from 'koffi';
+import { createRequire } from 'node:module';
+import type Koffi from 'koffi';
 import { CkptError } from '../errors.js';
 import { errnoName } from './errno.js';
 import { syscallName } from './nr.js';
 
-const libc = koffi.load('libc.so.6');
-
 type Arg = number | bigint;
-const rawSyscall = libc.func(
-  'intptr_t syscall(intptr_t nr, intptr_t a, intptr_t b, intptr_t c, intptr_t d, intptr_t e, intptr_t f)',
-) as (nr: number, a: Arg, b: Arg, c: Arg, d: Arg, e: Arg, f: Arg) => number | bigint;
+type Fn = (...args: any[]) => any;
+
+/**
+ * koffi and libc's functions, loaded at the first call that needs them:
+ * a command that makes no syscall (ckpt --version, show, help) never pays
+ * for loading the addon (~15 ms).
+ */
+interface Native {
+  koffi: typeof Koffi;
+  syscall: (nr: number, a: Arg, b: Arg, c: Arg, d: Arg, e: Arg, f: Arg) => number | bigint;
+  posixSpawn: Fn; spawnattrInit: Fn; spawnattrSetflags: Fn; spawnattrSetsigdefault: Fn;
+  spawnattrSetsigmask: Fn; spawnattrDestroy: Fn; mmap: Fn; munmap: Fn;
+}
+let loaded: Native | undefined;
+
+function native(): Native {
+  if (loaded) return loaded;
+  const koffi = createRequire(import.meta.url)('koffi') as typeof Koffi;
+  const libc = koffi.load('libc.so.6');
+  loaded = {
+    koffi,
+    syscall: libc.func('intptr_t syscall(intptr_t nr, intptr_t a, intptr_t b, intptr_t c, intptr_t d, intptr_t e, intptr_t f)'),
+    posixSpawn: libc.func('int posix_spawn(_Out_ int *pid, const char *path, void *file_actions, void *attrp, const char **argv, const char **envp)'),
+    spawnattrInit: libc.func('int posix_spawnattr_init(void *attr)'),
+    spawnattrSetflags: libc.func('int posix_spawnattr_setflags(void *attr, short flags)'),
+    spawnattrSetsigdefault: libc.func('int posix_spawnattr_setsigdefault(void *attr, void *sigset)'),
+    spawnattrSetsigmask: libc.func('int posix_spawnattr_setsigmask(void *attr, void *sigset)'),
+    spawnattrDestroy: libc.func('int posix_spawnattr_destroy(void *attr)'),
+    mmap: libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, intptr_t offset)'),
+    munmap: libc.func('int munmap(void *addr, size_t length)'),
+  };
+  return loaded;
+}
 
 export interface SyscallContext {
   pid?: number;
@@ -31,9 +60,10 @@ export function sysError(errno: number, what: string, ctx: SyscallContext = {}):
 
 /** A raw syscall; returns the result or -errno (no throw). */
 export function trySyscall(nr: number, a: Arg = 0, b: Arg = 0, c: Arg = 0, d: Arg = 0, e: Arg = 0, f: Arg = 0): number {
-  const r = rawSyscall(nr, a, b, c, d, e, f);
+  const lib = native();
+  const r = lib.syscall(nr, a, b, c, d, e, f);
   const n = typeof r === 'bigint' ? Number(r) : r;
-  if (n === -1) return -koffi.errno();
+  if (n === -1) return -lib.koffi.errno();
   return n;
 }
 
@@ -53,6 +83,7 @@ export interface NativeMemory {
 
 const keepAlive: unknown[] = [];
 export function allocNative(size: number): NativeMemory {
+  const { koffi } = native();
   const ptr = koffi.alloc('uint8_t', size);
   keepAlive.push(ptr);
   const addr = koffi.address(ptr) as bigint;
@@ -63,19 +94,13 @@ export function allocNative(size: number): NativeMemory {
 
 /** Release native memory taken with allocNative (large page buffers). */
 export function freeNative(mem: NativeMemory): void {
+  const { koffi } = native();
   const i = keepAlive.findIndex((p) => koffi.address(p) === mem.addr);
   if (i >= 0) {
     koffi.free(keepAlive[i]);
     keepAlive.splice(i, 1);
   }
 }
-
-const posixSpawn = libc.func('int posix_spawn(_Out_ int *pid, const char *path, void *file_actions, void *attrp, const char **argv, const char **envp)');
-const spawnattrInit = libc.func('int posix_spawnattr_init(void *attr)');
-const spawnattrSetflags = libc.func('int posix_spawnattr_setflags(void *attr, short flags)');
-const spawnattrSetsigdefault = libc.func('int posix_spawnattr_setsigdefault(void *attr, void *sigset)');
-const spawnattrSetsigmask = libc.func('int posix_spawnattr_setsigmask(void *attr, void *sigset)');
-const spawnattrDestroy = libc.func('int posix_spawnattr_destroy(void *attr)');
 
 const POSIX_SPAWN_SETSIGDEF = 0x04;
 const POSIX_SPAWN_SETSIGMASK = 0x08;
@@ -85,6 +110,7 @@ const POSIX_SPAWN_SETSIGMASK = 0x08;
  * signal mask (node ignores SIGPIPE and others; the child must not inherit that).
  */
 export function spawnClean(path: string, argv: string[], envp: string[]): number {
+  const { posixSpawn, spawnattrInit, spawnattrSetflags, spawnattrSetsigdefault, spawnattrSetsigmask, spawnattrDestroy } = native();
   const attr = Buffer.alloc(512);
   const allSignals = Buffer.alloc(128, 0xff);
   const noSignals = Buffer.alloc(128, 0);
@@ -105,16 +131,31 @@ export function spawnClean(path: string, argv: string[], envp: string[]): number
 /** A slice of a SharedArrayBuffer as native memory (its backing store never moves). */
 export function sharedNative(sab: SharedArrayBuffer, offset: number, size: number): NativeMemory {
   const view = new Uint8Array(sab, offset, size);
-  const addr = koffi.address(view) as bigint;
+  const addr = native().koffi.address(view) as bigint;
   return { addr, buf: Buffer.from(sab, offset, size), size };
 }
 
-const mmapFn = libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, intptr_t offset)');
-const munmapFn = libc.func('int munmap(void *addr, size_t length)');
+/**
+ * Machine code of ours in this process, mapped read and execute (the CLI's
+ * signal handler, sys/signal-flag.ts); unmap() once nothing can jump to it.
+ */
+export function mapCode(code: Buffer): { addr: bigint; unmap(): void } {
+  const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20, size = 4096;
+  if (code.length > size) throw new CkptError('INTERNAL', `mapCode: ${code.length} bytes of code`);
+  const { koffi, mmap: mmapFn, munmap: munmapFn } = native();
+  const ptr = mmapFn(null, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  const addr = koffi.address(ptr) as bigint;
+  if (addr === 0xffffffffffffffffn) throw sysError(koffi.errno(), 'mmap', { resource: 'code page' });
+  new Uint8Array(koffi.view(ptr, size) as ArrayBuffer).set(code);
+  const r = trySyscall(10 /* mprotect */, addr, size, PROT_READ | PROT_EXEC);
+  if (r < 0) { munmapFn(ptr, size); throw sysError(-r, 'mprotect', { resource: 'code page' }); }
+  return { addr, unmap: () => { munmapFn(ptr, size); } };
+}
 
 /** A read-only view of part of a file, mapped (no copy); unmap() when done. */
 export function mapFileRange(fd: number, offset: number, length: number): { buf: Buffer; unmap(): void } {
   const PROT_READ = 1, MAP_SHARED = 1;
+  const { koffi, mmap: mmapFn, munmap: munmapFn } = native();
   const ptr = mmapFn(null, length, PROT_READ, MAP_SHARED, fd, offset);
   if (koffi.address(ptr) === 0xffffffffffffffffn) throw sysError(koffi.errno(), 'mmap', { resource: `fd ${fd}` });
   const buf = Buffer.from(koffi.view(ptr, length) as ArrayBuffer);

@@ -1,4 +1,4 @@
-/** Running the ckpt CLI (node dist/bin/ckpt.js, the bin) as its own process, the way a user does. */
+/** Running the ckpt CLI (dist/bin/ckpt.js, the executable) as its own process, the way a user does. */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -16,8 +16,8 @@ export interface CkptResult {
 const TIMEOUT_MS = 120_000;
 
 /** Runs `ckpt ARGS...` to completion. */
-export function ckpt(args: string[], opts: { timeoutMs?: number } = {}): CkptResult {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: opts.timeoutMs ?? TIMEOUT_MS });
+export function ckpt(args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): CkptResult {
+  const r = spawnSync(CLI, args, { encoding: 'utf8', timeout: opts.timeoutMs ?? TIMEOUT_MS, env: opts.env });
   return { status: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? String(r.error ?? '') };
 }
 
@@ -29,7 +29,7 @@ export interface BackgroundCkpt {
 
 /** Starts `ckpt ARGS...` without waiting (e.g. `restore` without -d, which stays the restored process's parent). */
 export function ckptBackground(args: string[]): BackgroundCkpt {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(CLI, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   if (child.pid === undefined) throw new Error('cannot start ckpt');
   trackExact(child.pid);
   let stdout = '';
