@@ -211,7 +211,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
       const mine = runs.get(c.pid)![i];
       const cow = cows.get(c.pid)?.[i];
       const nr = mine.reduce((n, [, k]) => n + k, 0);
-      const { offset, crc } = nr ? copier!.copy(from.pid, from.mem, mine, plan.vma.prot) : { offset: 0, crc: 0 };
+      const { offset, crc } = nr ? copier!.copy(from.pid, from.mem, mine, plan.vma.prot, snapshots.has(c.pid)) : { offset: 0, crc: 0 };
       pages += nr;
       const kids = [encode(VMA_PATH, {}, plan.vma.path)];
       if (nr) kids.push(encode(PAGE_RUNS, {}, encodeRuns(mine)));

@@ -77,8 +77,14 @@ export class PagePump {
     }
   }
 
-  /** Copy the runs of one VMA; returns its offset in pages.img and the CRC of its data. */
-  copy(pid: number, mem: TraceeMemory, runs: Run[], prot: number): { offset: number; crc: number } {
+  /**
+   * Copy the runs of one VMA; returns its offset in pages.img and the CRC of
+   * its data. From a `snapshot` (dump -R) pages are read through
+   * /proc/PID/mem: they are shared copy-on-write with the running process,
+   * and process_vm_readv pins each one, which makes the kernel unshare it
+   * first (a copy of every page: 650 MiB/s against 870-1080 for pread here).
+   */
+  copy(pid: number, mem: TraceeMemory, runs: Run[], prot: number, snapshot = false): { offset: number; crc: number } {
     const offset = this.writer.offset;
     let crc = 0;
     let batch: [number, number][] = [];
@@ -88,7 +94,7 @@ export class PagePump {
       checkAbort();
       const slot = this.takeSlot();
       const buf = this.slots[slot];
-      const got = (prot & PROT.READ) ? processVmIo(false, pid, buf, 0, batch) : 0;
+      const got = (prot & PROT.READ) && !snapshot ? processVmIo(false, pid, buf, 0, batch) : 0;
       if (got !== filled) readForced(mem, buf, batch, got);
       crc = zlib.crc32(buf.buf.subarray(0, filled), crc);
       this.emit(slot, filled);
