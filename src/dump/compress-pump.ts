@@ -18,6 +18,7 @@ import { CkptError } from '../errors.js';
 import { PAGES_HDR_SIZE, type PagesWriter } from '../image/index.js';
 import { allocNative, freeNative, sharedNative, type NativeMemory } from '../sys/libc.js';
 import { processVmIo } from '../sys/syscalls.js';
+import type { Copied } from './page-pump.js';
 import { PAGE_SIZE, PROT } from '../sys/constants.js';
 import type { TraceeMemory } from '../ptrace/memory.js';
 import type { Run } from '../kinds/pages.js';
@@ -49,7 +50,8 @@ export class ChunkPump {
   constructor(private writer: PagesWriter, private codec: Codec, totalBytes: number, private onCopied?: (bytes: number) => void) {
     if (totalBytes >= COMPRESS_WORKER_MIN_BYTES) {
       const data = new SharedArrayBuffer(SLOTS * MAX_CHUNK_RAW);
-      const ctl = new SharedArrayBuffer(4 * (2 * SLOTS + 1));
+      // The writer's protocol (page-writer-worker.ts): two words per slot, its status, slots done.
+      const ctl = new SharedArrayBuffer(4 * (2 * SLOTS + 2));
       const results = new SharedArrayBuffer(8 * 2 * SLOTS);
       const error = new SharedArrayBuffer(1024);
       this.slots = Array.from({ length: SLOTS }, (_, i) => sharedNative(data, i * MAX_CHUNK_RAW, MAX_CHUNK_RAW));
@@ -71,7 +73,7 @@ export class ChunkPump {
   }
 
   /** Copy the runs of one VMA; returns its offset in the page stream and the CRC of its data (a `snapshot`: as PagePump.copy). */
-  copy(pid: number, mem: TraceeMemory, runs: Run[], prot: number, snapshot = false): { offset: number; crc: number } {
+  copy(pid: number, mem: TraceeMemory, runs: Run[], prot: number, snapshot = false): Copied {
     const offset = this.rawStart + this.fill;
     let crc = 0;
     let batch: [number, number][] = [];
@@ -105,7 +107,7 @@ export class ChunkPump {
       }
     }
     read();
-    return { offset, crc };
+    return { offset, crc: () => crc };
   }
 
   /** Hand over the last chunk, wait until every chunk is written; the chunk table. */

@@ -204,19 +204,20 @@ export function dumpSync(opts: DumpOptions): DumpResult {
       }
     };
     const planned = (c: Collected) => c.live!.plans;
-    const vmaRecs = new Map<number, Buffer[]>(live.map((c) => [c.pid, new Array(planned(c).length)]));
+    // Each VMA's record, made once the pump has finished: a large dump's CRCs come from its writer worker.
+    const vmaRecs = new Map<number, (() => Buffer)[]>(live.map((c) => [c.pid, new Array(planned(c).length)]));
     let pages = 0;
     const copyVma = (c: Collected, i: number, from: Source) => {
       const plan = planned(c)[i];
       const mine = runs.get(c.pid)![i];
       const cow = cows.get(c.pid)?.[i];
       const nr = mine.reduce((n, [, k]) => n + k, 0);
-      const { offset, crc } = nr ? copier!.copy(from.pid, from.mem, mine, plan.vma.prot, snapshots.has(c.pid)) : { offset: 0, crc: 0 };
+      const { offset, crc } = nr ? copier!.copy(from.pid, from.mem, mine, plan.vma.prot, snapshots.has(c.pid)) : { offset: 0, crc: () => 0 };
       pages += nr;
       const kids = [encode(VMA_PATH, {}, plan.vma.path)];
       if (nr) kids.push(encode(PAGE_RUNS, {}, encodeRuns(mine)));
       if (cow) kids.push(encode(COW_RUNS, {}, encodeRuns(cow)));
-      vmaRecs.get(c.pid)![i] = encode(VMA, vmaFields(plan, nr ? offset : 0, nr, crc), kids);
+      vmaRecs.get(c.pid)![i] = () => encode(VMA, vmaFields(plan, nr ? offset : 0, nr, crc()), kids);
       if (nr) fault('dump:pages');
     };
     const all = (c: Collected) => planned(c).map((_, i) => i);
@@ -257,7 +258,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     for (const snap of snapshots.values()) snap.discard();
     snapshots.clear();
     times.mark('pages');
-    for (const c of procs) writer.add(processRecord(c, vmaRecs.get(c.pid) ?? [], pipes.get(c.pid) ?? [], sockets.ofPid(c.pid).map(encodeSocket)));
+    for (const c of procs) writer.add(processRecord(c, (vmaRecs.get(c.pid) ?? []).map((vma) => vma()), pipes.get(c.pid) ?? [], sockets.ofPid(c.pid).map(encodeSocket)));
     if (container) writer.add(encodeContainer(container));
     if (chunks) writer.add(encode(PAGE_CHUNKS, { codec, count: chunks.length }, encodeChunks(chunks)));
     fault('dump:write');

@@ -4,23 +4,32 @@
  * Protocol (Int32Array `ctl` over a SharedArrayBuffer):
  *   ctl[2i] = slot i state: 0 free, 1 full, 2 stop;  ctl[2i+1] = bytes in slot i
  *   ctl[STATUS] = 0 running, 1 failed (the message, utf-8, in `error`)
+ *   ctl[DONE] = slots written so far
  * offsets: Float64Array, file offset of slot i.
+ * With `crc` (no codec), the worker also computes the CRC of each copy (a
+ * VMA's pages, one or more slots): slotCopy[2i] = the copy slot i belongs to,
+ * slotCopy[2i+1] = 1 if it is that copy's first slot; the running CRC goes
+ * to crcs[copy % ring] after each slot (final once the copy's last slot is
+ * written: page-pump.ts collects it).
  * With `codec` (dump --compress), the worker compresses each slot into one
  * chunk and appends it at its own file position (from `start`, padded to
  * 4096 bytes), then puts [file offset, packed length] in results[2i, 2i+1].
  */
 import fs from 'node:fs';
+import zlib from 'node:zlib';
 import { workerData } from 'node:worker_threads';
 import { compressor } from '../kinds/page-chunks.js';
 
 interface Data {
   fd: number; slots: number; slotSize: number; data: SharedArrayBuffer; ctl: SharedArrayBuffer; offsets: SharedArrayBuffer; error: SharedArrayBuffer;
   codec?: number; results?: SharedArrayBuffer; start?: number;
+  crc?: { slotCopy: SharedArrayBuffer; crcs: SharedArrayBuffer; ring: number };
 }
 const d = workerData as Data;
 const ctl = new Int32Array(d.ctl);
 const offsets = new Float64Array(d.offsets);
 const STATUS = 2 * d.slots;
+const DONE = STATUS + 1;
 
 function writeAt(buf: Uint8Array, len: number, at: number): void {
   let done = 0;
@@ -33,6 +42,9 @@ try {
   const results = d.results ? new Float64Array(d.results) : undefined;
   const zeros = new Uint8Array(4096);
   let pos = d.start ?? 0;
+  const slotCopy = d.crc && new Int32Array(d.crc.slotCopy);
+  const crcs = d.crc && new Int32Array(d.crc.crcs);
+  let crc = 0;
   for (;;) {
     Atomics.wait(ctl, 2 * slot, 0);
     const state = Atomics.load(ctl, 2 * slot);
@@ -48,8 +60,13 @@ try {
       results[2 * slot + 1] = packed.length;
       pos += packed.length + pad;
     } else {
+      if (slotCopy && crcs) {
+        crc = zlib.crc32(view, slotCopy[2 * slot + 1] ? 0 : crc);
+        crcs[slotCopy[2 * slot] % d.crc!.ring] = crc | 0;
+      }
       writeAt(view, len, offsets[slot]);
     }
+    Atomics.add(ctl, DONE, 1);
     Atomics.store(ctl, 2 * slot, 0);
     Atomics.notify(ctl, 2 * slot);
     slot = (slot + 1) % d.slots;
