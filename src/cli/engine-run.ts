@@ -13,7 +13,7 @@
  * engine's last step changes nothing: the operation is complete.
  */
 import { startEngine } from '../api/engine.js';
-import type { EngineRequest } from '../api/wire.js';
+import type { EngineOp } from '../api/wire.js';
 import type { EngineProgress } from '../dump/dump.js';
 import { CkptError, isCkptError } from '../errors.js';
 import { W } from '../sys/syscalls.js';
@@ -31,7 +31,7 @@ export interface CliRun<T> {
   exit: Promise<number>;
 }
 
-type Request = Extract<EngineRequest, { op: 'dump' | 'restore' }>;
+type Request = Extract<EngineOp, { op: 'dump' | 'restore' }>;
 
 /** Run one dump or restore in an engine worker; `abandoned` completes the message of an INTERRUPTED error. */
 export async function runEngine<T>(req: Omit<Request, 'log' | 'abort'>, listeners: EngineListeners, abandoned: string): Promise<CliRun<T>> {
