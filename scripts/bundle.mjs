@@ -7,8 +7,7 @@ import { build } from 'esbuild';
 await build({
   entryPoints: {
     ckpt: 'dist/src/cli/main.js',
-    'page-writer-worker': 'dist/src/dump/page-writer-worker.js',
-    'verify-pages-worker': 'dist/src/restore/verify-pages-worker.js',
+    'helper-worker': 'dist/src/helper-worker.js',
     'engine-worker': 'dist/src/api/engine-worker.js',
   },
   bundle: true,

@@ -14,8 +14,6 @@
  * exits, and the worker stays free for the next operation meanwhile (the
  * polls wait while one runs). engine.ts never ends a worker that still owes.
  */
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
 import { dumpSync } from '../dump/dump.js';
 import { restoreSync } from '../restore/restore.js';
@@ -25,6 +23,7 @@ import { wait4, W } from '../sys/syscalls.js';
 import { WNOHANG } from '../sys/constants.js';
 import { E } from '../sys/errno.js';
 import { watchAbort } from '../fault.js';
+import { fullGc } from '../full-gc.js';
 import { unlessTraced, whileTracing } from './traced.js';
 import { toWire, type EngineRequest, type WorkerMessage } from './wire.js';
 import { sysError } from '../sys/libc.js';
@@ -120,16 +119,6 @@ function run(req: EngineRequest): void {
   }
 }
 
-/**
- * A full collection, which an idle worker would otherwise never make: after a
- * large dump its heap still holds the page slots (32 MiB of SharedArrayBuffer)
- * as garbage while the worker waits in the pool (engine.ts).
- */
-const collect: () => void = (() => {
-  v8.setFlagsFromString('--expose-gc');
-  return vm.runInNewContext('gc') as () => void;
-})();
-
 function handle(req: EngineRequest): void {
   if (req.op === 'dump' || req.op === 'restore') tracedTable = req.traced;
   // Reap what exited while this worker waited in the pool: a zombie holds its pid, which this restore may need.
@@ -139,7 +128,8 @@ function handle(req: EngineRequest): void {
   } catch (e) {
     post({ t: 'error', error: toWire(e) });
   }
-  collect();
+  // Its heap would keep the operation's garbage while the worker waits in the pool (engine.ts).
+  fullGc();
   schedulePoll();
 }
 

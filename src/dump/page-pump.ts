@@ -4,12 +4,14 @@
  * Small dumps: one native buffer, process_vm_readv then write, inline.
  * Large dumps use both cores: this (tracer) thread reads pages with
  * process_vm_readv into slots of a shared buffer and computes their CRC,
- * while a worker thread writes filled slots to pages.img at their offsets.
+ * while a helper thread (src/helper-thread.ts) writes filled slots to
+ * pages.img at their offsets.
  * JavaScript never touches pages one by one; each slot is 8 MiB.
  */
 import zlib from 'node:zlib';
-import { Worker } from 'node:worker_threads';
 import { checkAbort } from '../fault.js';
+import { startHelperJob } from '../helper-thread.js';
+import { waitWritten } from './page-writer.js';
 import { CkptError } from '../errors.js';
 import type { PagesWriter } from '../image/index.js';
 import { allocNative, freeNative, sharedNative, type NativeMemory } from '../sys/libc.js';
@@ -25,7 +27,6 @@ export const PIPELINE_MIN_BYTES = 48 * 1024 * 1024;
 
 export class PagePump {
   private slots: NativeMemory[];
-  private worker?: Worker;
   private ctl?: Int32Array;
   private offsets?: Float64Array;
   private error?: Buffer;
@@ -45,10 +46,7 @@ export class PagePump {
       this.ctl = new Int32Array(ctl);
       this.offsets = new Float64Array(offsets);
       this.error = Buffer.from(error);
-      this.worker = new Worker(new URL('./page-writer-worker.js', import.meta.url), {
-        workerData: { fd: writer.fd, slots: SLOTS, slotSize: SLOT_SIZE, data, ctl, offsets, error },
-      });
-      this.worker.unref();
+      startHelperJob({ kind: 'write-pages', data: { fd: writer.fd, slots: SLOTS, slotSize: SLOT_SIZE, data, ctl, offsets, error } });
     } else {
       // Fresh memory costs its page faults: no bigger than the dump needs.
       this.own = allocNative(Math.max(4096, Math.min(SLOT_SIZE, totalBytes)));
@@ -95,17 +93,17 @@ export class PagePump {
   /** Wait until every slot is written; throws what the writer hit (ENOSPC, EIO...). */
   finish(): void {
     if (!this.ctl) return;
-    for (let i = 0; i < SLOTS; i++) Atomics.wait(this.ctl, 2 * i, 1);
+    for (let i = 0; i < SLOTS; i++) waitWritten(this.ctl, SLOTS, i);
     this.checkWriter();
   }
 
+  /** Stop the writer: after a failure too, it writes nothing more once this returns. */
   close(): void {
     if (this.ctl) {
+      for (let i = 0; i < SLOTS; i++) waitWritten(this.ctl, SLOTS, i);
       const slot = this.next;
-      Atomics.wait(this.ctl, 2 * slot, 1);
       Atomics.store(this.ctl, 2 * slot, 2);
       Atomics.notify(this.ctl, 2 * slot);
-      void this.worker?.terminate();
     }
     if (this.own) freeNative(this.own);
   }
@@ -113,7 +111,7 @@ export class PagePump {
   private takeSlot(): number {
     if (!this.ctl) return 0;
     const slot = this.next;
-    Atomics.wait(this.ctl, 2 * slot, 1);
+    waitWritten(this.ctl, SLOTS, slot);
     this.checkWriter();
     return slot;
   }
