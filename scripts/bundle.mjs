@@ -3,10 +3,9 @@
 // compile instead of ~80 cuts ckpt's start-up by ~100 ms. koffi stays
 // external (a native addon). The library (dist/src) is left unbundled.
 //
-// The CLI is split: dist/bin/ckpt.js holds only what starts the engine worker
-// (src/cli/bin.ts); the rest of the command line is a chunk it imports after,
-// so that the worker boots while that chunk loads. The workers are bundled
-// whole, each one file.
+// The CLI is split: dist/bin/ckpt.js (src/cli/bin.ts) imports the command
+// line, and the engine's code and `ckpt run`'s are chunks that only the
+// commands using them import. The workers are bundled whole, each one file.
 import { build } from 'esbuild';
 import fs from 'node:fs';
 
@@ -41,8 +40,7 @@ await build({
 await build({
   ...common,
   entryPoints: {
-    'page-writer-worker': 'dist/src/dump/page-writer-worker.js',
-    'verify-pages-worker': 'dist/src/restore/verify-pages-worker.js',
+    'helper-worker': 'dist/src/helper-worker.js',
     'engine-worker': 'dist/src/api/engine-worker.js',
   },
 });

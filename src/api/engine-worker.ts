@@ -1,18 +1,19 @@
 /**
- * The engine worker: one per library operation (src/api/engine.ts starts it).
+ * The engine worker: runs the library's operations (src/api/engine.ts starts
+ * it, and reuses it from a pool for later operations).
  *
  * ptrace is per thread: the thread that seizes a task must make every later
  * ptrace() and wait4() on it. So a dump or restore runs start to finish here,
- * synchronously, and this thread is the tracer for all of it. After a restore
- * the worker stays: the restored process is a child of this thread (the seed
- * was spawned here and cloned it with CLONE_PARENT), its parent-death signal
- * (re-armed without `detach`) fires when this thread ends, and someone must
- * reap it. So the worker polls wait4(pid, WNOHANG) until it exits, reports
- * the status, and ends. Polling, not a blocking wait4: a blocked thread could
- * not be terminated, and Node joins its workers when the process exits.
+ * synchronously, and this thread is the tracer for all of it. A restored
+ * process is a child of this thread (the seed was spawned here and cloned it
+ * with CLONE_PARENT), its parent-death signal (re-armed without `detach`)
+ * fires when this thread ends, and someone must reap it. So the worker owes
+ * its restored processes a reap: it polls wait4(pid, WNOHANG) for each until
+ * it exits and reports the status. Polling, not a blocking wait4: a blocked
+ * thread could not be terminated, Node joins its workers when the process
+ * exits, and the worker stays free for the next operation meanwhile (the
+ * polls wait while one runs). engine.ts never ends a worker that still owes.
  */
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
 import { dumpSync } from '../dump/dump.js';
 import { restoreSync } from '../restore/restore.js';
@@ -20,37 +21,74 @@ import { showImage } from '../show.js';
 import { checkKernel } from '../check.js';
 import { wait4, W } from '../sys/syscalls.js';
 import { WNOHANG } from '../sys/constants.js';
+import { E } from '../sys/errno.js';
 import { watchAbort } from '../fault.js';
+import { fullGc } from '../full-gc.js';
 import { unlessTraced, whileTracing } from './traced.js';
 import { toWire, type EngineRequest, type WorkerMessage } from './wire.js';
+import { sysError } from '../sys/libc.js';
 
 const WNOTHREAD = 0x20000000;
 const port = parentPort;
 if (!port) throw new Error('engine-worker.js runs only as a worker thread');
 const post = (m: WorkerMessage) => port.postMessage(m);
 
-/** Reaps the restored process, polling (1 ms, doubling up to 100 ms) so the thread stays responsive. */
-function reapLater(pid: number, traced: SharedArrayBuffer | undefined): void {
-  let delay = 1;
-  const poll = () => {
+/** The restored processes this thread still has to reap: pid -> the id of the restore. */
+const owed = new Map<number, number>();
+/** The table of pids being dumped by this process's engine workers (traced.ts): the same for every request. */
+let tracedTable: SharedArrayBuffer | undefined;
+let pollTimer: ReturnType<typeof setTimeout> | undefined;
+let pollDelay = 1;
+
+/**
+ * One poll of every owed pid. __WNOTHREAD: only this thread's own children,
+ * not those of other threads. Not while a dump worker of this process traces
+ * the pid (traced.ts).
+ */
+function reapOwed(): void {
+  for (const [pid, id] of owed) {
     let r;
     try {
-      // __WNOTHREAD: only this thread's own children, not those of other threads.
-      // Not while a dump worker of this process traces the pid (traced.ts).
-      r = unlessTraced(traced, pid, () => wait4(pid, WNOHANG | WNOTHREAD));
+      r = unlessTraced(tracedTable, pid, () => wait4(pid, WNOHANG | WNOTHREAD));
     } catch (e) {
-      // ECHILD: someone else reaped it (e.g. a child_process handle of the caller's with the same pid).
-      post({ t: 'exit-error', error: toWire(e) });
-      return;
+      // ECHILD: someone else reaped it (a dump of this process killed it, or a child_process handle with the same pid).
+      owed.delete(pid);
+      post({ t: 'exit-error', id, error: toWire(e) });
+      continue;
     }
     if (r && r.pid === pid && (W.ifExited(r.status) || W.ifSignaled(r.status))) {
-      post({ t: 'exit', status: r.status });
-      return;
+      owed.delete(pid);
+      post({ t: 'exit', id, status: r.status });
     }
-    delay = Math.min(delay * 2, 100);
-    setTimeout(poll, delay);
-  };
-  poll();
+  }
+}
+
+/** Polls the owed pids from 1 ms, doubling up to 100 ms, so the thread stays responsive. */
+function schedulePoll(): void {
+  if (pollTimer) clearTimeout(pollTimer);
+  pollTimer = undefined;
+  if (owed.size === 0) return;
+  pollTimer = setTimeout(() => {
+    pollTimer = undefined;
+    reapOwed();
+    pollDelay = Math.min(pollDelay * 2, 100);
+    schedulePoll();
+  }, pollDelay);
+}
+
+/** Owe a reap to the process a restore (request `id`) just made. */
+function owe(pid: number, id: number): void {
+  // The pid was free for the restore, so an older process of ours with it was reaped elsewhere
+  // (a poll now would find the new one).
+  const stale = owed.get(pid);
+  if (stale !== undefined) {
+    owed.delete(pid);
+    post({ t: 'exit-error', id: stale, error: toWire(sysError(E.ECHILD, 'wait4', { pid })) });
+  }
+  owed.set(pid, id);
+  pollDelay = 1;
+  reapOwed();
+  schedulePoll();
 }
 
 function run(req: EngineRequest): void {
@@ -69,7 +107,7 @@ function run(req: EngineRequest): void {
       const onProgress = req.log ? (p: { phase: string; done: number; total: number }) => post({ t: 'progress', ...p }) : undefined;
       const r = restoreSync({ ...req.opts, log, onProgress });
       post({ t: 'result', value: r });
-      reapLater(r.pid, req.traced);
+      owe(r.pid, req.id);
       return;
     }
     case 'show':
@@ -81,27 +119,22 @@ function run(req: EngineRequest): void {
   }
 }
 
-/**
- * A full collection, which an idle worker would otherwise never make: after a
- * large dump its heap still holds the page slots (32 MiB of SharedArrayBuffer)
- * as garbage while the worker waits in the pool (engine.ts).
- */
-const collect: () => void = (() => {
-  v8.setFlagsFromString('--expose-gc');
-  return vm.runInNewContext('gc') as () => void;
-})();
-
-/** A full collection costs ~15 ms: only worth it when an operation left big buffers behind. */
+/** A full collection costs ~15 ms, and the next call waits for it: only worth it when an operation left big buffers behind. */
 const COLLECT_ABOVE = 16 * 1024 * 1024;
 
 function handle(req: EngineRequest): void {
+  if (req.op === 'dump' || req.op === 'restore') tracedTable = req.traced;
+  // Reap what exited while this worker waited in the pool: a zombie holds its pid, which this restore may need.
+  reapOwed();
   try {
     run(req);
   } catch (e) {
     post({ t: 'error', error: toWire(e) });
   }
+  // Its heap would keep a large operation's garbage (a dump's page slots) while the worker waits in the pool (engine.ts).
   const { arrayBuffers, heapUsed } = process.memoryUsage();
-  if (arrayBuffers > COLLECT_ABOVE || heapUsed > 4 * COLLECT_ABOVE) collect();
+  if (arrayBuffers > COLLECT_ABOVE || heapUsed > 4 * COLLECT_ABOVE) fullGc();
+  schedulePoll();
 }
 
 // The first request comes as workerData; a reused worker gets the next ones as messages (engine.ts).

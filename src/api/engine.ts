@@ -7,7 +7,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { CkptError } from '../errors.js';
-import type { EngineRequest, WireError, WorkerMessage } from './wire.js';
+import type { EngineOp, EngineRequest, WireError, WorkerMessage } from './wire.js';
 import type { ProgressListener } from './types.js';
 import { newTracedTable } from './traced.js';
 
@@ -44,10 +44,12 @@ export interface EngineHooks {
   frames: string;
 }
 
-/** The operation's hold on its worker: a no-op once the worker went back to the pool. */
+/** The operation's hold on its worker. */
 export interface EngineWorker {
+  /** restore: keep the caller's process alive until the restored process is reaped. */
   ref(): void;
   unref(): void;
+  /** End the worker now (the CLI after a detached restore). */
   terminate(): void;
 }
 
@@ -61,62 +63,144 @@ export interface EngineRun<T> {
 
 const WORKER_URL = new URL('./engine-worker.js', import.meta.url);
 
+/** What a worker reports about the operation it runs now. */
+interface Running {
+  onMessage(m: WorkerMessage): void;
+  /** The worker failed (its error's first line) or exited (its exit code). */
+  onEnd(end: WorkerEnd): void;
+}
+
+type WorkerEnd = { failure: string } | { code: number };
+
+/** A restore whose process the worker still has to reap. */
+interface Owed {
+  settle(m: Extract<WorkerMessage, { t: 'exit' | 'exit-error' }>): void;
+  onEnd(end: WorkerEnd): void;
+  /** The caller waits for the exit: the worker keeps the process alive. */
+  held: boolean;
+}
+
+interface Slot {
+  worker: Worker;
+  running?: Running;
+  /** By the restore's request id. */
+  owed: Map<number, Owed>;
+  /** How many of `owed` are held. */
+  held: number;
+  ended: boolean;
+}
+
 /**
- * Engine workers whose operation is over, kept for the next call. A new
- * worker per call loads koffi again, and each load keeps ~40 KiB of native
- * memory that a worker's exit does not give back (measured on Node 20 and
- * koffi 2: 800 workers that only load libc grew RSS by 32 MiB, empty ones by
- * 2 MiB); it also costs the worker's start-up. An idle worker is unref'd: it
- * never keeps the process alive. A worker is reused only once its operation is
- * entirely over (a restore: once the restored process has exited and been
- * reaped), so each operation still has a thread of its own for all its ptrace
- * calls.
+ * Engine workers between operations, kept for the next call. A new worker per
+ * call loads koffi again, and each load keeps ~40 KiB of native memory that a
+ * worker's exit does not give back (measured on Node 20 and koffi 2: 800
+ * workers that only load libc grew RSS by 32 MiB, empty ones by 2 MiB); it
+ * also costs the worker's start-up, and each warm worker holds an isolate.
+ * Each operation still has the thread to itself for all its ptrace calls: a
+ * worker runs one operation at a time.
+ *
+ * A restore leaves the worker owing a reap to the restored process (its
+ * child; engine-worker.ts): the worker comes back here as soon as the restore
+ * answers, polls for that exit between later operations, and is never ended
+ * while it owes one (without `detach`, the process's parent-death signal is
+ * tied to its thread). So a live restored process holds no worker of its own,
+ * and the next operation may run on the worker that restored it. At most
+ * MAX_IDLE workers that owe nothing are kept. A worker is ref'd while it runs an operation or a
+ * caller waits for an exit it owes, and unref'd otherwise: it never keeps the
+ * process alive by itself.
  */
-const idle: Worker[] = [];
+const idle: Slot[] = [];
 /** The pids engine workers of this process are dumping (traced.ts). */
 const traced = newTracedTable();
 const MAX_IDLE = 2;
+let lastId = 0;
 
-function takeWorker(request: EngineRequest): Worker {
-  const req = request.op === 'dump' || request.op === 'restore' ? { ...request, traced } : request;
-  for (;;) {
-    const w = idle.pop();
-    if (!w) return new Worker(WORKER_URL, { workerData: req });
-    w.ref();
-    try {
-      w.postMessage(req);
-      return w;
-    } catch {
-      void w.terminate();
-      // a request that cannot be cloned throws again below, with a new worker
-      return new Worker(WORKER_URL, { workerData: req });
+function updateRef(slot: Slot): void {
+  if (slot.ended) return;
+  if (slot.running || slot.held > 0) slot.worker.ref();
+  else slot.worker.unref();
+}
+
+/** End the least recently used workers beyond MAX_IDLE that owe nothing. */
+function trim(): void {
+  const spare = idle.filter((s) => s.owed.size === 0);
+  for (const s of spare.slice(0, Math.max(0, spare.length - MAX_IDLE))) {
+    idle.splice(idle.indexOf(s), 1);
+    void s.worker.terminate();
+  }
+}
+
+function newSlot(req: EngineRequest): Slot {
+  const slot: Slot = { worker: new Worker(WORKER_URL, { workerData: req }), owed: new Map(), held: 0, ended: false };
+  let failure: string | undefined;
+  slot.worker.on('message', (m: WorkerMessage) => {
+    if (m.t === 'exit' || m.t === 'exit-error') {
+      const owed = slot.owed.get(m.id);
+      if (!owed) return;
+      slot.owed.delete(m.id);
+      if (owed.held) slot.held--;
+      owed.settle(m);
+      if (!slot.running) trim();
+      updateRef(slot);
+      return;
     }
-  }
+    slot.running?.onMessage(m);
+  });
+  slot.worker.on('error', (e) => {
+    failure = e.message.split('\n')[0];
+    slot.running?.onEnd({ failure });
+    slot.running = undefined;
+  });
+  slot.worker.on('exit', (code) => {
+    slot.ended = true;
+    const i = idle.indexOf(slot);
+    if (i >= 0) idle.splice(i, 1);
+    const end = failure !== undefined ? { failure } : { code };
+    slot.running?.onEnd(end);
+    slot.running = undefined;
+    for (const owed of slot.owed.values()) owed.onEnd(end);
+    slot.owed.clear();
+  });
+  return slot;
 }
 
-function releaseWorker(w: Worker): void {
-  w.removeAllListeners('message');
-  w.removeAllListeners('error');
-  w.removeAllListeners('exit');
-  if (idle.length >= MAX_IDLE) { void w.terminate(); return; }
-  w.unref();
-  w.on('exit', () => { const i = idle.indexOf(w); if (i >= 0) idle.splice(i, 1); });
-  w.on('error', () => {});
-  idle.push(w);
-}
-
-export function startEngine<T>(req: EngineRequest, hooks: EngineHooks): EngineRun<T> {
-  let worker: Worker;
+/** A pooled worker (or a new one) that has been sent `op`. */
+function takeWorker(op: EngineOp): { slot: Slot; id: number } {
+  const id = ++lastId;
+  const req: EngineRequest = { ...(op.op === 'dump' || op.op === 'restore' ? { ...op, traced } : op), id };
+  const slot = idle.pop();
+  if (!slot) return { slot: newSlot(req), id };
   try {
-    worker = takeWorker(req);
+    slot.worker.postMessage(req);
   } catch (e) {
-    // workerData that cannot be cloned (a function or a symbol where a pid or path goes)
-    const message = e instanceof Error ? e.message.split('\n')[0] : String(e);
-    throw errorFromWire({ code: 'USAGE', message: `bad options for ${req.op}: ${message}`, data: {} }, hooks.frames);
+    // a request that cannot be cloned: the worker never saw it
+    idle.push(slot);
+    throw e;
   }
+  return { slot, id };
+}
+
+function release(slot: Slot): void {
+  slot.running = undefined;
+  if (slot.ended) return;
+  idle.push(slot);
+  trim();
+  updateRef(slot);
+}
+
+export function startEngine<T>(op: EngineOp, hooks: EngineHooks): EngineRun<T> {
+  let taken: { slot: Slot; id: number };
+  try {
+    taken = takeWorker(op);
+  } catch (e) {
+    // a request that cannot be cloned (a function or a symbol where a pid or path goes)
+    const message = e instanceof Error ? e.message.split('\n')[0] : String(e);
+    throw errorFromWire({ code: 'USAGE', message: `bad options for ${op.op}: ${message}`, data: {} }, hooks.frames);
+  }
+  const { slot, id } = taken;
   const internal = (message: string) => errorFromWire({ code: 'INTERNAL', message: `internal error: ${message}`, data: {} }, hooks.frames);
-  let answered = false;
-  let exited = false;
+  const ended = (end: WorkerEnd, before: string) =>
+    internal('failure' in end ? `engine worker: ${end.failure}` : `engine worker exited (code ${end.code}) before ${before}`);
   let resolveResult!: (v: T) => void;
   let rejectResult!: (e: unknown) => void;
   let resolveExit!: (s: number) => void;
@@ -125,75 +209,61 @@ export function startEngine<T>(req: EngineRequest, hooks: EngineHooks): EngineRu
   const exit = new Promise<number>((res, rej) => ((resolveExit = res), (rejectExit = rej)));
   exit.catch(() => {}); // only the caller's problem if the caller looks at it
   const progress = hooks.onProgress;
-  // The operation is over once it answered and, for a successful restore, its process was reaped.
-  let restoring = false;
-  let released = false;
-  const maybeRelease = () => {
-    if (released || !answered || (restoring && !exited)) return;
-    released = true;
-    releaseWorker(worker);
-  };
-  const hold: EngineWorker = {
-    ref: () => { if (!released) worker.ref(); },
-    unref: () => { if (!released) worker.unref(); },
-    terminate: () => { if (!released) void worker.terminate(); },
-  };
 
-  worker.on('message', (m: WorkerMessage) => {
-    switch (m.t) {
-      case 'start':
-        safely(progress && (() => progress({ phase: 'start', done: 0, total: 1 })));
-        break;
-      case 'log':
-        safely(hooks.log && (() => hooks.log!(m.message)));
-        safely(progress && (() => progress({ phase: 'log', done: 0, total: 0, message: m.message })));
-        break;
-      case 'progress':
-        safely(progress && (() => progress({ phase: m.phase, done: m.done, total: m.total })));
-        break;
-      case 'result':
-        answered = true;
-        restoring = req.op === 'restore';
-        safely(progress && (() => progress({ phase: 'end', done: 1, total: 1 })));
-        resolveResult(m.value as T);
-        maybeRelease();
-        break;
-      case 'error':
-        answered = true;
-        rejectResult(errorFromWire(m.error, hooks.frames));
-        maybeRelease();
-        break;
-      case 'exit':
-        exited = true;
-        resolveExit(m.status);
-        maybeRelease();
-        break;
-      case 'exit-error':
-        exited = true;
-        rejectExit(errorFromWire(m.error, hooks.frames));
-        maybeRelease();
-        break;
-    }
-  });
-  worker.on('error', (e) => {
-    const err = internal(`engine worker: ${e.message.split('\n')[0]}`);
-    if (!answered) {
-      answered = true;
-      rejectResult(err);
-    } else if (!exited) {
-      exited = true;
-      rejectExit(err);
-    }
-  });
-  worker.on('exit', (code) => {
-    if (!answered) {
-      answered = true;
-      rejectResult(internal(`engine worker exited (code ${code}) before it answered`));
-    }
-    if (!exited) {
-      exited = true;
-      rejectExit(internal(`engine worker exited (code ${code}) before the restored process did`));
-    }
-  });
+  const owed: Owed = {
+    held: false,
+    settle: (m) => (m.t === 'exit' ? resolveExit(m.status) : rejectExit(errorFromWire(m.error, hooks.frames))),
+    onEnd: (end) => rejectExit(ended(end, 'the restored process did')),
+  };
+  slot.running = {
+    onMessage: (m) => {
+      switch (m.t) {
+        case 'start':
+          safely(progress && (() => progress({ phase: 'start', done: 0, total: 1 })));
+          break;
+        case 'log':
+          safely(hooks.log && (() => hooks.log!(m.message)));
+          safely(progress && (() => progress({ phase: 'log', done: 0, total: 0, message: m.message })));
+          break;
+        case 'progress':
+          safely(progress && (() => progress({ phase: m.phase, done: m.done, total: m.total })));
+          break;
+        case 'result':
+          // The exit of a restore comes later, by id, whatever the worker does meanwhile. Held
+          // until the caller lets go (hold.unref(): the library does, the CLI waits).
+          if (op.op === 'restore') {
+            owed.held = true;
+            slot.held++;
+            slot.owed.set(id, owed);
+          }
+          release(slot);
+          safely(progress && (() => progress({ phase: 'end', done: 1, total: 1 })));
+          resolveResult(m.value as T);
+          break;
+        case 'error':
+          release(slot);
+          rejectResult(errorFromWire(m.error, hooks.frames));
+          break;
+      }
+    },
+    onEnd: (end) => rejectResult(ended(end, 'it answered')),
+  };
+  updateRef(slot);
+
+  const hold: EngineWorker = {
+    ref: () => {
+      if (owed.held || slot.owed.get(id) !== owed) return;
+      owed.held = true;
+      slot.held++;
+      updateRef(slot);
+    },
+    unref: () => {
+      if (!owed.held || slot.owed.get(id) !== owed) return;
+      owed.held = false;
+      slot.held--;
+      updateRef(slot);
+    },
+    terminate: () => { if (!slot.ended) void slot.worker.terminate(); },
+  };
   return { worker: hold, result, exit };
 }

@@ -5,12 +5,15 @@ import type { RestoreOptions as EngineRestoreOptions } from '../restore/restore.
 
 type Plain<T> = Omit<T, 'log' | 'onProgress'>;
 
-/** What a worker is asked to do: one operation (workerData). */
-export type EngineRequest =
+/** What a worker is asked to do: one operation (workerData for a new worker, a message for a pooled one). */
+export type EngineOp =
   | { op: 'dump'; opts: Plain<EngineDumpOptions>; log: boolean; abort?: SharedArrayBuffer; traced?: SharedArrayBuffer }
   | { op: 'restore'; opts: Plain<EngineRestoreOptions>; log: boolean; abort?: SharedArrayBuffer; traced?: SharedArrayBuffer }
   | { op: 'show'; dir: string }
   | { op: 'check' };
+
+/** An operation as sent: `id` names it in the exit messages of a restore, which may come after later operations. */
+export type EngineRequest = EngineOp & { id: number };
 
 /** A CkptError (or anything else thrown) as it crosses the thread boundary. */
 export interface WireError {
@@ -28,9 +31,9 @@ export type WorkerMessage =
   | { t: 'progress'; phase: string; done: number; total: number }
   | { t: 'result'; value: unknown }
   | { t: 'error'; error: WireError }
-  /** restore: the restored process exited; `status` is the raw wait status. */
-  | { t: 'exit'; status: number }
-  | { t: 'exit-error'; error: WireError };
+  /** restore `id`: the restored process exited; `status` is the raw wait status. */
+  | { t: 'exit'; id: number; status: number }
+  | { t: 'exit-error'; id: number; error: WireError };
 
 /** Anything thrown, as it crosses to the main side: a CkptError keeps code, message and data; the rest is INTERNAL. */
 export function toWire(e: unknown): WireError {

@@ -12,7 +12,7 @@
  * changes nothing: the operation is complete. (The library runs the same
  * engine in worker threads instead: src/api/engine.ts.)
  */
-import type { EngineRequest } from '../api/wire.js';
+import type { EngineOp } from '../api/wire.js';
 import type { EngineProgress } from '../dump/dump.js';
 import { CkptError, isCkptError } from '../errors.js';
 import { watchAbort } from '../fault.js';
@@ -34,7 +34,7 @@ export interface CliRun<T> {
   exit: Promise<number>;
 }
 
-type Request = Extract<EngineRequest, { op: 'dump' | 'restore' }>;
+type Request = Extract<EngineOp, { op: 'dump' | 'restore' }>;
 
 /** Run one dump or restore; `abandoned` completes the message of an INTERRUPTED error. */
 export async function runEngine<T>(req: Omit<Request, 'log' | 'abort'>, listeners: EngineListeners, abandoned: string): Promise<CliRun<T>> {

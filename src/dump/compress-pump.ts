@@ -12,8 +12,9 @@
  * table that maps that stream to the file.
  */
 import zlib from 'node:zlib';
-import { Worker } from 'node:worker_threads';
 import { checkAbort } from '../fault.js';
+import { startHelperJob } from '../helper-thread.js';
+import { waitWritten } from './page-writer.js';
 import { CkptError } from '../errors.js';
 import { PAGES_HDR_SIZE, type PagesWriter } from '../image/index.js';
 import { allocNative, freeNative, sharedNative, type NativeMemory } from '../sys/libc.js';
@@ -30,7 +31,6 @@ export const COMPRESS_WORKER_MIN_BYTES = 16 * 1024 * 1024;
 
 export class ChunkPump {
   private slots: NativeMemory[];
-  private worker?: Worker;
   private ctl?: Int32Array;
   private results?: Float64Array;
   private error?: Buffer;
@@ -50,7 +50,7 @@ export class ChunkPump {
   constructor(private writer: PagesWriter, private codec: Codec, totalBytes: number, private onCopied?: (bytes: number) => void) {
     if (totalBytes >= COMPRESS_WORKER_MIN_BYTES) {
       const data = new SharedArrayBuffer(SLOTS * MAX_CHUNK_RAW);
-      // The writer's protocol (page-writer-worker.ts): two words per slot, its status, slots done.
+      // The writer's protocol (page-writer.ts): two words per slot, its status, slots done.
       const ctl = new SharedArrayBuffer(4 * (2 * SLOTS + 2));
       const results = new SharedArrayBuffer(8 * 2 * SLOTS);
       const error = new SharedArrayBuffer(1024);
@@ -58,13 +58,13 @@ export class ChunkPump {
       this.ctl = new Int32Array(ctl);
       this.results = new Float64Array(results);
       this.error = Buffer.from(error);
-      this.worker = new Worker(new URL('./page-writer-worker.js', import.meta.url), {
-        workerData: {
+      startHelperJob({
+        kind: 'write-pages',
+        data: {
           fd: writer.fd, slots: SLOTS, slotSize: MAX_CHUNK_RAW, data, ctl, offsets: new SharedArrayBuffer(8 * SLOTS), error,
           codec, results, start: writer.offset,
         },
       });
-      this.worker.unref();
     } else {
       this.inline = compressor(codec);
       this.own = allocNative(Math.max(PAGE_SIZE, Math.min(MAX_CHUNK_RAW, Math.ceil(totalBytes / PAGE_SIZE) * PAGE_SIZE)));
@@ -114,20 +114,20 @@ export class ChunkPump {
   finish(): Chunk[] {
     if (this.fill > 0) this.emit();
     if (this.ctl) {
-      for (let i = 0; i < SLOTS; i++) Atomics.wait(this.ctl, 2 * i, 1);
+      for (let i = 0; i < SLOTS; i++) waitWritten(this.ctl, SLOTS, i);
       this.checkWriter();
       for (let i = 0; i < SLOTS; i++) this.collect(i);
     }
     return this.chunks;
   }
 
+  /** Stop the writer: after a failure too, it writes nothing more once this returns. */
   close(): void {
     if (this.ctl) {
+      for (let i = 0; i < SLOTS; i++) waitWritten(this.ctl, SLOTS, i);
       const slot = this.cur;
-      Atomics.wait(this.ctl, 2 * slot, 1);
       Atomics.store(this.ctl, 2 * slot, 2);
       Atomics.notify(this.ctl, 2 * slot);
-      void this.worker?.terminate();
     }
     if (this.own) freeNative(this.own);
   }
@@ -153,7 +153,7 @@ export class ChunkPump {
     Atomics.store(this.ctl, 2 * slot, 1);
     Atomics.notify(this.ctl, 2 * slot);
     this.cur = (slot + 1) % SLOTS;
-    Atomics.wait(this.ctl, 2 * this.cur, 1);
+    waitWritten(this.ctl, SLOTS, this.cur);
     this.checkWriter();
     this.collect(this.cur);
   }

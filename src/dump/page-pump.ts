@@ -3,15 +3,16 @@
  *
  * Small dumps: one native buffer, process_vm_readv then write, inline.
  * Large dumps use both cores: this (tracer) thread reads pages with
- * process_vm_readv into slots of a shared buffer, while a worker thread
- * computes each slot's CRC and writes it to pages.img at its offset. (With
- * the CRC on this thread, reading was the slower stage: a 1 GiB dump's page
- * step took ~1.8 s, ~1.2 s without it.) JavaScript never touches pages one
- * by one; each slot is 8 MiB.
+ * process_vm_readv into slots of a shared buffer, while a helper thread
+ * (src/helper-thread.ts) computes each slot's CRC and writes it to pages.img
+ * at its offset. (With the CRC on this thread, reading was the slower stage:
+ * a 1 GiB dump's page step took ~1.8 s, ~1.2 s without it.) JavaScript never
+ * touches pages one by one; each slot is 8 MiB.
  */
 import zlib from 'node:zlib';
-import { Worker } from 'node:worker_threads';
 import { checkAbort } from '../fault.js';
+import { startHelperJob } from '../helper-thread.js';
+import { waitWritten } from './page-writer.js';
 import { CkptError } from '../errors.js';
 import type { PagesWriter } from '../image/index.js';
 import { allocNative, freeNative, sharedNative, type NativeMemory } from '../sys/libc.js';
@@ -58,7 +59,6 @@ function giveBack(mem: NativeMemory): void {
 
 export class PagePump {
   private slots: NativeMemory[];
-  private worker?: Worker;
   private ctl?: Int32Array;
   private offsets?: Float64Array;
   /** Per slot: the copy it belongs to, and whether it is that copy's first slot. */
@@ -91,10 +91,7 @@ export class PagePump {
       this.error = Buffer.from(error);
       this.slotCopy = new Int32Array(slotCopy);
       this.crcs = new Int32Array(crcs);
-      this.worker = new Worker(new URL('./page-writer-worker.js', import.meta.url), {
-        workerData: { fd: writer.fd, slots: SLOTS, slotSize: SLOT_SIZE, data, ctl, offsets, error, crc: { slotCopy, crcs, ring: CRC_RING } },
-      });
-      this.worker.unref();
+      startHelperJob({ kind: 'write-pages', data: { fd: writer.fd, slots: SLOTS, slotSize: SLOT_SIZE, data, ctl, offsets, error, crc: { slotCopy, crcs, ring: CRC_RING } } });
     } else {
       // Fresh memory costs its page faults: no bigger than the dump needs.
       this.own = takeBuffer(Math.max(4096, Math.min(SLOT_SIZE, totalBytes)));
@@ -164,7 +161,7 @@ export class PagePump {
   /** Wait until every slot is written; throws what the writer hit (ENOSPC, EIO...). */
   finish(): void {
     if (!this.ctl) return;
-    for (let i = 0; i < SLOTS; i++) Atomics.wait(this.ctl, 2 * i, 1);
+    for (let i = 0; i < SLOTS; i++) waitWritten(this.ctl, SLOTS, i);
     this.checkWriter();
     this.collectCrcs();
   }
@@ -178,13 +175,13 @@ export class PagePump {
     }
   }
 
+  /** Stop the writer: after a failure too, it writes nothing more once this returns. */
   close(): void {
     if (this.ctl) {
+      for (let i = 0; i < SLOTS; i++) waitWritten(this.ctl, SLOTS, i);
       const slot = this.next;
-      Atomics.wait(this.ctl, 2 * slot, 1);
       Atomics.store(this.ctl, 2 * slot, 2);
       Atomics.notify(this.ctl, 2 * slot);
-      void this.worker?.terminate();
     }
     if (this.own) giveBack(this.own);
     this.own = undefined;
@@ -193,7 +190,7 @@ export class PagePump {
   private takeSlot(): number {
     if (!this.ctl) return 0;
     const slot = this.next;
-    Atomics.wait(this.ctl, 2 * slot, 1);
+    waitWritten(this.ctl, SLOTS, slot);
     this.checkWriter();
     this.collectCrcs();
     return slot;

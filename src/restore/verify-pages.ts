@@ -1,10 +1,10 @@
 /**
  * The CRC of every VMA's page data, checked without copying it (the file is
- * mapped). Large images are checked by a worker thread on the second core
- * while restore goes on; restore waits for its verdict before it lets the
+ * mapped). Large images are checked on a helper thread (src/helper-thread.ts)
+ * on the second core while restore goes on; restore waits for its verdict before it lets the
  * process run.
  */
-import { Worker } from 'node:worker_threads';
+import { startHelperJob } from '../helper-thread.js';
 import { CkptError } from '../errors.js';
 import { checkPageCrcs, type PageCheck } from './page-crc.js';
 
@@ -21,12 +21,10 @@ export function verifyPagesAsync(path: string, fd: number, checks: PageCheck[]):
   }
   const state = new Int32Array(new SharedArrayBuffer(8)); // [done, bad index or -1]
   state[1] = -1;
-  const worker = new Worker(new URL('./verify-pages-worker.js', import.meta.url), { workerData: { fd, checks, state: state.buffer } });
-  worker.unref();
+  startHelperJob({ kind: 'verify-pages', data: { fd, checks, state: state.buffer } });
   return {
     wait() {
       Atomics.wait(state, 0, 0);
-      void worker.terminate();
       if (state[0] === 2) throw new CkptError('INTERNAL', `checking ${path} failed in the verifier thread`);
       if (state[1] >= 0) throw crcError(path, checks[state[1]]);
     },
