@@ -167,6 +167,36 @@ describe('several operations at once', () => {
   });
 });
 
+describe('engine workers are reused', () => {
+  test('restored processes that live on hold no worker: later calls reuse one, and every exit is still reported', SLOW, async () => {
+    // Each restore leaves its worker owing the process a reap. Were a worker kept for each live
+    // restored process, three of them plus the next dump would need four workers, more than the
+    // library keeps idle (two): at least two would be started here.
+    const programs = [await startMem(1), await startMem(1), await startMem(1)];
+    let started = 0;
+    const count = () => { started++; };
+    process.on('worker', count);
+    const restored = [];
+    try {
+      for (const { pid, dir } of programs) {
+        const image = join(makeWorkDir('api-img'), 'img');
+        await dump({ pid, dir: image });
+        await waitGone(pid);
+        restored.push(await restore({ dir: image, detach: true }));
+        assertPass(await requestCheck(dir, AFTER_RESTORE));
+      }
+      assert.ok(started <= 1, `${started} engine workers were started for three sequential dump/restore pairs`);
+    } finally {
+      process.off('worker', count);
+    }
+    assert.deepEqual(restored.map((r) => r.pid), programs.map((p) => p.pid));
+    for (const { pid } of programs) process.kill(pid, 'SIGKILL');
+    const exits = await Promise.all(restored.map((r) => r.exited));
+    assert.deepEqual(exits.map((e) => e.signal), ['SIGKILL', 'SIGKILL', 'SIGKILL']);
+    await Promise.all(programs.map(({ pid }) => waitGone(pid)));
+  });
+});
+
 describe('errors are CkptError with the engine\'s code and the caller\'s stack', () => {
   async function rejection(work: Promise<unknown>): Promise<CkptError> {
     const e = await work.then(
