@@ -24,7 +24,7 @@ import type { Run } from '../kinds/pages.js';
 export const SLOT_SIZE = 8 * 1024 * 1024;
 const SLOTS = 4;
 /**
- * The worker's CRC of copy k is in crcs[k % CRC_RING] once it wrote that
+ * The writer's CRC of copy k is in crcs[k % CRC_RING] once it wrote that
  * copy's last slot. A copy fills at least one slot and at most SLOTS are in
  * flight, so copy k is done before copy k + CRC_RING takes its first slot:
  * its CRC is collected (collectCrcs) before it can be overwritten.
@@ -64,7 +64,7 @@ export class PagePump {
   /** Per slot: the copy it belongs to, and whether it is that copy's first slot. */
   private slotCopy?: Int32Array;
   private crcs?: Int32Array;
-  /** ctl[DONE]: slots the worker has finished, in order. */
+  /** Slots handed to the writer so far; ctl[DONE] counts those it has written. */
   private slotsIssued = 0;
   private copies = 0;
   /** Copies handed over whose CRC is not collected yet: [copy, its last slot's number]. */
@@ -101,8 +101,8 @@ export class PagePump {
 
   /**
    * Copy the runs of one VMA; returns its offset in pages.img and (after
-   * finish()) the CRC of its data. From a `snapshot` (dump -R) pages are read through
-   * /proc/PID/mem: they are shared copy-on-write with the running process,
+   * finish()) the CRC of its data. From a `snapshot` (dump -R) pages are read
+   * through /proc/PID/mem: they are shared copy-on-write with the running process,
    * and process_vm_readv pins each one, which makes the kernel unshare it
    * first (a copy of every page: 650 MiB/s against 870-1080 for pread here).
    */
@@ -166,7 +166,7 @@ export class PagePump {
     this.collectCrcs();
   }
 
-  /** Keep the CRC of every copy whose last slot the worker has written. */
+  /** Keep the CRC of every copy whose last slot the writer has written. */
   private collectCrcs(): void {
     const done = Atomics.load(this.ctl!, 2 * SLOTS + 1);
     while (this.pendingCrcs.length && this.pendingCrcs[0][1] < done) {
