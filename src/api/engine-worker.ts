@@ -119,10 +119,19 @@ function run(req: EngineRequest): void {
   }
 }
 
-/** A full collection costs ~15 ms, and the next call waits for it: only worth it when an operation left big buffers behind. */
+/**
+ * A worker waiting in the pool would never collect, and its heap would keep
+ * the last operation's garbage (a dump's 32 MiB of page slots). But a full
+ * collection costs ~15 ms, and a call that comes right after waits for it:
+ * after an operation that left big buffers it is made at once, after the
+ * others only once the worker has been idle for IDLE_GC_MS.
+ */
 const COLLECT_ABOVE = 16 * 1024 * 1024;
+const IDLE_GC_MS = 25;
+let idleGc: NodeJS.Timeout | undefined;
 
 function handle(req: EngineRequest): void {
+  clearTimeout(idleGc);
   if (req.op === 'dump' || req.op === 'restore') tracedTable = req.traced;
   // Reap what exited while this worker waited in the pool: a zombie holds its pid, which this restore may need.
   reapOwed();
@@ -131,9 +140,9 @@ function handle(req: EngineRequest): void {
   } catch (e) {
     post({ t: 'error', error: toWire(e) });
   }
-  // Its heap would keep a large operation's garbage (a dump's page slots) while the worker waits in the pool (engine.ts).
   const { arrayBuffers, heapUsed } = process.memoryUsage();
   if (arrayBuffers > COLLECT_ABOVE || heapUsed > 4 * COLLECT_ABOVE) fullGc();
+  else idleGc = setTimeout(fullGc, IDLE_GC_MS);
   schedulePoll();
 }
 
