@@ -4,9 +4,8 @@
  * -v), gives back the NODE_EXTRA_CA_CERTS the prelude kept from node, then
  * loads the command line.
  */
-import { startup } from './startup.js';
-
-void startup;
+// First: its start mark is when node's own start-up ended.
+import './startup.js';
 const saved = process.env.CKPT_EXTRA_CA_CERTS;
 if (saved !== undefined) {
   process.env.NODE_EXTRA_CA_CERTS = saved;

@@ -17,8 +17,6 @@ import type { EngineProgress } from '../dump/dump.js';
 import { CkptError, isCkptError } from '../errors.js';
 import { watchAbort } from '../fault.js';
 import { flagSignals } from '../sys/signal-flag.js';
-import { wait4, W } from '../sys/syscalls.js';
-import { WNOHANG } from '../sys/constants.js';
 import { startup, formatStartup } from './startup.js';
 
 const SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
@@ -40,7 +38,8 @@ type Request = Extract<EngineOp, { op: 'dump' | 'restore' }>;
 export async function runEngine<T>(req: Omit<Request, 'log' | 'abort'>, listeners: EngineListeners, abandoned: string): Promise<CliRun<T>> {
   const { log, onProgress } = listeners;
   // Loaded only now: the other commands never pay for the engine's code.
-  const engine = req.op === 'dump' ? (await import('../dump/dump.js')).dumpSync : (await import('../restore/restore.js')).restoreSync;
+  const restoring = req.op === 'restore' ? await import('../restore/restore.js') : undefined;
+  const engine = restoring?.restoreSync ?? (await import('../dump/dump.js')).dumpSync;
   startup.engineLoaded = performance.now();
   const abort = new SharedArrayBuffer(4);
   const putBack = flagSignals(abort, Object.values(SIGNALS));
@@ -57,30 +56,18 @@ export async function runEngine<T>(req: Omit<Request, 'log' | 'abort'>, listener
   }
   startup.engineDone = performance.now();
   log?.(formatStartup(startup));
-  const detached = req.op === 'dump' || (req.opts as { detach?: boolean }).detach;
-  const exit = detached ? Promise.resolve(0) : exitOf((value as { pid: number }).pid);
+  const pid = (value as { pid: number }).pid;
+  // The restored process is this thread's child: ckpt waits for it as `ckpt run` does.
+  const exit = !restoring || (req.opts as { detach?: boolean }).detach ? Promise.resolve(0) : nextTurn(() => restoring.waitForExit(pid));
   exit.catch(() => {});
   return { value, exit };
 }
 
-/** The restored process's exit status: it is this thread's child; polled, so that the event loop stays free. */
-function exitOf(pid: number): Promise<number> {
+/** `fn`'s result, computed after this turn of the event loop: once the caller has printed what it has to (--json). */
+function nextTurn<T>(fn: () => T): Promise<T> {
   return new Promise((resolve, reject) => {
-    let delay = 1;
-    const poll = () => {
-      try {
-        const r = wait4(pid, WNOHANG);
-        if (r.pid === pid && (W.ifExited(r.status) || W.ifSignaled(r.status))) {
-          resolve(W.ifSignaled(r.status) ? 128 + W.termSig(r.status) : W.exitStatus(r.status));
-          return;
-        }
-      } catch (e) {
-        reject(e);
-        return;
-      }
-      delay = Math.min(delay * 2, 100);
-      setTimeout(poll, delay);
-    };
-    poll();
+    setImmediate(() => {
+      try { resolve(fn()); } catch (e) { reject(e); }
+    });
   });
 }
