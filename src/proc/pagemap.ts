@@ -8,7 +8,7 @@ export const PM_FILE = 0x20000000;      // bit 61: file page or shared anon
 
 /** An open /proc/PID/pagemap; read() fills `into` with one u64 per page. */
 export class Pagemap {
-  private fd: number;
+  readonly fd: number;
   constructor(readonly pid: number) {
     try { this.fd = fs.openSync(`/proc/${pid}/pagemap`, 'r'); } catch (e) { throw procError(e, pid, 'open', `/proc/${pid}/pagemap`); }
   }

@@ -1,5 +1,5 @@
 /** Typed wrappers of the syscalls ckpt makes in its own process. */
-import { allocNative, syscall, trySyscall, type NativeMemory } from './libc.js';
+import { allocNative, syscall, sysError, trySyscall, type NativeMemory } from './libc.js';
 import { NR } from './nr.js';
 import { IOVEC_SIZE, encodeIovec } from './structs.js';
 import { WALL } from './constants.js';
@@ -227,4 +227,57 @@ export function ofdSetlk(fd: number, write: boolean, start: number, len: number)
   const mem = scratchBuf();
   encodeFlock(write, start, len).copy(mem.buf, 0);
   syscall(NR.fcntl, [fd, 37 /* F_OFD_SETLK */, mem.addr], { what: 'fcntl(F_OFD_SETLK)', resource: `fd ${fd}` });
+}
+
+/** ioctl(pagemap_fd, PAGEMAP_SCAN): _IOWR('f', 16, struct pm_scan_arg). */
+const PAGEMAP_SCAN = 0xc0606610;
+const PM_SCAN_ARG_SIZE = 96;
+const PAGE_REGION_SIZE = 24;
+const SCAN_REGIONS = 4096;
+export const PAGE_IS = { FILE: 1 << 2, PRESENT: 1 << 3, SWAPPED: 1 << 4 } as const;
+let scanMem: NativeMemory | undefined;
+let scanMissing = false;
+
+/**
+ * The pages of [start, end) whose categories match, as [address, bytes]
+ * ranges, from the kernel's own page-table walk (PAGEMAP_SCAN, Linux 6.7):
+ * a page matches when it has every bit of `all` (after flipping those in
+ * `inverted`) and one of `any`. Undefined where the kernel lacks the ioctl;
+ * the caller then reads /proc/PID/pagemap itself.
+ */
+export function pagemapScan(fd: number, start: number, end: number, m: { inverted: number; all: number; any: number }): [number, number][] | undefined {
+  if (scanMissing) return undefined;
+  scanMem ??= allocNative(PM_SCAN_ARG_SIZE + SCAN_REGIONS * PAGE_REGION_SIZE);
+  const arg = scanMem.buf;
+  const vec = scanMem.addr + BigInt(PM_SCAN_ARG_SIZE);
+  const out: [number, number][] = [];
+  let from = start;
+  while (from < end) {
+    arg.fill(0, 0, PM_SCAN_ARG_SIZE);
+    arg.writeBigUInt64LE(BigInt(PM_SCAN_ARG_SIZE), 0);
+    arg.writeBigUInt64LE(BigInt(from), 16);
+    arg.writeBigUInt64LE(BigInt(end), 24);
+    arg.writeBigUInt64LE(vec, 40);
+    arg.writeBigUInt64LE(BigInt(SCAN_REGIONS), 48);
+    arg.writeBigUInt64LE(BigInt(m.inverted), 64);
+    arg.writeBigUInt64LE(BigInt(m.all), 72);
+    arg.writeBigUInt64LE(BigInt(m.any), 80);
+    const n = trySyscall(NR.ioctl, fd, PAGEMAP_SCAN, scanMem.addr);
+    if (n < 0) {
+      if (n === -E.ENOTTY || n === -E.EINVAL) { scanMissing = true; return undefined; }
+      throw sysError(-n, 'ioctl(PAGEMAP_SCAN)', { resource: `pagemap fd ${fd}` });
+    }
+    for (let i = 0; i < n; i++) {
+      const at = PM_SCAN_ARG_SIZE + i * PAGE_REGION_SIZE;
+      const s = Number(arg.readBigUInt64LE(at));
+      const e = Number(arg.readBigUInt64LE(at + 8));
+      const last = out.at(-1);
+      if (last && last[0] + last[1] === s) last[1] += e - s;
+      else out.push([s, e - s]);
+    }
+    const walkEnd = Number(arg.readBigUInt64LE(32));
+    if (walkEnd <= from) break;
+    from = walkEnd;
+  }
+  return out;
 }
