@@ -162,6 +162,43 @@ describe('a process blocked in a syscall is restored into the same wait and wake
   }
 });
 
+describe('a wait that a stop interrupted goes on in restart_syscall: restored, it is the same call again, never EINTR', () => {
+  const calls = [
+    { mode: 'nanosleep', nr: SYSCALL.clock_nanosleep, witness: 'the code and the arguments' },
+    { mode: 'raw-clock', nr: SYSCALL.clock_nanosleep, witness: 'the arguments' },
+    { mode: 'raw-nanosleep', nr: SYSCALL.nanosleep, witness: 'the arguments' },
+    { mode: 'futex', nr: SYSCALL.futex, witness: 'the arguments' },
+    { mode: 'poll', nr: SYSCALL.poll, witness: 'the code and the arguments' },
+  ] as const;
+
+  for (const { mode, nr, witness } of calls) {
+    test(`restart.c ${mode}: the image names syscall ${nr} (from ${witness}); restored, it times out as usual`, SLOW, async () => {
+      const { dir, pid } = await startChecked('restart', [mode]);
+      await waitBlockedIn(pid, nr);
+      // A stop in the middle of the wait: the kernel carries it on through restart_syscall.
+      process.kill(pid, 'SIGSTOP');
+      await waitFor(() => `pid ${pid} to stop`, () => (procInfo(pid)?.state === 'T' ? true : undefined), 5_000);
+      process.kill(pid, 'SIGCONT');
+      await waitBlockedIn(pid, SYSCALL.restart_syscall);
+      const image = makeWorkDir('img');
+      await dumpOk(pid, image);
+
+      const shown = ckpt(['show', '-D', image, '--json']);
+      assertSuccess(shown, 'show --json');
+      const regs = (JSON.parse(shown.stdout) as { processes: { threads: { regs: { orig_rax: string; rax: string } }[] }[] }).processes[0].threads[0].regs;
+      assert.equal(regs.orig_rax, `0x${nr.toString(16)}`, 'the image names the call restart_syscall carried on');
+      assert.equal(regs.rax, '0xfffffffffffffdfc', 'still -ERESTART_RESTARTBLOCK');
+
+      const restore = restoreInBackground(image);
+      const report = await whileRunning(restore, requestCheck(dir, AFTER_RESTORE));
+      assertPass(report);
+      await whileRunning(restore, waitCounterAbove(dir, reportedCounter(report)));
+      process.kill(pid, 'SIGKILL');
+      assertCkptExitedNonZero(await restore.exited, 'the restored process was killed');
+    });
+  }
+});
+
 describe('dump --leave-running', () => {
   test('mem.c runs on intact; restoring its image meanwhile fails with "pid N is in use" and creates no process', SLOW, async () => {
     const { dir, pid } = await startChecked('mem');

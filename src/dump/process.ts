@@ -125,7 +125,7 @@ function dumpThread(pid: number, nspid: number, t: FrozenTask, asked: ReturnType
     robust_list: robust.head, robust_len: robust.len,
     comm: Buffer.from(comm, 'utf8').length <= 15 ? comm : comm.slice(0, 15),
   }, [
-    encode(REGS, regsFields(t.regs)), encode(XSTATE, xstateFields(xstate), xstate),
+    encode(REGS, regsFields(t.namedRegs())), encode(XSTATE, xstateFields(xstate), xstate),
     ...dumpPending(t.tid).filter((p) => !p.shared).map((p) => encode(SIGINFO, { shared: 0, signo: p.signo }, p.info)),
   ]);
 }

@@ -44,7 +44,10 @@ const RESTART_ERRNOS = new Set([E.ERESTARTSYS, E.ERESTARTNOINTR, E.ERESTARTNOHAN
  * ours, not from that syscall: re-issue the call (rip back over `syscall`,
  * rax = orig_rax; the argument registers are intact). -ERESTART_RESTARTBLOCK
  * is re-issued too: the restart block (remaining sleep) died with the old task,
- * and re-issuing keeps the program's view (no spurious EINTR).
+ * and re-issuing keeps the program's view (no spurious EINTR); a relative wait
+ * starts its whole interval again. orig_rax = restart_syscall means the dump
+ * could not tell which call it carried on (ptrace/restart-call.ts): the new
+ * task's restart block is empty, so restart_syscall returns EINTR.
  */
 export function resumeRegs(saved: UserRegs): UserRegs {
   const regs = { ...saved };

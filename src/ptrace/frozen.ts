@@ -17,6 +17,7 @@ import { Tracee } from './tracee.js';
 import { RemoteCaller } from './remote.js';
 import { TraceeMemory } from './memory.js';
 import { findReturnPath, buildSigframe, buildExitFrame, type ReturnPath } from './safe-return.js';
+import { nameRestartedCall } from './restart-call.js';
 import { diePoint } from '../fault.js';
 
 const ALL_SIGNALS = 0xffffffffffffffffn;
@@ -44,6 +45,7 @@ export class FrozenTask {
   private xstate?: Buffer;
   private frameAddr?: bigint;
   private stackSaved?: { addr: bigint; bytes: Buffer };
+  private named?: UserRegs;
 
   private constructor(readonly tracee: Tracee, regs: UserRegs, sigmask: bigint, caught: number[]) {
     this.regs = regs;
@@ -110,6 +112,15 @@ export class FrozenTask {
     return out;
   }
 
+  /**
+   * The registers with a restart_syscall named as the call it carries on
+   * (ptrace/restart-call.ts): what an image keeps and what the return frame restores.
+   */
+  namedRegs(): UserRegs {
+    this.named ??= nameRestartedCall(this.regs, this.memory());
+    return this.named;
+  }
+
   memory(): TraceeMemory {
     this.mem ??= new TraceeMemory(this.tid);
     return this.mem;
@@ -156,7 +167,7 @@ export class FrozenTask {
     this.scratchTotal = total;
     if (this.path) {
       // The frame moves to the top of the scratch mapping; the stack gets its bytes back.
-      const f = buildSigframe(BigInt(addr + total), this.regs, this.sigmask, this.xstate!, this.path.restorer);
+      const f = buildSigframe(BigInt(addr + total), this.namedRegs(), this.sigmask, this.xstate!, this.path.restorer);
       this.memory().write(f.addr, f.bytes);
       this.remote.setBase({ ...this.regs, rsp: f.addr });
       this.tracee.setRegs({ ...this.tracee.getRegs(), rsp: f.addr });
@@ -220,7 +231,7 @@ export class FrozenTask {
    */
   private stackFrame(path: ReturnPath): bigint | undefined {
     this.xstate ??= this.tracee.getXstate();
-    const f = buildSigframe(this.regs.rsp - RED_ZONE, this.regs, this.sigmask, this.xstate, path.restorer);
+    const f = buildSigframe(this.regs.rsp - RED_ZONE, this.namedRegs(), this.sigmask, this.xstate, path.restorer);
     const mem = this.memory();
     const saved = Buffer.alloc(f.bytes.length);
     if (mem.tryRead(f.addr, saved, 0, saved.length) !== saved.length) return undefined;

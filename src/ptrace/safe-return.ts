@@ -24,7 +24,8 @@
  * Two differences with a ptrace detach, and only when ckpt dies: rt_sigreturn
  * cannot leave an interrupted syscall for the kernel to restart, so the frame
  * restarts it itself (rip back over the `syscall`, rax = the call). A sleep
- * interrupted that way starts its full interval again. And the frame's altstack
+ * interrupted that way starts its full interval again; one already inside
+ * restart_syscall restarts as the call it carries on (ptrace/restart-call.ts). And the frame's altstack
  * field holds an invalid mode, which rt_sigreturn ignores: the altstack stays as
  * it is.
  */

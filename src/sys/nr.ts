@@ -2,7 +2,7 @@
 export const NR = {
   read: 0, write: 1, close: 3, lseek: 8, mmap: 9, mprotect: 10, munmap: 11, brk: 12,
   rt_sigaction: 13, rt_sigprocmask: 14, ioctl: 16, pread64: 17, pwrite64: 18, readv: 19,
-  writev: 20, mremap: 25, madvise: 28, dup: 32, dup2: 33, pause: 34, nanosleep: 35,
+  writev: 20, mremap: 25, madvise: 28, dup: 32, dup2: 33, pause: 34, nanosleep: 35, poll: 7,
   getitimer: 36, setitimer: 38, ptrace: 101, getpid: 39, clone: 56, fork: 57, exit: 60, wait4: 61,
   kill: 62, fcntl: 72, fchdir: 81, chdir: 80, umask: 95, getuid: 102, setpgid: 109,
   setsid: 112, setgroups: 116, setresuid: 117, setresgid: 119, getpgid: 121, getsid: 124,

@@ -120,4 +120,4 @@ export async function waitBlockedIn(pid: number, nr: number, timeoutMs = 10_000)
 }
 
 /** Syscall numbers the blocked tests look for in /proc/PID/syscall (x86_64). */
-export const SYSCALL = { read: 0, pause: 34, clock_nanosleep: 230 } as const;
+export const SYSCALL = { read: 0, poll: 7, pause: 34, nanosleep: 35, futex: 202, restart_syscall: 219, clock_nanosleep: 230 } as const;
