@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { basename, join } from 'node:path';
 import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { assertPass, cleanup, killAll, makeWorkDir, requestCheck, startProgram, waitReady } from './lib/index.js';
+import { assertPass, cleanup, killAll, makeWorkDir, procInfo, requestCheck, startProgram, SYSCALL, waitBlockedIn, waitFor, waitReady } from './lib/index.js';
 import { ckptEnv, problemsOf, signalState, uniqueBinary } from './lib/safety.js';
 
 after(cleanup);
@@ -47,7 +47,8 @@ function copiesOf(comm: string): number[] {
   return out;
 }
 
-async function dieAt(p: Program, point: string, flags: string[] = []): Promise<void> {
+async function dieAt(p: Program, point: string, flags: string[] = [], prepare?: () => Promise<void>): Promise<void> {
+  await prepare?.();
   const before = maps(p.pid);
   const signals = signalState(p.pid);
   const image = join(makeWorkDir('img'), 'image');
@@ -77,7 +78,8 @@ describe('ckpt SIGKILLed inside the remote-call window: the process runs on as i
   }
   // A kill while the snapshot child exists leaves it a zombie of the process
   // (exit signal 0: nobody reaps it); the next dump has the process reap it.
-  for (const point of ['child:1', 'unmasked:2', 'leave:2', 'parked:3', 'unmasked:3']) {
+  // The remote session of the collect goes on through the fork; the process reaps the child in a second one.
+  for (const point of ['child:1', 'leave:1', 'unmasked:1', 'parked:2', 'unmasked:2']) {
     test(`dump -R (snapshot), killed at ${point}`, SLOW, () => dieAt(p, point, ['-R']));
   }
   test('a dump -R after those kills succeeds, and the process has no child left', SLOW, async () => {
@@ -105,5 +107,28 @@ describe('the same in a process blocked in nanosleep', () => {
   after(() => killAll());
   for (const point of ['masked:1', 'exit:4', 'unmasked:1']) {
     test(`dump, killed at ${point}`, SLOW, () => dieAt(p, point));
+  }
+});
+
+// Inside restart_syscall when frozen (a stop interrupted its sleep): abandoned
+// on the frame, the thread must restart the call restart_syscall carried on
+// (ptrace/restart-call.ts); a bare restart_syscall would return EINTR, which
+// restart.c FAILs on.
+describe('the same in a process whose sleep goes on in restart_syscall', () => {
+  let p: Program;
+  before(async () => { p = await startChecked('restart', [], ['nanosleep']); });
+  after(() => killAll());
+  /** Stop and continue the process just after a 1 s sleep began: the rest of it runs in restart_syscall. */
+  const intoRestart = async () => {
+    const counter = () => readFileSync(join(p.dir, 'counter'), 'utf8');
+    const was = counter();
+    await waitFor('a new sleep', () => (counter() !== was ? true : undefined), 5_000);
+    process.kill(p.pid, 'SIGSTOP');
+    await waitFor('the stop', () => (procInfo(p.pid)?.state === 'T' ? true : undefined), 5_000);
+    process.kill(p.pid, 'SIGCONT');
+    await waitBlockedIn(p.pid, SYSCALL.restart_syscall, 5_000);
+  };
+  for (const point of ['masked:1', 'exit:4', 'unmasked:1']) {
+    test(`dump, killed at ${point}`, SLOW, () => dieAt(p, point, [], intoRestart));
   }
 });

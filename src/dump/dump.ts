@@ -137,8 +137,11 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     const ptyMasters = new Set(tree.filter((p) => !p.zombie).flatMap((p) => [...ptyMasterIndexes(p.pid)]));
     // Parents come before children: each child's parent pid, as the namespace sees it, is known by then.
     const nsOf = new Map<number, number>();
+    // A process that will be forked for a snapshot keeps its remote session open until the fork.
+    const snapshotting = (opts.leaveRunning ?? false) && residentBytes >= SNAPSHOT_MIN_BYTES;
     const procs: Collected[] = tree.map((p) => {
-      const c = collectProcess(p, nsOf, early.get(p.pid)?.state ?? 'S', early.get(p.pid)?.smaps, { shellJob: opts.shellJob ?? false, container: ns.container, ptyMasters });
+      const state = early.get(p.pid)?.state ?? 'S';
+      const c = collectProcess(p, nsOf, state, early.get(p.pid)?.smaps, { shellJob: opts.shellJob ?? false, container: ns.container, ptyMasters, keepRemote: snapshotting && state !== 'T' });
       nsOf.set(c.pid, c.nspid);
       return c;
     });
@@ -224,7 +227,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     // --leave-running: copy what a fork does not carry while frozen, then fork
     // a copy-on-write snapshot of every process, let the tree run, and select
     // and copy the rest from the snapshots.
-    if (opts.leaveRunning && residentBytes >= SNAPSHOT_MIN_BYTES) {
+    if (snapshotting) {
       const unforked = new Map(live.map((c) => [c, all(c).filter((i) => !followsFork(planned(c)[i]))]));
       for (const c of live) select(c, unforked.get(c)!);
       for (const c of live) unforked.get(c)!.forEach((i) => copyVma(c, i, sourceOf(c)));

@@ -22,6 +22,7 @@ import type { TraceeMemory } from '../ptrace/memory.js';
 import type { Run } from '../kinds/pages.js';
 
 export const SLOT_SIZE = 8 * 1024 * 1024;
+const MIB = 1024 * 1024;
 const SLOTS = 4;
 /**
  * The writer's CRC of copy k is in crcs[k % CRC_RING] once it wrote that
@@ -93,8 +94,9 @@ export class PagePump {
       this.crcs = new Int32Array(crcs);
       startHelperJob({ kind: 'write-pages', data: { fd: writer.fd, slots: SLOTS, slotSize: SLOT_SIZE, data, ctl, offsets, error, crc: { slotCopy, crcs, ring: CRC_RING } } });
     } else {
-      // Fresh memory costs its page faults: no bigger than the dump needs.
-      this.own = takeBuffer(Math.max(4096, Math.min(SLOT_SIZE, totalBytes)));
+      // Fresh memory costs its page faults: no bigger than the dump needs, in whole MiB
+      // so that the next dump of about the same size takes the spare.
+      this.own = takeBuffer(Math.min(SLOT_SIZE, Math.ceil(Math.max(1, totalBytes) / MIB) * MIB));
       this.slots = [this.own];
     }
   }

@@ -71,8 +71,12 @@ export interface Collected {
   };
 }
 
-/** What only the process can tell: remote syscalls through a vDSO `syscall`. */
-function askProcess(tasks: FrozenTask[], vdsoStart: number, vdsoEnd: number, stat: Stat, status: Status): Remote {
+/**
+ * What only the process can tell: remote syscalls through a vDSO `syscall`.
+ * `keepRemote`: the main thread's remote session stays open for a call that
+ * follows (the snapshot fork), which saves leaving and entering it again while frozen.
+ */
+function askProcess(tasks: FrozenTask[], vdsoStart: number, vdsoEnd: number, stat: Stat, status: Status, keepRemote: boolean): Remote {
   const [task, ...others] = tasks;
   const mem = task.memory();
   const vdso = mem.read(vdsoStart, vdsoEnd - vdsoStart);
@@ -80,6 +84,7 @@ function askProcess(tasks: FrozenTask[], vdsoStart: number, vdsoEnd: number, sta
   if (at < 0) throw new CkptError('UNSUPPORTED', `pid ${task.tid}: no syscall instruction in the vDSO`, { pid: task.tid });
   const gadget = BigInt(vdsoStart + at);
   const remote = task.enterRemote(gadget);
+  let asked = false;
   try {
     const scratch = task.scratchMapping();
     const brk = remote.call(NR.brk, [0]);
@@ -99,9 +104,10 @@ function askProcess(tasks: FrozenTask[], vdsoStart: number, vdsoEnd: number, sta
       const r = t.enterRemote(gadget);
       try { threads.set(t.tid, askThread(r, mem, scratch.addr)); } finally { t.leaveRemote(); }
     }
+    asked = true;
     return { brk, pdeathSignal, sigactions, securebits, misc, altstack, itimers, posixTimers, threads, gadget, calls: remote.calls };
   } finally {
-    task.leaveRemote();
+    if (!asked || !keepRemote) task.leaveRemote();
   }
 }
 
@@ -136,7 +142,7 @@ function dumpThread(pid: number, nspid: number, t: FrozenTask, asked: ReturnType
  * used if the layout did not change meanwhile.
  */
 /** `nsOf`: the pids (as their namespace sees them) of the processes collected so far, by host pid. */
-export function collectProcess(node: TreeProcess, nsOf: ReadonlyMap<number, number>, state: string, early: SmapsVma[] | undefined, opts: { shellJob: boolean; container: boolean; ptyMasters: ReadonlySet<number> }): Collected {
+export function collectProcess(node: TreeProcess, nsOf: ReadonlyMap<number, number>, state: string, early: SmapsVma[] | undefined, opts: { shellJob: boolean; container: boolean; ptyMasters: ReadonlySet<number>; keepRemote?: boolean }): Collected {
   const pid = node.pid;
   const stat = readStat(pid);
   const status = readStatus(pid);
@@ -150,7 +156,7 @@ export function collectProcess(node: TreeProcess, nsOf: ReadonlyMap<number, numb
   const plans = smaps.map((v) => planVma(pid, v, { sysvShm: opts.container })).filter((p): p is VmaPlan => p !== undefined);
   const vdso = smaps.find((v) => v.path === '[vdso]');
   if (!vdso) throw new CkptError('UNSUPPORTED', `pid ${pid} has no vDSO`, { pid });
-  const remote = askProcess(node.tasks, vdso.start, vdso.end, stat, status);
+  const remote = askProcess(node.tasks, vdso.start, vdso.end, stat, status, opts.keepRemote ?? false);
   const pending = dumpPending(pid).filter((p) => p.shared);
   // Everything ptrace says of each thread, while all are stopped.
   const threads = node.tasks.map((t) => dumpThread(pid, nspid, t, remote.threads.get(t.tid)!));

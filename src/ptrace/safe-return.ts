@@ -76,6 +76,30 @@ function findRestorer(code: Buffer): number {
   return -1;
 }
 
+/** Code is read this much at a time, so that a search stops soon after its find. */
+const CHUNK = 64 * 1024;
+/** Longer than any match (a `syscall`, a few `xor`s, `ret`): chunks overlap by this much. */
+const OVERLAP = 64;
+/**
+ * Where each was found before, by mapping (device, inode, file offset; the
+ * vDSO by its name): the offset in that mapping. A find is checked at its
+ * address before it is used again, so a changed file costs only a new search.
+ */
+const found = new Map<string, number>();
+
+/** The first offset in `v` where `find` matches, reading at most what it must. */
+function searchVma(v: Vma, find: (b: Buffer) => number, mem: TraceeMemory): number {
+  const size = v.end - v.start;
+  const code = Buffer.alloc(Math.min(size, CHUNK + OVERLAP));
+  for (let off = 0; off < size; off += CHUNK) {
+    const n = mem.tryRead(v.start + off, code, 0, Math.min(code.length, size - off));
+    const at = find(code.subarray(0, n));
+    if (at >= 0) return off + at;
+    if (n < Math.min(code.length, size - off)) return -1;
+  }
+  return -1;
+}
+
 /**
  * Both pieces, looked for in the task's executable mappings (the vDSO first for
  * the syscall, libc first for the restorer). Undefined if either is missing.
@@ -83,17 +107,26 @@ function findRestorer(code: Buffer): number {
 export function findReturnPath(tid: number, mem: TraceeMemory): ReturnPath | undefined {
   const exec = readMaps(tid).filter((v) => (v.prot & PROT_EXEC) !== 0 && v.end - v.start <= MAX_SCAN && v.path !== '[vsyscall]');
   const rank = (v: Vma, first: (p: string) => boolean) => (first(v.path) ? 0 : 1);
-  const search = (first: (p: string) => boolean, find: (b: Buffer) => number): bigint | undefined => {
-    for (const v of [...exec].sort((a, b) => rank(a, first) - rank(b, first))) {
-      const code = Buffer.alloc(v.end - v.start);
-      const n = mem.tryRead(v.start, code, 0, code.length);
-      const at = find(code.subarray(0, n));
-      if (at >= 0) return BigInt(v.start + at);
+  const search = (kind: string, first: (p: string) => boolean, find: (b: Buffer) => number): bigint | undefined => {
+    const sorted = [...exec].sort((a, b) => rank(a, first) - rank(b, first));
+    const keyOf = (v: Vma) => `${kind} ${v.path === '[vdso]' ? v.path : `${v.major}:${v.minor}:${v.ino}:${v.pgoff}`}`;
+    for (const v of sorted) {
+      const at = found.get(keyOf(v));
+      if (at === undefined) continue;
+      const here = Buffer.alloc(OVERLAP);
+      const n = mem.tryRead(v.start + at, here, 0, Math.min(OVERLAP, v.end - v.start - at));
+      if (find(here.subarray(0, n)) === 0) return BigInt(v.start + at);
+    }
+    for (const v of sorted) {
+      const at = searchVma(v, find, mem);
+      if (at < 0) continue;
+      found.set(keyOf(v), at);
+      return BigInt(v.start + at);
     }
     return undefined;
   };
-  const gadget = search((p) => p === '[vdso]', findSyscallRet);
-  const restorer = gadget === undefined ? undefined : search((p) => /\/(libc|ld-musl)[^/]*$/.test(p), findRestorer);
+  const gadget = search('syscall', (p) => p === '[vdso]', findSyscallRet);
+  const restorer = gadget === undefined ? undefined : search('restorer', (p) => /\/(libc|ld-musl)[^/]*$/.test(p), findRestorer);
   if (gadget === undefined || restorer === undefined) return undefined;
   return { gadget, after: gadget + 2n, restorer };
 }
