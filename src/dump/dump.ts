@@ -15,6 +15,7 @@ import { VERSION } from '../version.js';
 import { VMA, VMA_PATH, VmaKind, vmaFields, type VmaPlan } from '../kinds/vma.js';
 import { PAGE_RUNS, COW_RUNS, selectPages, selectPagesCow, encodeRuns, type Run } from '../kinds/pages.js';
 import { PagePump } from './page-pump.js';
+import { PageSplicer } from './page-splice.js';
 import { ChunkPump } from './compress-pump.js';
 import { PAGE_CHUNKS, Codec, parseCodec, encodeChunks, type Chunk } from '../kinds/page-chunks.js';
 import { forkSnapshot, followsFork, reapLeftoverSnapshots, SNAPSHOT_MIN_BYTES, type Snapshot } from './snapshot.js';
@@ -85,8 +86,8 @@ function readEarly(root: number): Map<number, { state: string; smaps?: SmapsVma[
   return out;
 }
 
-/** Where a VMA's pages come from: the frozen process or its snapshot. */
-interface Source { pid: number; mem: TraceeMemory }
+/** Where a VMA's pages come from: the frozen process or its snapshot; `splicer` if they can be spliced (dump/page-splice.ts). */
+interface Source { pid: number; mem: TraceeMemory; splicer?: () => PageSplicer | undefined }
 
 export function dumpSync(opts: DumpOptions): DumpResult {
   const t0 = performance.now();
@@ -120,6 +121,14 @@ export function dumpSync(opts: DumpOptions): DumpResult {
   times.mark('freeze');
   // --leave-running: a copy-on-write snapshot of each process, by its pid.
   const snapshots = new Map<number, Snapshot>();
+  // The frozen processes' pipes for splicing, by pid (undefined: the process could not make one).
+  const splicers = new Map<number, PageSplicer | undefined>();
+  const closeSplicers = () => {
+    for (const sp of splicers.values()) {
+      try { sp?.close(); } catch { /* the process is gone: so is its end */ }
+    }
+    splicers.clear();
+  };
   let released = false;
   let sockets: SocketDump | undefined;
   try {
@@ -174,7 +183,18 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     // A shared object (MAP_SHARED anonymous memory) mapped by several VMAs is saved once.
     const sharedSeen = new Set<string>();
     // Where a process's pages are read: its snapshot if it has one, else the frozen process.
-    const sourceOf = (c: Collected): Source => snapshots.get(c.pid) ?? { pid: c.pid, mem: c.node.tasks[0].memory() };
+    // A process that is killed after the dump splices its own pages into pages.img; one
+    // that runs on (-R without a snapshot) keeps no pipe of ours, even for a moment.
+    const sourceOf = (c: Collected): Source => snapshots.get(c.pid)
+      ?? { pid: c.pid, mem: c.node.tasks[0].memory(), splicer: opts.leaveRunning ? undefined : () => frozenSplicer(c) };
+    const frozenSplicer = (c: Collected): PageSplicer | undefined => {
+      if (!splicers.has(c.pid)) {
+        const task = c.node.tasks[0];
+        const remote = task.enterRemote(c.live!.remote.gadget);
+        splicers.set(c.pid, PageSplicer.open(c.pid, remote, task.memory(), task.scratchMapping().addr));
+      }
+      return splicers.get(c.pid);
+    };
     const select = (c: Collected, which: number[]) => {
       const plans = c.live!.plans;
       const mine = runs.get(c.pid) ?? runs.set(c.pid, new Array(plans.length)).get(c.pid)!;
@@ -215,7 +235,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
       const mine = runs.get(c.pid)![i];
       const cow = cows.get(c.pid)?.[i];
       const nr = mine.reduce((n, [, k]) => n + k, 0);
-      const { offset, crc } = nr ? copier!.copy(from.pid, from.mem, mine, plan.vma.prot, snapshots.has(c.pid)) : { offset: 0, crc: () => 0 };
+      const { offset, crc } = nr ? copier!.copy(from.pid, from.mem, mine, plan.vma.prot, snapshots.has(c.pid), from.splicer) : { offset: 0, crc: () => 0 };
       pages += nr;
       const kids = [encode(VMA_PATH, {}, plan.vma.path)];
       if (nr) kids.push(encode(PAGE_RUNS, {}, encodeRuns(mine)));
@@ -258,6 +278,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     times.mark('select');
     for (const c of live) rest.get(c)!.forEach((i) => copyVma(c, i, sourceOf(c)));
     const chunks: Chunk[] | void = copier.finish();
+    closeSplicers();
     for (const snap of snapshots.values()) snap.discard();
     snapshots.clear();
     times.mark('pages');
@@ -288,6 +309,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     log(`dump of pid ${root}: ${tree.length} process(es), ${threads} thread(s), ${pages} pages, ${calls} remote syscalls; ${times.format()}`);
     return { pids: tree.map((p) => p.pid), pages, bytes: pages * 4096, ms: performance.now() - t0, timings: times.record() };
   } catch (e) {
+    closeSplicers();
     for (const snap of snapshots.values()) snap.discard();
     sockets?.release();
     if (!released) releaseTree(tree);

@@ -8,10 +8,12 @@
  *   ctl[DONE] = slots written so far
  * offsets: Float64Array, file offset of slot i.
  * With `crc` (no codec), the writer also computes the CRC of each copy (a
- * VMA's pages, one or more slots): slotCopy[2i] = the copy slot i belongs to,
- * slotCopy[2i+1] = 1 if it is that copy's first slot; the running CRC goes
- * to crcs[copy % ring] after each slot (final once the copy's last slot is
- * written: page-pump.ts collects it).
+ * VMA's pages, one or more slots): slotCopy[3i] = the copy slot i belongs to,
+ * slotCopy[3i+1] = 1 if it is that copy's first slot, slotCopy[3i+2] = 1 if
+ * its bytes were spliced into the file already (dump/page-splice.ts): then the
+ * writer maps them from there for the CRC instead of writing them. The
+ * running CRC goes to crcs[copy % ring] after each slot (final once the copy's
+ * last slot is written: page-pump.ts collects it).
  * With `codec` (dump --compress), the worker compresses each slot into one
  * chunk and appends it at its own file position (from `start`, padded to
  * 4096 bytes), then puts [file offset, packed length] in results[2i, 2i+1].
@@ -19,6 +21,7 @@
 import fs from 'node:fs';
 import zlib from 'node:zlib';
 import { compressor } from '../kinds/page-chunks.js';
+import { mapFileRange } from '../sys/libc.js';
 
 export interface PageWriterJob {
   fd: number; slots: number; slotSize: number; data: SharedArrayBuffer; ctl: SharedArrayBuffer; offsets: SharedArrayBuffer; error: SharedArrayBuffer;
@@ -71,11 +74,18 @@ export function writePages(d: PageWriterJob): void {
         results[2 * slot + 1] = packed.length;
         pos += packed.length + pad;
       } else {
-        if (slotCopy && crcs) {
-          crc = zlib.crc32(view, slotCopy[2 * slot + 1] ? 0 : crc);
-          crcs[slotCopy[2 * slot] % d.crc!.ring] = crc | 0;
+        const inFile = slotCopy !== undefined && slotCopy[3 * slot + 2] === 1;
+        // Spliced bytes are read where they landed, through a mapping: no copy.
+        const mapped = inFile ? mapFileRange(d.fd, offsets[slot], len) : undefined;
+        try {
+          if (slotCopy && crcs) {
+            crc = zlib.crc32(mapped?.buf ?? view, slotCopy[3 * slot + 1] ? 0 : crc);
+            crcs[slotCopy[3 * slot] % d.crc!.ring] = crc | 0;
+          }
+        } finally {
+          mapped?.unmap();
         }
-        writeAt(d.fd, view, len, offsets[slot]);
+        if (!inFile) writeAt(d.fd, view, len, offsets[slot]);
       }
       Atomics.add(ctl, DONE, 1);
       Atomics.store(ctl, 2 * slot, 0);

@@ -20,12 +20,20 @@ import { tryKill, wait4 } from '../sys/syscalls.js';
 import { Tracee } from '../ptrace/tracee.js';
 import { TraceeMemory } from '../ptrace/memory.js';
 import { FrozenTask } from '../ptrace/frozen.js';
+import { RemoteCaller } from '../ptrace/remote.js';
+import { PageSplicer } from './page-splice.js';
 import { VmaKind, VM_FLAG_BITS, type VmaPlan } from '../kinds/vma.js';
 
 /** Below this, the fork costs more freeze than it saves. */
 export const SNAPSHOT_MIN_BYTES = 16 * 1024 * 1024;
 
-export interface Snapshot { pid: number; mem: TraceeMemory; discard(): void }
+export interface Snapshot {
+  pid: number;
+  mem: TraceeMemory;
+  /** A pipe in the child to splice its pages through (made at the first call), or undefined. */
+  splicer(): PageSplicer | undefined;
+  discard(): void;
+}
 
 export function followsFork(plan: VmaPlan): boolean {
   if (plan.kind !== VmaKind.ANON && plan.kind !== VmaKind.FILE_PRIVATE) return false;
@@ -39,9 +47,10 @@ export function forkSnapshot(task: FrozenTask, gadget: bigint): Snapshot | undef
   const events = { children: [] as number[] };
   let child = -1;
   let tracee: Tracee | undefined;
+  let scratch = 0;
   try {
     // The child's stack: a frame that makes it exit if ckpt dies before it kills it.
-    task.scratchMapping();
+    scratch = task.scratchMapping().addr;
     const stack = task.childStack() ?? 0n;
     const r = remote.raw(NR.clone, [0, stack, 0, 0, 0], events);
     child = events.children[0] ?? (r > 0n ? Number(r) : -1);
@@ -53,9 +62,17 @@ export function forkSnapshot(task: FrozenTask, gadget: bigint): Snapshot | undef
   const mem = new TraceeMemory(child);
   // The parent's remote wait4 names the child as the parent's pid namespace sees it.
   const inner = nsPid(child);
+  const childTracee = tracee;
+  let splicer: PageSplicer | undefined | null = null;
   return {
     pid: child, mem,
+    splicer() {
+      // The child inherited the scratch mapping: its first bytes are free (the exit frame is at its top).
+      if (splicer === null) splicer = PageSplicer.open(child, new RemoteCaller(childTracee, gadget, 'syscall-stop', childTracee.getRegs()), mem, scratch);
+      return splicer;
+    },
     discard() {
+      splicer?.close(false);
       mem.close();
       tryKill(child, SIG.KILL);
       try { wait4(child); } catch { /* reaped */ }

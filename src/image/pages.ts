@@ -47,7 +47,8 @@ export class PagesWriter {
 
   /** Create DIR/pages.img and write its header page. */
   static create(dir: string, pageSize = PAGE_SIZE): PagesWriter {
-    const { fd, path } = createImageFile(dir, PAGES_FILE);
+    // Readable too: the CRC of pages spliced into the file is taken from what landed there.
+    const { fd, path } = createImageFile(dir, PAGES_FILE, { readable: true });
     try {
       writeAll(fd, encodePagesHeader(pageSize), PAGES_HDR_SIZE, path);
     } catch (err) {

@@ -16,12 +16,12 @@ export const IMAGE_FILE = 'ckpt.img';
 export const PAGES_FILE = 'pages.img';
 
 /** Create a new file in `dir`: 0600, never over an existing file, never through a symlink. */
-export function createImageFile(dir: string, name: string): { fd: number; path: string } {
+export function createImageFile(dir: string, name: string, opts: { readable?: boolean } = {}): { fd: number; path: string } {
   const p = path.join(dir, name);
   const c = fs.constants;
   let fd: number; // libuv adds O_CLOEXEC to every open
   try {
-    fd = fs.openSync(p, c.O_WRONLY | c.O_CREAT | c.O_EXCL | c.O_NOFOLLOW, 0o600);
+    fd = fs.openSync(p, (opts.readable ? c.O_RDWR : c.O_WRONLY) | c.O_CREAT | c.O_EXCL | c.O_NOFOLLOW, 0o600);
   } catch (err) {
     throw fsError(err, 'open', p);
   }
