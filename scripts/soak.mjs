@@ -227,6 +227,19 @@ async function cliVariant() {
 
 // ---- the lib variant ---------------------------------------------------------------
 
+/** This process's resident bytes by mapping kind, from /proc/self/smaps. */
+function residentByKind() {
+  const out = { anon: 0, brk: 0, file: 0 };
+  let kind = 'anon';
+  for (const line of fs.readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
+    if (head) { kind = head[1] === '[heap]' ? 'brk' : head[1].startsWith('/') ? 'file' : 'anon'; continue; }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss) out[kind] += Number(rss[1]) * 1024;
+  }
+  return out;
+}
+
 async function libVariant() {
   const api = await import(pathToFileURL(path.join(root, 'dist/src/index.js')).href);
   const { wait4 } = await import(pathToFileURL(path.join(root, 'dist/src/sys/syscalls.js')).href);
@@ -263,8 +276,14 @@ async function libVariant() {
     }
     await h.sleep(20); // let worker terminations and other async closes land
     gc?.();
-    rows.push({ rss: process.memoryUsage().rss, fds: selfFds(), threads: selfThreads() });
-    if (cycle % 10 === 0 || cycle === 1) console.log(`lib cycle ${cycle}: rss ${mib(rows.at(-1).rss)} fds ${rows.at(-1).fds} threads ${rows.at(-1).threads}; counter ${counter}`);
+    const mem = process.memoryUsage();
+    rows.push({ rss: mem.rss, fds: selfFds(), threads: selfThreads() });
+    if (cycle % 10 === 0 || cycle === 1) {
+      // Where the resident memory is: this thread's JS heap and buffers, and the mappings by kind.
+      const where = residentByKind();
+      console.log(`lib cycle ${cycle}: rss ${mib(rows.at(-1).rss)} (js heap ${mib(mem.heapUsed)}, buffers ${mib(mem.arrayBuffers)}; ` +
+        `anonymous ${mib(where.anon)}, [heap] ${mib(where.brk)}, files ${mib(where.file)}) fds ${rows.at(-1).fds} threads ${rows.at(-1).threads}; counter ${counter}`);
+    }
   }
   const secs = (performance.now() - t0) / 1000;
   // The restored program is our child, unknown to Node: kill and reap it ourselves.

@@ -229,6 +229,27 @@ describe('dump --leave-running', () => {
   });
 });
 
+describe('a process whose seccomp filter kills at pipe2 and vmsplice (the calls of a page splice)', () => {
+  test('dump -R: it runs on and PASSes; killed, its image restores and PASSes', SLOW, async () => {
+    const { dir, pid } = await startChecked('seccomp-pages');
+    const image = makeWorkDir('img');
+    await dumpOk(pid, image, '-R');
+    assertPass(await requestCheck(dir));
+    process.kill(pid, 'SIGKILL');
+    await waitGone(pid);
+    assert.equal(restoreDetachedOk(image, join(makeWorkDir('pidfile'), 'pid')), pid);
+    assertPass(await requestCheck(dir, AFTER_RESTORE));
+  });
+
+  test('dump (the process splices its own pages, the filter suspended): its image restores and PASSes', SLOW, async () => {
+    const { dir, pid } = await startChecked('seccomp-pages');
+    const image = makeWorkDir('img');
+    await dumpOk(pid, image);
+    assert.equal(restoreDetachedOk(image, join(makeWorkDir('pidfile'), 'pid')), pid);
+    assertPass(await requestCheck(dir, AFTER_RESTORE));
+  });
+});
+
 describe('what ckpt cannot dump yet is refused, and the process runs on untouched', () => {
   const refused = [
     { name: 'socket', cflags: [], what: 'a process with a file descriptor in flight on a unix socket (SCM_RIGHTS)' },

@@ -54,7 +54,7 @@ export function forkSnapshot(task: FrozenTask, gadget: bigint): Snapshot | undef
     const stack = task.childStack() ?? 0n;
     const r = remote.raw(NR.clone, [0, stack, 0, 0, 0], events);
     child = events.children[0] ?? (r > 0n ? Number(r) : -1);
-    if (child > 0) tracee = stopped(child);
+    if (child > 0) tracee = stopped(child, readStatus(parent).seccomp !== 0);
   } finally {
     task.leaveRemote();
   }
@@ -82,7 +82,8 @@ export function forkSnapshot(task: FrozenTask, gadget: bigint): Snapshot | undef
 }
 
 /** The new child in its first stop, with EXITKILL set; undefined if it died. */
-function stopped(child: number): Tracee | undefined {
+/** `seccomp`: the child keeps the process's filters; its remote calls (the page splice) must pass them by. */
+function stopped(child: number, seccomp: boolean): Tracee | undefined {
   const tracee = Tracee.adopt(child);
   for (;;) {
     const s = tracee.wait();
@@ -92,7 +93,7 @@ function stopped(child: number): Tracee | undefined {
   }
   diePoint('child');
   // From here the kernel kills the child if ckpt dies; before, its stack frame makes it exit.
-  tracee.setOptions(PTRACE_O.TRACESYSGOOD | PTRACE_O.EXITKILL);
+  tracee.setOptions(PTRACE_O.TRACESYSGOOD | PTRACE_O.EXITKILL | (seccomp ? PTRACE_O.SUSPEND_SECCOMP : 0));
   return tracee;
 }
 
