@@ -17,7 +17,7 @@ import { startHelperJob } from '../helper-thread.js';
 import { waitWritten } from './page-writer.js';
 import { CkptError } from '../errors.js';
 import type { PagesWriter } from '../image/index.js';
-import { allocNative, freeNative, sharedNative, type NativeMemory } from '../sys/libc.js';
+import { mapNative, unmapNative, sharedNative, type NativeMemory } from '../sys/libc.js';
 import { processVmIo } from '../sys/syscalls.js';
 import { PAGE_SIZE, PROT } from '../sys/constants.js';
 import type { TraceeMemory } from '../ptrace/memory.js';
@@ -41,8 +41,8 @@ export interface Copied { offset: number; crc(): number }
 export const PIPELINE_MIN_BYTES = 48 * 1024 * 1024;
 
 /**
- * The small dump's buffer, kept for the next dump of this thread: fresh
- * native memory costs its page faults every time (a third of a 5 MiB dump).
+ * The small dump's buffer (huge pages where the kernel gives them), kept for
+ * the next dump of this thread: fresh memory costs its page faults every time.
  */
 let spare: NativeMemory | undefined;
 
@@ -52,12 +52,12 @@ function takeBuffer(size: number): NativeMemory {
     spare = undefined;
     return b;
   }
-  return allocNative(size);
+  return mapNative(size);
 }
 
 function giveBack(mem: NativeMemory): void {
-  if (spare && spare.size >= mem.size) { freeNative(mem); return; }
-  if (spare) freeNative(spare);
+  if (spare && spare.size >= mem.size) { unmapNative(mem); return; }
+  if (spare) unmapNative(spare);
   spare = mem;
 }
 

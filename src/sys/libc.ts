@@ -92,6 +92,41 @@ export function allocNative(size: number): NativeMemory {
   return { addr, buf, size };
 }
 
+const HUGE_PAGE = 2 * 1024 * 1024;
+/** mapNative's mappings by the address it gave out: what to munmap. */
+const mapped = new Map<bigint, { ptr: unknown; length: number }>();
+
+/**
+ * A large buffer of fresh anonymous memory (zero, as the kernel gives it),
+ * aligned to 2 MiB and advised to be backed by transparent huge pages: a
+ * 5 MiB page buffer then costs three page faults instead of 1280 (about 4 ms
+ * of a small dump here). The mapping has 2 MiB of slack for the alignment,
+ * never touched. Release with unmapNative.
+ */
+export function mapNative(size: number): NativeMemory {
+  const PROT_RW = 3, MAP_PRIVATE_ANON_NORESERVE = 0x22 | 0x4000, MADV_HUGEPAGE = 14;
+  const { koffi, mmap: mmapFn } = native();
+  const span = Math.ceil(size / HUGE_PAGE) * HUGE_PAGE;
+  const length = span + HUGE_PAGE;
+  const ptr = mmapFn(null, length, PROT_RW, MAP_PRIVATE_ANON_NORESERVE, -1, 0);
+  const raw = koffi.address(ptr) as bigint;
+  if (raw === 0xffffffffffffffffn) throw sysError(koffi.errno(), 'mmap', { resource: `a ${size}-byte page buffer` });
+  const addr = (raw + BigInt(HUGE_PAGE - 1)) & ~BigInt(HUGE_PAGE - 1);
+  // A hint: without transparent huge pages the memory works all the same.
+  trySyscall(28 /* madvise */, addr, span, MADV_HUGEPAGE);
+  const buf = Buffer.from(koffi.view(ptr, length) as ArrayBuffer, Number(addr - raw), size);
+  mapped.set(addr, { ptr, length });
+  return { addr, buf, size };
+}
+
+/** Release memory taken with mapNative. */
+export function unmapNative(mem: NativeMemory): void {
+  const m = mapped.get(mem.addr);
+  if (!m) return;
+  mapped.delete(mem.addr);
+  native().munmap(m.ptr, m.length);
+}
+
 /** Release native memory taken with allocNative (large page buffers). */
 export function freeNative(mem: NativeMemory): void {
   const { koffi } = native();
