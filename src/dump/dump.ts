@@ -190,8 +190,14 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     const frozenSplicer = (c: Collected): PageSplicer | undefined => {
       if (!splicers.has(c.pid)) {
         const task = c.node.tasks[0];
-        const remote = task.enterRemote(c.live!.remote.gadget);
-        splicers.set(c.pid, PageSplicer.open(c.pid, remote, task.memory(), task.scratchMapping().addr));
+        let splicer: PageSplicer | undefined;
+        try {
+          const remote = task.enterRemote(c.live!.remote.gadget);
+          splicer = PageSplicer.open(c.pid, remote, task.memory(), task.scratchMapping().addr);
+        } catch {
+          // No remote session now: read its pages the old way (the release puts back what there is).
+        }
+        splicers.set(c.pid, splicer);
       }
       return splicers.get(c.pid);
     };

@@ -10,7 +10,9 @@
  * O_CLOEXEC; ckpt takes the read end with pidfd_getfd and closes the
  * process's copy of it at once. close() closes the write end. Used where the
  * process does not run on afterwards (a dump that kills it, a snapshot
- * child): were ckpt killed in the middle, the write end is all it leaves.
+ * child): were ckpt killed in the middle, the write end is all it leaves (both
+ * ends, in the few calls between pipe2 and that close). Anything that goes
+ * wrong in the pipe's making or use falls back to process_vm_readv and write.
  */
 import { NR } from '../sys/nr.js';
 import { F, O } from '../sys/constants.js';
@@ -20,12 +22,15 @@ import type { RemoteCaller } from '../ptrace/remote.js';
 import type { TraceeMemory } from '../ptrace/memory.js';
 
 const PIPE_SIZE = 1024 * 1024;
+const MIN_PIPE_SIZE = 256 * 1024;
 const SPLICE_F_NONBLOCK = 2;
 /** vmsplice takes at most this many iovecs (UIO_MAXIOV). */
 const MAX_IOV = 1024;
 
 export class PageSplicer {
   private open = true;
+  /** A splice failed: the pipe may hold bytes; nothing more goes through it. */
+  private broken = false;
 
   private constructor(
     private readonly remote: RemoteCaller,
@@ -45,20 +50,25 @@ export class PageSplicer {
    */
   static open(pid: number, remote: RemoteCaller, mem: TraceeMemory, scratch: number): PageSplicer | undefined {
     if (remote.raw(NR.pipe2, [scratch, O.CLOEXEC]) !== 0n) return undefined;
-    const fds = mem.read(scratch, 8);
-    const [rfd, wfd] = [fds.readInt32LE(0), fds.readInt32LE(4)];
+    let rfd = -1;
+    let wfd = -1;
     let ours = -1;
     try {
+      const fds = mem.read(scratch, 8);
+      [rfd, wfd] = [fds.readInt32LE(0), fds.readInt32LE(4)];
       const sized = remote.raw(NR.fcntl, [wfd, F.SETPIPE_SZ, PIPE_SIZE]);
       const capacity = sized > 0n ? Number(sized) : Number(remote.raw(NR.fcntl, [wfd, F.GETPIPE_SZ]));
-      if (!(capacity >= 4096)) throw new Error('no pipe size');
+      // A small pipe (pipe-user-pages-soft reached) would take a remote call per few pages.
+      if (!(capacity >= MIN_PIPE_SIZE)) throw new Error(`a pipe of ${capacity} bytes`);
       const pidfd = pidfdOpen(pid);
       try { ours = pidfdGetfd(pidfd, rfd, pid); } finally { close(pidfd); }
-      remote.raw(NR.close, [rfd]);
+      remote.call(NR.close, [rfd]);
       return new PageSplicer(remote, mem, scratch, wfd, ours, Math.min(capacity, PIPE_SIZE));
     } catch {
-      remote.raw(NR.close, [rfd]);
-      remote.raw(NR.close, [wfd]);
+      // Read the pages the old way; the process keeps none of the pipe.
+      for (const fd of [rfd, wfd]) {
+        try { if (fd >= 0) remote.raw(NR.close, [fd]); } catch { /* the process is gone */ }
+      }
       if (ours >= 0) close(ours);
       return undefined;
     }
@@ -67,9 +77,21 @@ export class PageSplicer {
   /**
    * Move the bytes of `batch` ([address, length], whole pages) into `fd` at
    * `offset`, in order; returns how many moved (fewer if the process could
-   * not vmsplice some: the caller reads those the old way).
+   * not vmsplice some, or a splice failed: the caller then reads and writes
+   * the whole batch the old way, over what did land).
    */
   move(batch: ReadonlyArray<readonly [number, number]>, fd: number, offset: number): number {
+    if (this.broken) return 0;
+    try {
+      return this.moveAll(batch, fd, offset);
+    } catch {
+      // A file that takes no splice, a pipe left half full: from here on, read and write.
+      this.broken = true;
+      return 0;
+    }
+  }
+
+  private moveAll(batch: ReadonlyArray<readonly [number, number]>, fd: number, offset: number): number {
     let moved = 0;
     let i = 0;
     let skip = 0;

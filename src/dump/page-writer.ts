@@ -44,6 +44,21 @@ function writeAt(fd: number, buf: Uint8Array, len: number, at: number): void {
   while (done < len) done += fs.writeSync(fd, buf, done, len - done, at + done);
 }
 
+/** The file's bytes [at, at+len) mapped; where the file cannot be mapped, read into `view` (then undefined). */
+function mapOrRead(fd: number, view: Uint8Array, len: number, at: number): { buf: Uint8Array; unmap(): void } | undefined {
+  try {
+    return mapFileRange(fd, at, len);
+  } catch {
+    let done = 0;
+    while (done < len) {
+      const n = fs.readSync(fd, view, done, len - done, at + done);
+      if (n === 0) throw new Error(`EIO: pages.img is ${len - done} bytes short at ${at + done}, read`);
+      done += n;
+    }
+    return undefined;
+  }
+}
+
 /** Runs until the producer puts a stop in the next slot, or a write fails (then every slot is freed). */
 export function writePages(d: PageWriterJob): void {
   const ctl = new Int32Array(d.ctl);
@@ -75,8 +90,8 @@ export function writePages(d: PageWriterJob): void {
         pos += packed.length + pad;
       } else {
         const inFile = slotCopy !== undefined && slotCopy[3 * slot + 2] === 1;
-        // Spliced bytes are read where they landed, through a mapping: no copy.
-        const mapped = inFile ? mapFileRange(d.fd, offsets[slot], len) : undefined;
+        // Spliced bytes are read where they landed, through a mapping (no copy), or read back.
+        const mapped = inFile ? mapOrRead(d.fd, view, len, offsets[slot]) : undefined;
         try {
           if (slotCopy && crcs) {
             crc = zlib.crc32(mapped?.buf ?? view, slotCopy[3 * slot + 1] ? 0 : crc);

@@ -102,7 +102,13 @@ export function freezeTree(root: number): TreeProcess[] {
   }
 }
 
-/** Release every frozen task of the tree (leaves first). */
+/** Release every frozen task of the tree (leaves first); one that fails stops none of the others. */
 export function releaseTree(tree: TreeProcess[]): void {
-  for (const p of [...tree].reverse()) for (const t of p.tasks) t.release();
+  let first: unknown;
+  for (const p of [...tree].reverse()) {
+    for (const t of p.tasks) {
+      try { t.release(); } catch (e) { first ??= e; }
+    }
+  }
+  if (first !== undefined) throw first;
 }

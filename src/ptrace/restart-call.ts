@@ -14,9 +14,11 @@
  *
  * The kernel does not say which call it was. Two witnesses:
  * - the arguments must fit the call (nanosleep, clock_nanosleep, futex wait
- *   with a timeout, poll with a timeout: the calls that use a restart block);
- * - where they fit more than one, the code decides: `mov $NR,%eax` (or `%rax`)
- *   just before the `syscall` (glibc up to 2.40, Go, most static code).
+ *   with a timeout, poll that blocks: the calls that use a restart block);
+ * - the code, where it names one of those: `mov $NR,%eax` (or `%rax`) just
+ *   before the `syscall` (glibc up to 2.40, Go, most static code). It decides
+ *   where the arguments fit several, and names nothing where they do not fit
+ *   the call it names.
  * Arguments that fit none, or several that the code does not tell apart, name
  * nothing: the thread is restored into restart_syscall and gets EINTR, as
  * after CRIU.
@@ -26,7 +28,7 @@ import { NR } from '../sys/nr.js';
 import { E } from '../sys/errno.js';
 import type { TraceeMemory } from './memory.js';
 
-/** The calls that leave the kernel a restart block (x86_64, 64-bit ABI). */
+/** The calls that leave the kernel a restart block (x86_64, 64-bit ABI; poll with any timeout). */
 const RESTARTED_BY_BLOCK: ReadonlySet<number> = new Set([NR.nanosleep, NR.clock_nanosleep, NR.futex, NR.poll]);
 const USER_MIN = 0x1000n;
 const USER_END = 0x8000_0000_0000n;
@@ -58,7 +60,8 @@ export function nameRestartedCall(regs: UserRegs, mem: TraceeMemory): UserRegs {
 export function restartedCall(regs: UserRegs, mem: TraceeMemory): number | undefined {
   const fits = [...RESTARTED_BY_BLOCK].filter((nr) => argumentsFit(nr, regs, mem));
   const fromCode = callInCode(regs.rip, mem);
-  if (fromCode !== undefined && fits.includes(fromCode)) return fromCode;
+  // The code names one of the calls: it is that one, or (its arguments do not fit) none.
+  if (fromCode !== undefined && RESTARTED_BY_BLOCK.has(fromCode)) return fits.includes(fromCode) ? fromCode : undefined;
   return fits.length === 1 ? fits[0] : undefined;
 }
 
@@ -86,8 +89,10 @@ function argumentsFit(nr: number, r: UserRegs, mem: TraceeMemory): boolean {
       return (op === FUTEX_WAIT || op === FUTEX_WAIT_BITSET) && r.rdi % 4n === 0n && readable(r.rdi, 4, mem) && isTimespec(r.r10, mem);
     }
     case NR.poll: {
-      // The timeout is an int: a pointer left in rdx is not one.
-      if (r.rdx >> 32n !== 0n || BigInt.asIntN(32, r.rdx) <= 0n || r.rsi > MAX_POLL_FDS) return false;
+      // Any poll that blocks leaves a restart block, with or without a timeout (-1); one
+      // with timeout 0 never blocks. The timeout is an int, zero- or sign-extended: a
+      // pointer left in rdx is not one.
+      if ((r.rdx >> 32n !== 0n && r.rdx >> 32n !== 0xffff_ffffn) || BigInt.asIntN(32, r.rdx) === 0n || r.rsi > MAX_POLL_FDS) return false;
       return r.rsi === 0n || readable(r.rdi, Number(r.rsi) * POLLFD_SIZE, mem);
     }
     default:
