@@ -92,6 +92,15 @@ export function allocNative(size: number): NativeMemory {
   return { addr, buf, size };
 }
 
+/** mmap(2) through libc: the koffi pointer and its address; a failure throws, naming `resource`. */
+function mmapOrThrow(length: number, prot: number, flags: number, fd: number, offset: number, resource: string): { ptr: unknown; addr: bigint } {
+  const { koffi, mmap: mmapFn } = native();
+  const ptr = mmapFn(null, length, prot, flags, fd, offset);
+  const addr = koffi.address(ptr) as bigint;
+  if (addr === 0xffffffffffffffffn) throw sysError(koffi.errno(), 'mmap', { resource });
+  return { ptr, addr };
+}
+
 const HUGE_PAGE = 2 * 1024 * 1024;
 /** mapNative's mappings by the address it gave out: what to munmap. */
 const mapped = new Map<bigint, { ptr: unknown; length: number }>();
@@ -105,12 +114,10 @@ const mapped = new Map<bigint, { ptr: unknown; length: number }>();
  */
 export function mapNative(size: number): NativeMemory {
   const PROT_RW = 3, MAP_PRIVATE_ANON_NORESERVE = 0x22 | 0x4000, MADV_HUGEPAGE = 14;
-  const { koffi, mmap: mmapFn } = native();
+  const { koffi } = native();
   const span = Math.ceil(size / HUGE_PAGE) * HUGE_PAGE;
   const length = span + HUGE_PAGE;
-  const ptr = mmapFn(null, length, PROT_RW, MAP_PRIVATE_ANON_NORESERVE, -1, 0);
-  const raw = koffi.address(ptr) as bigint;
-  if (raw === 0xffffffffffffffffn) throw sysError(koffi.errno(), 'mmap', { resource: `a ${size}-byte page buffer` });
+  const { ptr, addr: raw } = mmapOrThrow(length, PROT_RW, MAP_PRIVATE_ANON_NORESERVE, -1, 0, `a ${size}-byte page buffer`);
   const addr = (raw + BigInt(HUGE_PAGE - 1)) & ~BigInt(HUGE_PAGE - 1);
   // A hint: without transparent huge pages the memory works all the same.
   trySyscall(28 /* madvise */, addr, span, MADV_HUGEPAGE);
@@ -177,10 +184,8 @@ export function sharedNative(sab: SharedArrayBuffer, offset: number, size: numbe
 export function mapCode(code: Buffer): { addr: bigint; unmap(): void } {
   const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20, size = 4096;
   if (code.length > size) throw new CkptError('INTERNAL', `mapCode: ${code.length} bytes of code`);
-  const { koffi, mmap: mmapFn, munmap: munmapFn } = native();
-  const ptr = mmapFn(null, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  const addr = koffi.address(ptr) as bigint;
-  if (addr === 0xffffffffffffffffn) throw sysError(koffi.errno(), 'mmap', { resource: 'code page' });
+  const { koffi, munmap: munmapFn } = native();
+  const { ptr, addr } = mmapOrThrow(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0, 'code page');
   new Uint8Array(koffi.view(ptr, size) as ArrayBuffer).set(code);
   const r = trySyscall(10 /* mprotect */, addr, size, PROT_READ | PROT_EXEC);
   if (r < 0) { munmapFn(ptr, size); throw sysError(-r, 'mprotect', { resource: 'code page' }); }
@@ -190,9 +195,8 @@ export function mapCode(code: Buffer): { addr: bigint; unmap(): void } {
 /** A read-only view of part of a file, mapped (no copy); unmap() when done. */
 export function mapFileRange(fd: number, offset: number, length: number): { buf: Buffer; unmap(): void } {
   const PROT_READ = 1, MAP_SHARED = 1;
-  const { koffi, mmap: mmapFn, munmap: munmapFn } = native();
-  const ptr = mmapFn(null, length, PROT_READ, MAP_SHARED, fd, offset);
-  if (koffi.address(ptr) === 0xffffffffffffffffn) throw sysError(koffi.errno(), 'mmap', { resource: `fd ${fd}` });
+  const { koffi, munmap: munmapFn } = native();
+  const { ptr } = mmapOrThrow(length, PROT_READ, MAP_SHARED, fd, offset, `fd ${fd}`);
   const buf = Buffer.from(koffi.view(ptr, length) as ArrayBuffer);
   return { buf, unmap: () => { munmapFn(ptr, length); } };
 }
