@@ -15,7 +15,8 @@
  * to a helper whose last job is over, or to a new one; at most MAX_SPARE
  * helpers wait with nothing to do.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { builtin } from './builtin.js';
 import type { PageWriterJob } from './dump/page-writer.js';
 import type { VerifyPagesJob } from './restore/page-crc-read.js';
 
@@ -32,6 +33,7 @@ const MAX_SPARE = 1;
 
 function newHelper(): Helper {
   const busy = new Int32Array(new SharedArrayBuffer(4));
+  const { Worker } = builtin<typeof import('node:worker_threads')>('node:worker_threads');
   const worker = new Worker(new URL('./helper-worker.js', import.meta.url), { workerData: { busy: busy.buffer } });
   worker.unref();
   const helper = { worker, busy };

@@ -13,7 +13,7 @@ import { memSearch, formatSearch, memRead, formatRead } from '../inspect/mem.js'
 import { diffImages, formatDiff } from '../inspect/diff.js';
 import { openReport, imagePagesBytes } from './report.js';
 import * as path from 'node:path';
-import { isatty } from 'node:tty';
+import { builtin } from '../builtin.js';
 import {
   fdSink, fdSource, makeStreamTempDir, openOutputFile, packImage, packImageToFile, removeStreamTempDir, unpackImage,
   unpackImageFromFile, type ByteSink, type ByteSource,
@@ -50,6 +50,8 @@ const verbosity = (v: unknown) => (Array.isArray(v) ? v.length : v ? 1 : 0);
 // ---- streams: the single-file form of an image (src/image/pack.ts) ----------------------
 
 type Values = ReturnType<typeof parse>;
+
+const isatty = (fd: number) => builtin<typeof import('node:tty')>('node:tty').isatty(fd);
 
 /** `-o FILE` / `-i FILE` absent or '-': stdout / stdin. */
 const isStd = (v: unknown) => v === undefined || v === '-';

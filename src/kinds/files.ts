@@ -4,7 +4,7 @@
  * the target takes it with pidfd_getfd, then dup3 to the saved fd number.
  */
 import fs from 'node:fs';
-import tty from 'node:tty';
+import { builtin } from '../builtin.js';
 import { CkptError } from '../errors.js';
 import { Content, defineRecord, type FieldsOf } from '../image/index.js';
 import { readFdLink, readFdinfo } from '../proc/index.js';
@@ -255,7 +255,8 @@ export function checkFd(f: SavedFd): void {
 
 /** ckpt's own terminal, for --shell-job. */
 function ownTerminalFd(): number {
-  for (const fd of [0, 1, 2]) if (tty.isatty(fd)) return fd;
+  const { isatty } = builtin<typeof import('node:tty')>('node:tty');
+  for (const fd of [0, 1, 2]) if (isatty(fd)) return fd;
   throw new CkptError('USAGE', 'the image holds a terminal (--shell-job) but ckpt has none on fds 0-2');
 }
 

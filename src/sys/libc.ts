@@ -24,9 +24,26 @@ interface Native {
 }
 let loaded: Native | undefined;
 
+/**
+ * koffi's addon for glibc on x86_64, straight from the package npm installs
+ * it in: what koffi's own loader ends up loading here, without first reading
+ * node's ELF headers to tell glibc from musl and resolving koffi's exports
+ * (~5 ms of every CLI command). Anywhere else (musl, another layout), koffi's
+ * own loader chooses.
+ */
+function loadKoffi(): typeof Koffi {
+  const require = createRequire(import.meta.url);
+  if (process.arch === 'x64') {
+    try {
+      return require('@koromix/koffi-linux-x64/linux_x64/koffi.node') as typeof Koffi;
+    } catch { /* not this layout, or not glibc */ }
+  }
+  return require('koffi') as typeof Koffi;
+}
+
 function native(): Native {
   if (loaded) return loaded;
-  const koffi = createRequire(import.meta.url)('koffi') as typeof Koffi;
+  const koffi = loadKoffi();
   const libc = koffi.load('libc.so.6');
   loaded = {
     koffi,

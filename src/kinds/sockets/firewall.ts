@@ -7,7 +7,7 @@
  * and `conn6` of (address . port . address . port), one rule per hook.
  * The table outlives ckpt on purpose: the block must last from dump to restore.
  */
-import { spawnSync } from 'node:child_process';
+import { builtin } from '../../builtin.js';
 import { CkptError } from '../../errors.js';
 import { inetAddr } from './addr.js';
 
@@ -26,6 +26,7 @@ const SETUP = [
 ];
 
 function nft(script: string): { ok: boolean; err: string } {
+  const { spawnSync } = builtin<typeof import('node:child_process')>('node:child_process');
   const r = spawnSync('nft', ['-f', '-'], { input: script, encoding: 'utf8' });
   if (r.error) throw new CkptError('UNSUPPORTED', `--tcp-established needs nft (Debian package nftables) to hold the packets of frozen connections: ${(r.error as NodeJS.ErrnoException).code}`);
   return { ok: r.status === 0, err: (r.stderr ?? '').trim().split('\n')[0] ?? '' };
