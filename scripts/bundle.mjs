@@ -1,42 +1,44 @@
 #!/usr/bin/env node
-// Bundle the CLI (and the workers it starts) into dist/bin: one module to
-// compile instead of ~80 cuts ckpt's start-up by ~100 ms. koffi stays
-// external (a native addon). The library (dist/src) is left unbundled.
+// Bundle the CLI (and the workers it starts) into dist/bin, as CommonJS: one
+// script to compile instead of ~80 ES modules, and no ES module loader to
+// start. koffi and the codecs stay external (native addons). The library
+// (dist/src) is left unbundled.
 //
-// The CLI is split: dist/bin/ckpt.js (src/cli/bin.ts) imports the command
-// line, and the engine's code and `ckpt run`'s are chunks that only the
-// commands using them import. The workers are bundled whole, each one file.
+//   ckpt.js          the executable (src/cli/loader.ts): compiles ckpt-cli.js
+//                    with the code cache that scripts/train-code-cache.mjs makes
+//   ckpt-cli.js      the command line and the engine (src/cli/bin.ts)
+//   *-worker.js      the workers, each one file
+//   package.json     says that the .js files here are CommonJS
 import { build } from 'esbuild';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 
-// Chunk names carry a hash: start empty so that no stale chunk ships.
 fs.rmSync('dist/bin', { recursive: true, force: true });
 
 const common = {
   bundle: true,
   platform: 'node',
   target: 'node20',
-  format: 'esm',
+  format: 'cjs',
   outdir: 'dist/bin',
   external: ['koffi', '@toondepauw/node-zstd', 'lz4-napi'],
+  define: { 'import.meta.url': 'importMetaUrl' },
+  inject: ['scripts/bundle-import-meta.js'],
   logLevel: 'warning',
 };
 
 // The executable starts as a shell script that runs node on itself without
 // NODE_EXTRA_CA_CERTS: node 20 parses every CA certificate it names at
 // start-up (~90 ms here), and ckpt makes no TLS connection. The variable is
-// passed on as CKPT_EXTRA_CA_CERTS, and bin.ts puts it back for what ckpt
-// starts. To JavaScript the second line is a string and a comment.
+// passed on as CKPT_EXTRA_CA_CERTS, and src/cli/extra-ca-certs.ts puts it back
+// for what ckpt starts. To JavaScript the second line is a string and a comment.
 const SH_PRELUDE = `#!/bin/sh
 ':' //; exec /usr/bin/env -u NODE_EXTRA_CA_CERTS \${NODE_EXTRA_CA_CERTS+"CKPT_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS"} node "$0" "$@"`;
 
-await build({
-  ...common,
-  entryPoints: { ckpt: 'dist/src/cli/bin.js' },
-  splitting: true,
-  chunkNames: 'ckpt-[name]-[hash]',
-  banner: { js: SH_PRELUDE },
-});
+await build({ ...common, entryPoints: { ckpt: 'dist/src/cli/loader.js' }, banner: { js: SH_PRELUDE } });
+// The build id ties the code cache to this bundle: V8 itself checks only the source's length.
+const id = crypto.randomBytes(16).toString('hex');
+await build({ ...common, entryPoints: { 'ckpt-cli': 'dist/src/cli/bin.js' }, banner: { js: `// ckpt build ${id}` } });
 await build({
   ...common,
   entryPoints: {
@@ -44,4 +46,5 @@ await build({
     'engine-worker': 'dist/src/api/engine-worker.js',
   },
 });
+fs.writeFileSync('dist/bin/package.json', '{ "type": "commonjs" }\n');
 fs.chmodSync('dist/bin/ckpt.js', 0o755);

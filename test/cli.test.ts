@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import {
@@ -170,7 +170,10 @@ describe('verbosity and --log-file on real dumps and restores', () => {
 
   const STEP = /^ckpt: (dump|restore): [a-z-]+ [0-9]+\.[0-9] ms$/;
   /** -v's last line: where the command's time went before and around the engine. */
-  const TIME = /^ckpt: time since start [0-9.]+ ms: node [0-9.]+ ms, cli modules [0-9.]+ ms, engine modules [0-9.]+ ms, engine [0-9.]+ ms$/;
+  const timeLine = (cache = 'used') => new RegExp(
+    `^ckpt: time since start [0-9.]+ ms: node [0-9.]+ ms, cli modules [0-9.]+ ms \\(code cache ${cache}\\), engine modules [0-9.]+ ms, engine [0-9.]+ ms$`);
+  /** The build trained a code cache that V8 takes (scripts/train-code-cache.mjs). */
+  const TIME = timeLine('used');
   const TIMESTAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z /;
 
   test('without -v a dump is silent; -v prints the breakdown; -vv also each step; --log-file gets it all, timestamped', SLOW, async () => {
@@ -235,6 +238,33 @@ describe('verbosity and --log-file on real dumps and restores', () => {
     assert.ok(tail.some((t) => t.startsWith('restore: pages ')));
     assert.match(tail.at(-1)!, /^restore: done after [0-9.]+ ms, exit 0$/);
     assertPass(await requestCheck(a.work, { timeoutMs: 60_000 }));
+  });
+
+  test('the executable takes the code cache only if it was made for its bundle, and runs without one', SLOW, async () => {
+    // A copy of the bin with other caches beside it; koffi is found through NODE_PATH.
+    const dir = makeWorkDir('cli-cache');
+    const bin = join(dir, 'bin');
+    mkdirSync(bin);
+    for (const f of ['ckpt.js', 'ckpt-cli.js', 'package.json']) copyFileSync(join(REPO_ROOT, 'dist', 'bin', f), join(bin, f));
+    const trained = readFileSync(join(REPO_ROOT, 'dist', 'bin', 'ckpt-cli.cache'));
+    const env = { ...process.env, NODE_PATH: join(REPO_ROOT, 'node_modules') };
+    const a = await started();
+    const dumpWith = (cache: Buffer | undefined, name: string) => {
+      if (cache) writeFileSync(join(bin, 'ckpt-cli.cache'), cache);
+      else rmSync(join(bin, 'ckpt-cli.cache'), { force: true });
+      const r = spawnSync(process.execPath, [join(bin, 'ckpt.js'), 'dump', '-t', String(a.pid), '-D', join(dir, name), '-R', '-v'], { encoding: 'utf8', env });
+      assertSuccess({ status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr }, `dump with cache ${name}`);
+      return r.stderr.trimEnd().split('\n').at(-1)!;
+    };
+    assert.match(dumpWith(undefined, 'none'), timeLine('none'));
+    // Another build's cache: its id is not this bundle's, and it is not even offered to V8.
+    const other = Buffer.from(trained);
+    other[0] = other[0] === 0x30 ? 0x31 : 0x30;
+    assert.match(dumpWith(other, 'other'), timeLine('none'));
+    // This bundle's id, but data V8 refuses.
+    assert.match(dumpWith(trained.subarray(0, 4096), 'refused'), timeLine('rejected'));
+    assert.match(dumpWith(trained, 'trained'), timeLine('used'));
+    assertPass(await requestCheck(a.work));
   });
 
   test('a failed dump is logged with its error', SLOW, async () => {

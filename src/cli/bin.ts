@@ -1,14 +1,8 @@
 /**
- * The ckpt executable (dist/bin/ckpt.js, behind the shell prelude that
- * scripts/bundle.mjs puts first): notes when node's own start-up ended (for
- * -v), gives back the NODE_EXTRA_CA_CERTS the prelude kept from node, then
- * loads the command line.
+ * The command line's bundle (dist/bin/ckpt-cli.js), which the executable
+ * (cli/loader.ts) compiles and runs: in this order, notes when start-up ended
+ * (for -v), gives back NODE_EXTRA_CA_CERTS, and runs the command line.
  */
-// First: its start mark is when node's own start-up ended.
 import './startup.js';
-const saved = process.env.CKPT_EXTRA_CA_CERTS;
-if (saved !== undefined) {
-  process.env.NODE_EXTRA_CA_CERTS = saved;
-  delete process.env.CKPT_EXTRA_CA_CERTS;
-}
-await import('./main.js');
+import './extra-ca-certs.js';
+import './main.js';

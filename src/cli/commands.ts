@@ -1,13 +1,11 @@
 /** Each command: its flags (CRIU's names where CRIU has the same meaning), help, and run. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CkptError } from '../errors.js';
-import { readImage, check } from '../index.js';
-// dump and restore run the engine in a worker, so that SIGINT/SIGTERM/SIGHUP can stop it cleanly.
 import type { DumpResult } from '../dump/dump.js';
 import type { RestoreResult } from '../restore/restore.js';
 import { runEngine } from './engine-run.js';
 import { runCommand } from './run.js';
-import { formatImage } from '../show.js';
+import { formatImage, showImage } from '../show.js';
 import { SECTIONS, showSections, formatSections, type Section } from '../inspect/sections.js';
 import { memSearch, formatSearch, memRead, formatRead } from '../inspect/mem.js';
 import { diffImages, formatDiff } from '../inspect/diff.js';
@@ -323,7 +321,7 @@ the section flags, print only those sections:
         process.stdout.write(o.json ? JSON.stringify(j, null, 2) + '\n' : formatSections(j));
         return 0;
       }
-      const img = await readImage(dir);
+      const img = showImage(dir);
       process.stdout.write(o.json ? JSON.stringify(img, null, 2) + '\n' : formatImage(img));
       return 0;
     },
@@ -337,7 +335,8 @@ Exits non-zero if a required one is missing.
 `,
     async run(args) {
       const o = parse('check', args, { json: { type: 'boolean' } });
-      const r = await check();
+      const { checkKernel } = await import('../check.js');
+      const r = checkKernel();
       if (o.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
       else {
         for (const p of r.probes) process.stdout.write(`${p.ok ? 'ok  ' : p.required ? 'FAIL' : 'no  '} ${p.name}: ${p.detail}\n`);

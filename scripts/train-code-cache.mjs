@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+// Train the CLI's V8 code cache (dist/bin/ckpt-cli.cache, read by
+// src/cli/loader.ts): run the commands a user runs most on a real process, a
+// `sleep` of ours, each run adding what it compiled to the cache. Best effort:
+// where ptrace is not allowed the commands fail, the cache holds less, and the
+// CLI compiles the rest at each start as it would without a cache.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { compileCli } from '../dist/src/cli/code-cache.js';
+
+const ckpt = path.resolve('dist/bin/ckpt.js');
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ckpt-train-'));
+const env = { ...process.env, CKPT_TRAIN_CODE_CACHE: '1' };
+const failed = [];
+
+function run(...args) {
+  const r = spawnSync(process.execPath, [ckpt, ...args], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  if (r.status !== 0) failed.push(`ckpt ${args[0]}: ${(r.stderr || `exit ${r.status}`).trim().split('\n')[0]}`);
+  return r.status === 0;
+}
+
+let restored = 0;
+// Its own session, our child: it is reaped the moment it dies, so its pid is free for the
+// restore. bash closes the fds that the build inherited, which ckpt could not dump.
+const CLOSE_FDS = 'for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done 2>/dev/null; exec sleep 600';
+const sleeper = spawn('bash', ['-c', CLOSE_FDS], { detached: true, stdio: 'ignore' });
+let gone = false;
+const exited = new Promise((resolve) => sleeper.on('exit', () => { gone = true; resolve(); }));
+try {
+  await new Promise((resolve, reject) => { sleeper.on('spawn', resolve); sleeper.on('error', reject); });
+  const pid = String(sleeper.pid);
+  run('dump', '-R', '-t', pid, '-D', path.join(work, 'left'), '-v');
+  run('show', '-D', path.join(work, 'left'));
+  if (run('dump', '-t', pid, '-D', path.join(work, 'image'), '-v')) {
+    await exited;
+    if (run('restore', '-D', path.join(work, 'image'), '-d', '-v')) restored = sleeper.pid;
+  }
+} catch (e) {
+  failed.push(e.message);
+} finally {
+  // By pid, and only a process of ours: the sleeper while it lives, else the one restored.
+  const pid = gone ? restored : sleeper.pid;
+  if (pid) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  fs.rmSync(work, { recursive: true, force: true });
+}
+
+// A cache V8 refuses is worse than none: it is read at every start for nothing. (A flag set
+// while training, as a worker's --expose-gc, would make it one.)
+const cacheFile = 'dist/bin/ckpt-cli.cache';
+const source = fs.readFileSync('dist/bin/ckpt-cli.js', 'utf8');
+const cached = fs.existsSync(cacheFile) ? fs.readFileSync(cacheFile) : undefined;
+const { cache } = compileCli(source, path.resolve('dist/bin/ckpt-cli.js'), cached);
+if (cache !== 'used') {
+  fs.rmSync(cacheFile, { force: true });
+  console.error(`train-code-cache: V8 ${cache === 'none' ? 'got no cache' : 'refuses the cache it made'}: ckpt compiles its code at each start`);
+} else if (failed.length) {
+  console.error(`train-code-cache: ${failed.join('; ')}: the code cache (${cached.length >> 10} KiB) covers less, and ckpt starts slower`);
+}
