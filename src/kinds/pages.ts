@@ -139,6 +139,14 @@ export function selectPagesCow(child: Pagemap, parent: Pagemap, plan: VmaPlan, b
 }
 
 const MAX_IOV = 1024;
+const MADV_POPULATE_WRITE = 23;
+/**
+ * Runs this long are faulted in by one madvise before the preadv: the kernel
+ * then takes one call for the run instead of a fault per page. preadv of 1 GiB
+ * into fresh memory here took 1236 ms, and 736 after MADV_POPULATE_WRITE;
+ * 0.2-0.5 ms less per MiB, for a remote call of 0.1-0.2 ms.
+ */
+const POPULATE_MIN_BYTES = 1 << 20;
 
 /**
  * In the target: preadv(pagesFd, runs) for every VMA's pages. Runs of a VMA
@@ -148,8 +156,15 @@ export function restorePages(t: RestoreTarget, pagesFd: number, vmas: { fields: 
   for (const { fields: v, runs } of vmas) {
     if (runs.length === 0) continue;
     let off = v.pages_off;
+    // Private memory only, the kinds whose pages come back this way.
+    const populate = v.kind === VmaKind.ANON || v.kind === VmaKind.FILE_PRIVATE;
     for (let i = 0; i < runs.length; i += MAX_IOV) {
       const batch = runs.slice(i, i + MAX_IOV);
+      // Exactly the pages preadv writes next: nothing the process did not have. A kernel
+      // before 5.14 says EINVAL and the preadv faults them in as it goes.
+      if (populate) {
+        for (const [a, n] of batch) if (n * PAGE_SIZE >= POPULATE_MIN_BYTES) t.remote.raw(NR.madvise, [a, n * PAGE_SIZE, MADV_POPULATE_WRITE]);
+      }
       const iov = Buffer.alloc(batch.length * IOVEC_SIZE);
       let total = 0;
       batch.forEach(([a, n], j) => { encodeIovec(iov, j, a, n * PAGE_SIZE); total += n * PAGE_SIZE; });
