@@ -81,8 +81,25 @@ function waitPidFree(pid: number, timeoutMs = 5000): boolean {
   }
 }
 
-/** Everything checked before the first process is created. */
+/**
+ * Everything checked before the first process is created. The pids first: a
+ * process still running from the image holds them, and its files then differ
+ * from the image because it runs on (mem.c rewriting a file of its own), not
+ * because the image is stale.
+ */
 function preflight(img: LoadedImage, plan: TreePlan, opts: RestoreOptions): void {
+  // A container's pids are its own namespace's: the host's are free or not, it does not matter.
+  if (!plan.container) {
+    for (const p of img.processes) {
+      for (const th of p.threads) {
+        if (!waitPidFree(th.fields.tid)) throw new CkptError('PID_IN_USE', `pid ${th.fields.tid} is in use`, { pid: th.fields.tid });
+      }
+      if (!waitPidFree(p.pid)) throw new CkptError('PID_IN_USE', `pid ${p.pid} is in use`, { pid: p.pid });
+    }
+    for (const id of [...plan.orphanSessions, ...plan.orphanGroups]) {
+      if (!waitPidFree(id)) throw new CkptError('PID_IN_USE', `pid ${id} (a session or group of the image whose leader is gone) is in use`, { pid: id });
+    }
+  }
   for (const p of img.processes) {
     for (const v of p.vmas) if (isFileBacked(v.fields.kind)) checkMappedFile(v.fields, v.path);
     for (const f of p.fds) {
@@ -91,14 +108,6 @@ function preflight(img: LoadedImage, plan: TreePlan, opts: RestoreOptions): void
       }
       checkFd(f);
     }
-    for (const th of p.threads) {
-      // A container's pids are its own namespace's: the host's are free or not, it does not matter.
-      if (!plan.container && !waitPidFree(th.fields.tid)) throw new CkptError('PID_IN_USE', `pid ${th.fields.tid} is in use`, { pid: th.fields.tid });
-    }
-    if (!plan.container && !waitPidFree(p.pid)) throw new CkptError('PID_IN_USE', `pid ${p.pid} is in use`, { pid: p.pid });
-  }
-  for (const id of [...plan.orphanSessions, ...plan.orphanGroups]) {
-    if (!plan.container && !waitPidFree(id)) throw new CkptError('PID_IN_USE', `pid ${id} (a session or group of the image whose leader is gone) is in use`, { pid: id });
   }
 }
 
