@@ -273,7 +273,7 @@ describe('what ckpt cannot dump yet is refused, and the process runs on untouche
 
 describe('bad input: non-zero exit, exactly one line on stderr, no stack trace', () => {
   let imagePid = 0;
-  const dirs = { image: '', truncated: '', flipped: '', empty: '', junk: '' };
+  const dirs = { image: '', truncated: '', flipped: '', flippedPages: '', empty: '', junk: '' };
 
   before(async () => {
     const small = await makeSmallImage();
@@ -290,6 +290,12 @@ describe('bad input: non-zero exit, exactly one line on stderr, no stack trace',
     const bytes = readFileSync(imgFile(dirs.flipped));
     bytes[bytes.length >> 1] ^= 0xff;
     writeFileSync(imgFile(dirs.flipped), bytes);
+
+    dirs.flippedPages = makeWorkDir('flipped-pages');
+    cpSync(dirs.image, dirs.flippedPages, { recursive: true });
+    const pages = readFileSync(join(dirs.flippedPages, 'pages.img'));
+    pages[pages.length - 100] ^= 0xff;
+    writeFileSync(join(dirs.flippedPages, 'pages.img'), pages);
 
     dirs.empty = makeWorkDir('empty');
     dirs.junk = makeWorkDir('junk');
@@ -323,6 +329,12 @@ describe('bad input: non-zero exit, exactly one line on stderr, no stack trace',
       if (restores) await waitGone(imagePid);
     });
   }
+
+  test('restore of an image whose page data fails its CRC: one line, and what it made is killed', SLOW, async () => {
+    // A small image's pages are checked while the first process reads them in: after it exists.
+    assertCleanError(ckpt(['restore', '-d', '-D', dirs.flippedPages]), 'fails its CRC');
+    await waitGone(imagePid);
+  });
 
   test('the untouched image still restores (the failures above were the input\'s fault)', SLOW, async () => {
     const pid = restoreDetachedOk(dirs.image, join(makeWorkDir('pidfile'), 'pid'));

@@ -151,8 +151,12 @@ const POPULATE_MIN_BYTES = 1 << 20;
 /**
  * In the target: preadv(pagesFd, runs) for every VMA's pages. Runs of a VMA
  * are consecutive in pages.img, so one preadv covers up to 1024 of them.
+ * `meanwhile` runs on ckpt's thread while the target works on the largest
+ * batch (its first madvise or its preadv): on another core, at the same time.
  */
-export function restorePages(t: RestoreTarget, pagesFd: number, vmas: { fields: VmaFields; runs: Run[] }[]): void {
+export function restorePages(t: RestoreTarget, pagesFd: number, vmas: { fields: VmaFields; runs: Run[] }[], meanwhile?: () => void): void {
+  let largest = 0;
+  for (const { runs } of vmas) for (let i = 0; i < runs.length; i += MAX_IOV) largest = Math.max(largest, batchBytes(runs, i));
   for (const { fields: v, runs } of vmas) {
     if (runs.length === 0) continue;
     let off = v.pages_off;
@@ -160,28 +164,41 @@ export function restorePages(t: RestoreTarget, pagesFd: number, vmas: { fields: 
     const populate = v.kind === VmaKind.ANON || v.kind === VmaKind.FILE_PRIVATE;
     for (let i = 0; i < runs.length; i += MAX_IOV) {
       const batch = runs.slice(i, i + MAX_IOV);
+      const total = batchBytes(runs, i);
+      let work = meanwhile && total === largest ? meanwhile : undefined;
+      if (work) meanwhile = undefined;
       // Exactly the pages preadv writes next: nothing the process did not have. A kernel
       // before 5.14 says EINVAL and the preadv faults them in as it goes.
       if (populate) {
-        for (const [a, n] of batch) if (n * PAGE_SIZE >= POPULATE_MIN_BYTES) t.remote.raw(NR.madvise, [a, n * PAGE_SIZE, MADV_POPULATE_WRITE]);
+        for (const [a, n] of batch) {
+          if (n * PAGE_SIZE < POPULATE_MIN_BYTES) continue;
+          t.remote.raw(NR.madvise, [a, n * PAGE_SIZE, MADV_POPULATE_WRITE], undefined, undefined, work);
+          work = undefined;
+        }
       }
       const iov = Buffer.alloc(batch.length * IOVEC_SIZE);
-      let total = 0;
-      batch.forEach(([a, n], j) => { encodeIovec(iov, j, a, n * PAGE_SIZE); total += n * PAGE_SIZE; });
+      batch.forEach(([a, n], j) => encodeIovec(iov, j, a, n * PAGE_SIZE));
       t.scratch.reset();
       const iovAddr = t.scratch.put(iov);
       let done = 0;
       while (done < total) {
         // A short read (over 2 GiB, or a signal) continues where it stopped.
         const got = done === 0
-          ? t.remote.call(NR.preadv, [pagesFd, iovAddr, batch.length, off, 0], 'preadv(pages.img)')
+          ? t.remote.call(NR.preadv, [pagesFd, iovAddr, batch.length, off, 0], 'preadv(pages.img)', undefined, work)
           : resumeShort(t, pagesFd, batch, done, off);
+        work = undefined;
         if (got === 0) throw new CkptError('BAD_IMAGE', `bad image: pages.img ends early at offset ${off + done}`);
         done += got;
       }
       off += total;
     }
   }
+}
+
+function batchBytes(runs: Run[], from: number): number {
+  let n = 0;
+  for (let i = from; i < Math.min(runs.length, from + MAX_IOV); i++) n += runs[i][1] * PAGE_SIZE;
+  return n;
 }
 
 function resumeShort(t: RestoreTarget, fd: number, batch: Run[], done: number, off: number): number {

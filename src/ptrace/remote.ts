@@ -51,8 +51,12 @@ export class RemoteCaller {
   /** Build later calls on these registers (a dump moves its return frame, ptrace/safe-return.ts). */
   setBase(base: UserRegs): void { this.base = base; }
 
-  /** Run one syscall; returns the raw result (negative errno on failure). */
-  raw(nr: number, args: Arg[] = [], events?: RemoteEvents, kind: GadgetKind = this.kind): bigint {
+  /**
+   * Run one syscall; returns the raw result (negative errno on failure).
+   * `meanwhile` runs on ckpt's thread while the tracee is in the call: work
+   * that overlaps it on another core. It must not throw.
+   */
+  raw(nr: number, args: Arg[] = [], events?: RemoteEvents, kind: GadgetKind = this.kind, meanwhile?: () => void): bigint {
     const t = this.tracee;
     const regs: UserRegs = { ...this.base, rax: BigInt(nr), orig_rax: -1n, rip: this.gadget };
     ARG_REGS.forEach((r, i) => { regs[r] = BigInt.asUintN(64, BigInt(args[i] ?? 0)); });
@@ -62,6 +66,7 @@ export class RemoteCaller {
     let groupStops = 0;
     if (kind === 'int3') {
       t.cont(0);
+      meanwhile?.();
       for (;;) {
         const s = t.waitStopped();
         if (s.kind === 'signal' && s.sig === SIG.TRAP) break;
@@ -78,6 +83,8 @@ export class RemoteCaller {
           diePoint(++syscallStops === 1 ? 'entry' : 'exit');
           if (syscallStops === 2) break;
           t.syscallStep(0);
+          meanwhile?.();
+          meanwhile = undefined;
           continue;
         }
         if (s.kind === 'event') { this.noteEvent(s.event, events); t.syscallStep(0); continue; }
@@ -90,8 +97,8 @@ export class RemoteCaller {
   }
 
   /** Run one syscall and throw a SYSCALL error naming it if it fails. */
-  call(nr: number, args: Arg[] = [], what?: string, events?: RemoteEvents): number {
-    const r = this.raw(nr, args, events);
+  call(nr: number, args: Arg[] = [], what?: string, events?: RemoteEvents, meanwhile?: () => void): number {
+    const r = this.raw(nr, args, events, this.kind, meanwhile);
     if (r < 0n && r > -4096n) {
       throw sysError(Number(-r), `remote ${what ?? syscallName(nr)}`, { pid: this.tracee.tid });
     }

@@ -56,6 +56,8 @@ export interface RestoreContext {
   compressed?: { reader: PagesReader; table: ChunkTable };
   files: FileTable;
   shmem: SharedMemory;
+  /** The engine's work while a process reads its pages in (the small image's CRC check). */
+  meanwhile?: () => void;
   /** In a container: attach a SysV segment of its ipc namespace at a VMA's address. */
   attachShm?: (t: RestoreTarget, v: VmaToMap) => void;
   detach: boolean;
@@ -174,7 +176,7 @@ export class RestoredProcess {
       restoreChunkedPages(this.host, this.ctx.compressed.reader, this.ctx.compressed.table, proc.vmas);
     } else {
       const imgFd = remote.call(NR.pidfd_getfd, [this.pidfd, this.ctx.pagesFd, 0], 'pidfd_getfd(pages.img)');
-      restorePages(this.target, imgFd, proc.vmas);
+      restorePages(this.target, imgFd, proc.vmas, this.ctx.meanwhile);
       remote.call(NR.close, [imgFd]);
     }
     fault('restore:pages');

@@ -169,7 +169,7 @@ export function restoreSync(opts: RestoreOptions): RestoreResult {
     times.mark('clone');
     fault('restore:clone');
     const ctx: RestoreContext = {
-      tramp, pagesFd: pages.fd, compressed: chunks && { reader: pages, table: chunks }, files, shmem,
+      tramp, pagesFd: pages.fd, compressed: chunks && { reader: pages, table: chunks }, files, shmem, meanwhile: verdict.meanwhile,
       attachShm: container && ((t, v) => attachShmVma(t, {
         start: v.fields.start, end: v.fields.end, pgoff: v.fields.pgoff, prot: v.fields.prot, shmid: v.fields.ino,
         size: Number(container.ipc.shm.find((s) => s.fields.id === v.fields.ino)?.fields.size ?? v.fields.end - v.fields.start),
