@@ -14,7 +14,7 @@ import { fcntl, lseek, sameFile } from '../sys/syscalls.js';
 import { createAnon, dumpAnon, type AnonFd } from './anonfds.js';
 import { createGhost, createMemfd, dumpFileData, fillMemfd, linkSameFiles, reopenFile, type FileData } from './filedata.js';
 import { dumpLocks, lockDescription, restorePosixLocks, type LockFields } from './locks.js';
-import { createPipe, dumpPipe, type SavedPipe } from './pipes.js';
+import { createPipe, dumpPipe, otherEndClosed, type SavedPipe } from './pipes.js';
 import { abortSockets, closeSockets, createSockets, type SavedSocket } from './sockets/index.js';
 import { T } from './ids.js';
 import { checkFifo, dumpFifos, openFifo, type FifoData } from './fifo.js';
@@ -205,7 +205,7 @@ export function linkSharedFds(procs: ProcessFds[]): void {
 /**
  * The pipes among the fds of the tree, each saved once with its bytes in
  * flight (in the process whose read end was used); a pipe with an end
- * outside the tree is refused.
+ * outside the tree is refused, one whose other end is closed is not.
  */
 export function dumpPipes(procs: ProcessFds[]): Map<number, SavedPipe[]> {
   const byIno = new Map<bigint, { pid: number; f: SavedFd }[]>();
@@ -219,12 +219,12 @@ export function dumpPipes(procs: ProcessFds[]): Map<number, SavedPipe[]> {
   for (const [ino, ends] of byIno) {
     const readers = ends.filter((e) => (e.f.fields.flags & O.ACCMODE) !== O.WRONLY);
     const writers = ends.filter((e) => (e.f.fields.flags & O.ACCMODE) !== O.RDONLY);
-    if (readers.length === 0 || writers.length === 0) {
+    if ((readers.length === 0 || writers.length === 0) && !otherEndClosed(ends[0].pid, ends[0].f.fields.fd, readers.length > 0)) {
       const { pid, f } = ends[0];
       throw new CkptError('UNSUPPORTED_FD', `not supported yet: fd ${f.fields.fd} of pid ${pid} is a pipe whose other end is outside the dumped tree`, { pid, resource: `fd ${f.fields.fd}` });
     }
-    const { pid, f } = readers[0];
-    out.set(pid, [...(out.get(pid) ?? []), dumpPipe(pid, f.fields.fd, ino)]);
+    const { pid, f } = readers[0] ?? writers[0];
+    out.set(pid, [...(out.get(pid) ?? []), dumpPipe(pid, f.fields.fd, ino, readers.length > 0)]);
   }
   return out;
 }

@@ -1,14 +1,17 @@
 /**
- * Pipes whose both ends are in the dumped process. The bytes in flight are
- * read without consuming them (tee into a pipe of ckpt's own) and written
- * back into a fresh pipe at restore. One PIPE record per pipe, by inode;
- * FD records of kind PIPE point to it by that inode.
+ * Pipes whose ends are in the dumped tree. The bytes in flight are read
+ * without consuming them (tee into a pipe of ckpt's own) and written back
+ * into a fresh pipe at restore. One PIPE record per pipe, by inode; FD
+ * records of kind PIPE point to it by that inode. A pipe whose other end is
+ * closed everywhere (a shell reading what a command substitution's child
+ * wrote, after it exited) is saved too: at restore no process takes that end,
+ * and ckpt closes its own.
  */
 import fs from 'node:fs';
 import { CkptError } from '../errors.js';
 import { Content, defineRecord, type FieldsOf } from '../image/index.js';
 import { F, O } from '../sys/constants.js';
-import { close, fcntl, pidfdGetfd, pidfdOpen, pipe2, tryTee } from '../sys/syscalls.js';
+import { close, fcntl, pidfdGetfd, pidfdOpen, pipe2, pollNow, tryTee } from '../sys/syscalls.js';
 import { E } from '../sys/errno.js';
 import { T } from './ids.js';
 
@@ -20,14 +23,34 @@ export interface SavedPipe { fields: PipeFields; data: Buffer }
 
 const SPLICE_F_NONBLOCK = 2;
 
-/** The pipe's buffer size and the bytes it holds, read without consuming them. */
-export function dumpPipe(pid: number, fd: number, ino: bigint): SavedPipe {
+const POLLERR = 0x8, POLLHUP = 0x10;
+
+/**
+ * Whether the end at `fd` of `pid` is the only kind left: no writer anywhere
+ * for a read end (poll says POLLHUP), no reader for a write end (POLLERR).
+ */
+export function otherEndClosed(pid: number, fd: number, readEnd: boolean): boolean {
+  const pidfd = pidfdOpen(pid);
+  try {
+    const theirs = pidfdGetfd(pidfd, fd, pid);
+    try { return (pollNow(theirs, 0) & (readEnd ? POLLHUP : POLLERR)) !== 0; } finally { close(theirs); }
+  } finally {
+    close(pidfd);
+  }
+}
+
+/**
+ * The pipe's buffer size and the bytes it holds, read without consuming them
+ * (through a read end; a pipe with no reader left holds bytes nobody reads).
+ */
+export function dumpPipe(pid: number, fd: number, ino: bigint, readEnd = true): SavedPipe {
   const pidfd = pidfdOpen(pid);
   let theirs = -1;
   const [r, w] = pipe2(O.CLOEXEC | O.NONBLOCK);
   try {
     theirs = pidfdGetfd(pidfd, fd, pid);
     const size = fcntl(theirs, F.GETPIPE_SZ);
+    if (!readEnd) return { fields: { ino, size, bytes: 0 }, data: Buffer.alloc(0) };
     fcntl(w, F.SETPIPE_SZ, size);
     const n = tryTee(theirs, w, size, SPLICE_F_NONBLOCK);
     if (n < 0 && n !== -E.EAGAIN) throw new CkptError('SYSCALL', `tee of the pipe at fd ${fd} of pid ${pid} failed: errno ${-n}`, { pid, syscall: 'tee' });

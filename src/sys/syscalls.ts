@@ -113,6 +113,16 @@ export function pipe2(flags: number): [number, number] {
   return [mem.buf.readInt32LE(0), mem.buf.readInt32LE(4)];
 }
 
+/** poll(2) of one fd without waiting: its revents (POLLHUP, POLLERR...). */
+export function pollNow(fd: number, events: number): number {
+  const mem = out();
+  mem.buf.writeInt32LE(fd, 0);
+  mem.buf.writeInt16LE(events, 4);
+  mem.buf.writeInt16LE(0, 6);
+  syscall(NR.poll, [mem.addr, 1, 0], { what: `poll(fd ${fd})` });
+  return mem.buf.readUInt16LE(6);
+}
+
 /** tee(2): copy up to len bytes from one pipe to another without consuming them. */
 export function tryTee(fdIn: number, fdOut: number, len: number, flags: number): number {
   return trySyscall(NR.tee, fdIn, fdOut, len, flags);
