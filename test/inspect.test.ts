@@ -82,7 +82,8 @@ describe('ckpt mem', () => {
 
     const out = text(['mem', '-D', imgA, '--pid', String(pid), '--search', secret]);
     assert.match(out, new RegExp(`^${facts.secret}\\s+\\[heap\\]`, 'm'));
-    assert.ok(out.includes(`|${secret.slice(0, 16)}|`), out);
+    // The secret starts a 16-byte row (malloc aligns it); with a pid under 1000 it ends inside the row.
+    assert.ok(out.includes(`|${secret.slice(0, 16)}`), out);
   });
 
   test('--regex finds it too; -C sets the context', SLOW, () => {
