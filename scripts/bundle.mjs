@@ -10,7 +10,6 @@
 //   *-worker.js      the workers, each one file
 //   package.json     says that the .js files here are CommonJS
 import { build } from 'esbuild';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 
 fs.rmSync('dist/bin', { recursive: true, force: true });
@@ -56,9 +55,7 @@ var __toESMOnce = (mod, isNodeMode) => {
 }
 
 await build({ ...common, entryPoints: { ckpt: 'dist/src/cli/loader.js' }, banner: { js: SH_PRELUDE } });
-// The build id ties the code cache to this bundle: V8 itself checks only the source's length.
-const id = crypto.randomBytes(16).toString('hex');
-await build({ ...common, entryPoints: { 'ckpt-cli': 'dist/src/cli/bin.js' }, banner: { js: `// ckpt build ${id}` } });
+await build({ ...common, entryPoints: { 'ckpt-cli': 'dist/src/cli/bin.js' } });
 await build({
   ...common,
   entryPoints: {

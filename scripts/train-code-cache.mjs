@@ -21,28 +21,33 @@ function run(...args) {
   return r.status === 0;
 }
 
-let restored = 0;
 // Its own session, our child: it is reaped the moment it dies, so its pid is free for the
 // restore. bash closes the fds that the build inherited, which ckpt could not dump.
 const CLOSE_FDS = 'for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done 2>/dev/null; exec sleep 600';
 const sleeper = spawn('bash', ['-c', CLOSE_FDS], { detached: true, stdio: 'ignore' });
 let gone = false;
 const exited = new Promise((resolve) => sleeper.on('exit', () => { gone = true; resolve(); }));
+const within = (ms) => new Promise((resolve) => setTimeout(resolve, ms).unref());
+/** The restored sleep (or what a failed restore left of it): by pid, and only if that pid is still it. */
+const isOurSleep = (pid) => {
+  try { return fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1') === 'sleep\x00600\x00'; } catch { return false; }
+};
 try {
   await new Promise((resolve, reject) => { sleeper.on('spawn', resolve); sleeper.on('error', reject); });
   const pid = String(sleeper.pid);
   run('dump', '-R', '-t', pid, '-D', path.join(work, 'left'), '-v');
   run('show', '-D', path.join(work, 'left'));
   if (run('dump', '-t', pid, '-D', path.join(work, 'image'), '-v')) {
-    await exited;
-    if (run('restore', '-D', path.join(work, 'image'), '-d', '-v')) restored = sleeper.pid;
+    await Promise.race([exited, within(10_000)]);
+    if (gone) run('restore', '-D', path.join(work, 'image'), '-d', '-v');
+    else failed.push('the dumped sleep did not exit');
   }
 } catch (e) {
   failed.push(e.message);
 } finally {
-  // By pid, and only a process of ours: the sleeper while it lives, else the one restored.
-  const pid = gone ? restored : sleeper.pid;
-  if (pid) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  // Ours: the sleeper while it is our unreaped child; after that, only a pid that is still our sleep.
+  if (!gone) sleeper.kill('SIGKILL');
+  else if (isOurSleep(sleeper.pid)) process.kill(sleeper.pid, 'SIGKILL');
   fs.rmSync(work, { recursive: true, force: true });
 }
 

@@ -240,13 +240,16 @@ describe('verbosity and --log-file on real dumps and restores', () => {
     assertPass(await requestCheck(a.work, { timeoutMs: 60_000 }));
   });
 
-  test('the executable takes the code cache only if it was made for its bundle, and runs without one', SLOW, async () => {
+  test('the executable takes a code cache only if it was made for its bundle by this node, intact; otherwise it compiles', SLOW, async () => {
     // A copy of the bin with other caches beside it; koffi is found through NODE_PATH.
     const dir = makeWorkDir('cli-cache');
     const bin = join(dir, 'bin');
     mkdirSync(bin);
     for (const f of ['ckpt.js', 'ckpt-cli.js', 'package.json']) copyFileSync(join(REPO_ROOT, 'dist', 'bin', f), join(bin, f));
     const trained = readFileSync(join(REPO_ROOT, 'dist', 'bin', 'ckpt-cli.cache'));
+    const nl = trained.indexOf(10);
+    const header = JSON.parse(trained.subarray(0, nl).toString('latin1')) as Record<string, unknown>;
+    const withHeader = (h: Record<string, unknown>, data = trained.subarray(nl + 1)) => Buffer.concat([Buffer.from(`${JSON.stringify(h)}\n`), data]);
     const env = { ...process.env, NODE_PATH: join(REPO_ROOT, 'node_modules') };
     const a = await started();
     const dumpWith = (cache: Buffer | undefined, name: string) => {
@@ -257,12 +260,25 @@ describe('verbosity and --log-file on real dumps and restores', () => {
       return r.stderr.trimEnd().split('\n').at(-1)!;
     };
     assert.match(dumpWith(undefined, 'none'), timeLine('none'));
-    // Another build's cache: its id is not this bundle's, and it is not even offered to V8.
-    const other = Buffer.from(trained);
-    other[0] = other[0] === 0x30 ? 0x31 : 0x30;
-    assert.match(dumpWith(other, 'other'), timeLine('none'));
-    // This bundle's id, but data V8 refuses.
-    assert.match(dumpWith(trained.subarray(0, 4096), 'refused'), timeLine('rejected'));
+    // Made for another bundle, or by another node: not even offered to V8.
+    assert.match(dumpWith(withHeader({ ...header, source: (header.source as number) ^ 1 }), 'other-bundle'), timeLine('none'));
+    assert.match(dumpWith(withHeader({ ...header, node: 'v20.0.0' }), 'other-node'), timeLine('none'));
+    // Corrupt data (V8 itself would take some corruptions, and crash on others): not offered.
+    const corrupt = Buffer.from(trained);
+    corrupt[nl + 1 + ((corrupt.length - nl) >> 1)] ^= 0xff;
+    assert.match(dumpWith(corrupt, 'corrupt'), timeLine('none'));
+    assert.match(dumpWith(trained.subarray(0, trained.length >> 1), 'truncated'), timeLine('none'));
+    // Made for this bundle by this node, but under other V8 flags: V8's version tag covers its
+    // flags, so this one is not offered either (V8 would refuse it).
+    const flagged = join(dir, 'flagged.cache');
+    const make = spawnSync(process.execPath, ['--max-semi-space-size=64', '--input-type=module', '-e', `
+      import fs from 'node:fs';
+      import { compileCli, cacheFileOf } from ${JSON.stringify(join(REPO_ROOT, 'dist', 'src', 'cli', 'code-cache.js'))};
+      const source = fs.readFileSync(process.argv[1], 'utf8');
+      fs.writeFileSync(process.argv[2], cacheFileOf(source, compileCli(source, process.argv[1], undefined).script));`,
+    join(bin, 'ckpt-cli.js'), flagged], { encoding: 'utf8' });
+    assert.equal(make.status, 0, make.stderr);
+    assert.match(dumpWith(readFileSync(flagged), 'flagged'), timeLine('none'));
     assert.match(dumpWith(trained, 'trained'), timeLine('used'));
     assertPass(await requestCheck(a.work));
   });

@@ -4,33 +4,49 @@
  * (cli/loader.ts), and by scripts/train-code-cache.mjs to check that the
  * cache it made is one V8 takes.
  *
- * The cache file is the bundle's build id (32 hex digits, from the bundle's
- * first line) then V8's cached data. V8 checks its version, its flags and the
- * source's length, not the source: the id ties the cache to this very bundle.
+ * V8 checks its own version tag, its flags and the source's length, but not
+ * the source's text nor its data's integrity: corrupt data can crash it, and
+ * node patch releases may share a version tag yet not a heap layout. So the
+ * cache file starts with a line saying what it was made for, and its data is
+ * offered to V8 only if all of it matches: the node version and arch, V8's
+ * tag, the CRC of the bundle's text and the CRC of the data itself.
  */
+import v8 from 'node:v8';
 import vm from 'node:vm';
+import { crc32 } from 'node:zlib';
 
 export type CacheUse = 'used' | 'rejected' | 'none';
 
-const BUILD_LINE = /^\/\/ ckpt build ([0-9a-f]{32})\n/;
-const ID_BYTES = 32;
+interface Header { node: string; arch: string; v8: number; source: number; data: number }
 
-export function buildIdOf(source: string): string | undefined {
-  return BUILD_LINE.exec(source)?.[1];
+const wrap = (source: string) => `(function (exports, require, module, __filename, __dirname) {${source}\n})`;
+
+function headerFor(source: string, data: Uint8Array): Header {
+  return { node: process.version, arch: process.arch, v8: v8.cachedDataVersionTag(), source: crc32(source), data: crc32(data) };
 }
 
-/** The bundle compiled as a CommonJS module's function, with the cache if it is this bundle's. */
+/** The data of `file` if it was made for `source` by this node, intact; undefined otherwise. */
+function dataFor(source: string, file: Buffer | undefined): Buffer | undefined {
+  if (!file) return undefined;
+  const nl = file.indexOf(10);
+  if (nl < 0 || nl > 512) return undefined;
+  let h: Partial<Header>;
+  try { h = JSON.parse(file.subarray(0, nl).toString('latin1')) as Partial<Header>; } catch { return undefined; }
+  const data = file.subarray(nl + 1);
+  const want = headerFor(source, data);
+  const same = h.node === want.node && h.arch === want.arch && h.v8 === want.v8 && h.source === want.source && h.data === want.data;
+  return same ? data : undefined;
+}
+
+/** The bundle compiled as a CommonJS module's function, with the cache if it was made for it. */
 export function compileCli(source: string, filename: string, cacheFile: Buffer | undefined): { script: vm.Script; cache: CacheUse } {
-  const id = buildIdOf(source);
-  const cachedData = id !== undefined && cacheFile?.subarray(0, ID_BYTES).toString('latin1') === id ? cacheFile.subarray(ID_BYTES) : undefined;
-  const wrapper = `(function (exports, require, module, __filename, __dirname) {${source}\n})`;
-  const script = new vm.Script(wrapper, { filename, cachedData });
+  const cachedData = dataFor(source, cacheFile);
+  const script = new vm.Script(wrap(source), { filename, cachedData });
   return { script, cache: cachedData === undefined ? 'none' : script.cachedDataRejected ? 'rejected' : 'used' };
 }
 
-/** The cache file's contents for `source` (which has a build id), from what `script` has compiled so far. */
+/** The cache file's contents for `source`, from what `script` has compiled so far. */
 export function cacheFileOf(source: string, script: vm.Script): Buffer {
-  const id = buildIdOf(source);
-  if (id === undefined) throw new Error('the CLI bundle has no build id on its first line');
-  return Buffer.concat([Buffer.from(id, 'latin1'), script.createCachedData()]);
+  const data = script.createCachedData();
+  return Buffer.concat([Buffer.from(`${JSON.stringify(headerFor(source, data))}\n`, 'latin1'), data]);
 }

@@ -304,12 +304,19 @@ export class FileTable {
   }
   /** The restore failed: TCP connections close without telling their peers. */
   abort(): void { abortSockets(this.sockEnds); }
+  /**
+   * Once every process holds its ends: a pipe whose writer or reader is gone
+   * must give EOF or EPIPE as soon as the process runs, not once ckpt exits.
+   */
+  closePipes(): void {
+    for (const [r, w] of this.pipeEnds.values()) { fs.closeSync(r); fs.closeSync(w); }
+    this.pipeEnds.clear();
+  }
   close(): void {
     for (const fd of this.owned) fs.closeSync(fd);
-    for (const [r, w] of this.pipeEnds.values()) { fs.closeSync(r); fs.closeSync(w); }
+    this.closePipes();
     closeSockets(this.sockEnds);
     this.owned.length = 0;
-    this.pipeEnds.clear();
     this.locals.clear();
   }
 }

@@ -54,9 +54,21 @@ export class RemoteCaller {
   /**
    * Run one syscall; returns the raw result (negative errno on failure).
    * `meanwhile` runs on ckpt's thread while the tracee is in the call: work
-   * that overlaps it on another core. It must not throw.
+   * that overlaps it on another core. What it throws is thrown once the
+   * tracee has stopped again.
    */
   raw(nr: number, args: Arg[] = [], events?: RemoteEvents, kind: GadgetKind = this.kind, meanwhile?: () => void): bigint {
+    let thrown: { error: unknown } | undefined;
+    const overlap = () => {
+      try { meanwhile?.(); } catch (error) { thrown = { error }; }
+      meanwhile = undefined;
+    };
+    const r = this.run(nr, args, events, kind, overlap);
+    if (thrown) throw thrown.error;
+    return r;
+  }
+
+  private run(nr: number, args: Arg[], events: RemoteEvents | undefined, kind: GadgetKind, overlap: () => void): bigint {
     const t = this.tracee;
     const regs: UserRegs = { ...this.base, rax: BigInt(nr), orig_rax: -1n, rip: this.gadget };
     ARG_REGS.forEach((r, i) => { regs[r] = BigInt.asUintN(64, BigInt(args[i] ?? 0)); });
@@ -66,7 +78,7 @@ export class RemoteCaller {
     let groupStops = 0;
     if (kind === 'int3') {
       t.cont(0);
-      meanwhile?.();
+      overlap();
       for (;;) {
         const s = t.waitStopped();
         if (s.kind === 'signal' && s.sig === SIG.TRAP) break;
@@ -83,8 +95,7 @@ export class RemoteCaller {
           diePoint(++syscallStops === 1 ? 'entry' : 'exit');
           if (syscallStops === 2) break;
           t.syscallStep(0);
-          meanwhile?.();
-          meanwhile = undefined;
+          overlap();
           continue;
         }
         if (s.kind === 'event') { this.noteEvent(s.event, events); t.syscallStep(0); continue; }

@@ -211,6 +211,7 @@ export function restoreSync(opts: RestoreOptions): RestoreResult {
     // Every open file description of the tree first: an fd may share one made for another process.
     for (const dependent of [false, true]) for (const p of live) openFds(p.image.pid, p.image.fds, files, dependent);
     for (const p of live) p.rest(created);
+    files.closePipes();
     for (const p of live) p.lockDown();
     fault('restore:creds');
     times.mark('rebuild');

@@ -2,7 +2,9 @@
  * The FFI boundary: the only module that loads koffi. Everything above sys/
  * calls typed wrappers and never sees a raw -1.
  */
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
+import path from 'node:path';
 import type Koffi from 'koffi';
 import { CkptError } from '../errors.js';
 import { errnoName } from './errno.js';
@@ -28,14 +30,18 @@ let loaded: Native | undefined;
  * koffi's addon for glibc on x86_64, straight from the package npm installs
  * it in: what koffi's own loader ends up loading here, without first reading
  * node's ELF headers to tell glibc from musl and resolving koffi's exports
- * (~5 ms of every CLI command). Anywhere else (musl, another layout), koffi's
- * own loader chooses.
+ * (~5 ms of every CLI command). Taken only beside a koffi of the very same
+ * version, the check koffi itself makes; anywhere else (musl, another
+ * layout), koffi's own loader chooses.
  */
 function loadKoffi(): typeof Koffi {
   const require = createRequire(import.meta.url);
   if (process.arch === 'x64') {
     try {
-      return require('@koromix/koffi-linux-x64/linux_x64/koffi.node') as typeof Koffi;
+      const pkg = require.resolve('@koromix/koffi-linux-x64/package.json');
+      const koffiPkg = JSON.parse(fs.readFileSync(path.join(path.dirname(pkg), '..', '..', 'koffi', 'package.json'), 'utf8')) as { version?: string };
+      const addon = require('@koromix/koffi-linux-x64/linux_x64/koffi.node') as typeof Koffi & { version?: string };
+      if (addon.version === koffiPkg.version) return addon;
     } catch { /* not this layout, or not glibc */ }
   }
   return require('koffi') as typeof Koffi;
