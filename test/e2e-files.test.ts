@@ -18,19 +18,21 @@ after(cleanup);
 
 const SLOW = { timeout: 180_000 };
 
+/** Start program NAME, dump and restore it: it carries on and passes its own check. */
+async function passesAfterRestore(name: string): Promise<void> {
+  const { dir, pid } = await startChecked(name);
+  const { restore, report } = await dumpAndRestore(pid, dir);
+  await whileRunning(restore, waitCounterAbove(dir, reportedCounter(report)));
+  assertPass(await whileRunning(restore, requestCheck(dir)));
+}
+
 describe('open files of every kind ckpt makes anew', () => {
   test('fdkinds.c: eventfd, signalfd, timerfds, nested epoll, memfd, a deleted file and dup-shared offsets all behave as before', SLOW, async () => {
-    const { dir, pid } = await startChecked('fdkinds');
-    const { restore, report } = await dumpAndRestore(pid, dir);
-    await whileRunning(restore, waitCounterAbove(dir, reportedCounter(report)));
-    assertPass(await whileRunning(restore, requestCheck(dir)));
+    await passesAfterRestore('fdkinds');
   });
 
   test('locks.c: its flock, POSIX and OFD locks are held again: another process is still refused each', SLOW, async () => {
-    const { dir, pid } = await startChecked('locks');
-    const { restore, report } = await dumpAndRestore(pid, dir);
-    await whileRunning(restore, waitCounterAbove(dir, reportedCounter(report)));
-    assertPass(await whileRunning(restore, requestCheck(dir)));
+    await passesAfterRestore('locks');
   });
 
   test('a file that changed size since the dump stops the restore before anything is created, naming it', SLOW, async () => {
@@ -50,10 +52,7 @@ describe('open files of every kind ckpt makes anew', () => {
   });
 
   test('halfpipe.c: pipes whose other end is closed (read end with bytes in it; write end) come back as they were', SLOW, async () => {
-    const { dir, pid } = await startChecked('halfpipe');
-    const { restore, report } = await dumpAndRestore(pid, dir);
-    await whileRunning(restore, waitCounterAbove(dir, reportedCounter(report)));
-    assertPass(await whileRunning(restore, requestCheck(dir)));
+    await passesAfterRestore('halfpipe');
   });
 
   test('halfpipe.c: a pipe whose other end a process outside the tree holds is refused, naming the fd; the process runs on', SLOW, async () => {
