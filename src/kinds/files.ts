@@ -14,7 +14,7 @@ import { fcntl, lseek, sameFile } from '../sys/syscalls.js';
 import { createAnon, dumpAnon, type AnonFd } from './anonfds.js';
 import { createGhost, createMemfd, dumpFileData, fillMemfd, linkSameFiles, reopenFile, type FileData } from './filedata.js';
 import { dumpLocks, lockDescription, restorePosixLocks, type LockFields } from './locks.js';
-import { createPipe, dumpPipe, otherEndClosed, type SavedPipe } from './pipes.js';
+import { createPipe, dumpPipe, type SavedPipe } from './pipes.js';
 import { abortSockets, closeSockets, createSockets, type SavedSocket } from './sockets/index.js';
 import { T } from './ids.js';
 import { checkFifo, dumpFifos, openFifo, type FifoData } from './fifo.js';
@@ -219,12 +219,13 @@ export function dumpPipes(procs: ProcessFds[]): Map<number, SavedPipe[]> {
   for (const [ino, ends] of byIno) {
     const readers = ends.filter((e) => (e.f.fields.flags & O.ACCMODE) !== O.WRONLY);
     const writers = ends.filter((e) => (e.f.fields.flags & O.ACCMODE) !== O.RDONLY);
-    if ((readers.length === 0 || writers.length === 0) && !otherEndClosed(ends[0].pid, ends[0].f.fields.fd, readers.length > 0)) {
-      const { pid, f } = ends[0];
+    const lone = readers.length === 0 ? 'write' : writers.length === 0 ? 'read' : undefined;
+    const { pid, f } = readers[0] ?? writers[0];
+    const saved = dumpPipe(pid, f.fields.fd, ino, lone);
+    if (!saved) {
       throw new CkptError('UNSUPPORTED_FD', `not supported yet: fd ${f.fields.fd} of pid ${pid} is a pipe whose other end is outside the dumped tree`, { pid, resource: `fd ${f.fields.fd}` });
     }
-    const { pid, f } = readers[0] ?? writers[0];
-    out.set(pid, [...(out.get(pid) ?? []), dumpPipe(pid, f.fields.fd, ino, readers.length > 0)]);
+    out.set(pid, [...(out.get(pid) ?? []), saved]);
   }
   return out;
 }

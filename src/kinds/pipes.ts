@@ -26,41 +26,42 @@ const SPLICE_F_NONBLOCK = 2;
 const POLLERR = 0x8, POLLHUP = 0x10;
 
 /**
- * Whether the end at `fd` of `pid` is the only kind left: no writer anywhere
- * for a read end (poll says POLLHUP), no reader for a write end (POLLERR).
+ * The pipe's buffer size and the bytes it holds, read without consuming them.
+ * `lone`: the tree holds only read ends, or only write ends, of this pipe. It
+ * is saved only if the other end is closed everywhere (poll says POLLHUP on a
+ * read end when no writer is left, POLLERR on a write end when no reader is),
+ * and undefined comes back if it is open outside the tree. A pipe with no
+ * reader left holds bytes nobody reads: none are saved.
  */
-export function otherEndClosed(pid: number, fd: number, readEnd: boolean): boolean {
-  const pidfd = pidfdOpen(pid);
-  try {
-    const theirs = pidfdGetfd(pidfd, fd, pid);
-    try { return (pollNow(theirs, 0) & (readEnd ? POLLHUP : POLLERR)) !== 0; } finally { close(theirs); }
-  } finally {
-    close(pidfd);
-  }
-}
-
-/**
- * The pipe's buffer size and the bytes it holds, read without consuming them
- * (through a read end; a pipe with no reader left holds bytes nobody reads).
- */
-export function dumpPipe(pid: number, fd: number, ino: bigint, readEnd = true): SavedPipe {
+export function dumpPipe(pid: number, fd: number, ino: bigint): SavedPipe;
+export function dumpPipe(pid: number, fd: number, ino: bigint, lone: 'read' | 'write' | undefined): SavedPipe | undefined;
+export function dumpPipe(pid: number, fd: number, ino: bigint, lone?: 'read' | 'write'): SavedPipe | undefined {
   const pidfd = pidfdOpen(pid);
   let theirs = -1;
-  const [r, w] = pipe2(O.CLOEXEC | O.NONBLOCK);
   try {
     theirs = pidfdGetfd(pidfd, fd, pid);
+    if (lone && (pollNow(theirs, 0) & (lone === 'read' ? POLLHUP : POLLERR)) === 0) return undefined;
     const size = fcntl(theirs, F.GETPIPE_SZ);
-    if (!readEnd) return { fields: { ino, size, bytes: 0 }, data: Buffer.alloc(0) };
-    fcntl(w, F.SETPIPE_SZ, size);
-    const n = tryTee(theirs, w, size, SPLICE_F_NONBLOCK);
-    if (n < 0 && n !== -E.EAGAIN) throw new CkptError('SYSCALL', `tee of the pipe at fd ${fd} of pid ${pid} failed: errno ${-n}`, { pid, syscall: 'tee' });
-    const data = Buffer.alloc(Math.max(n, 0));
-    let got = 0;
-    while (got < data.length) got += fs.readSync(r, data, got, data.length - got, null);
+    const data = lone === 'write' ? Buffer.alloc(0) : bytesInFlight(pid, fd, theirs, size);
     return { fields: { ino, size, bytes: data.length }, data };
   } finally {
     if (theirs >= 0) close(theirs);
     close(pidfd);
+  }
+}
+
+/** What the pipe whose read end is `readEnd` (ckpt's dup of fd `fd` of `pid`) holds: tee'd into a pipe of ckpt's own. */
+function bytesInFlight(pid: number, fd: number, readEnd: number, size: number): Buffer {
+  const [r, w] = pipe2(O.CLOEXEC | O.NONBLOCK);
+  try {
+    fcntl(w, F.SETPIPE_SZ, size);
+    const n = tryTee(readEnd, w, size, SPLICE_F_NONBLOCK);
+    if (n < 0 && n !== -E.EAGAIN) throw new CkptError('SYSCALL', `tee of the pipe at fd ${fd} of pid ${pid} failed: errno ${-n}`, { pid, syscall: 'tee' });
+    const data = Buffer.alloc(Math.max(n, 0));
+    let got = 0;
+    while (got < data.length) got += fs.readSync(r, data, got, data.length - got, null);
+    return data;
+  } finally {
     close(r);
     close(w);
   }
