@@ -199,6 +199,18 @@ describe('a wait that a stop interrupted goes on in restart_syscall: restored, i
   }
 });
 
+/** `dump -R` of program NAME: it runs on and PASSes; killed, its image restores under its pid and PASSes. */
+async function runsOnThenRestores(name: string): Promise<void> {
+  const { dir, pid } = await startChecked(name);
+  const image = makeWorkDir('img');
+  await dumpOk(pid, image, '-R');
+  assertPass(await requestCheck(dir));
+  process.kill(pid, 'SIGKILL');
+  await waitGone(pid);
+  assert.equal(restoreDetachedOk(image, join(makeWorkDir('pidfile'), 'pid')), pid);
+  assertPass(await requestCheck(dir, AFTER_RESTORE));
+}
+
 describe('dump --leave-running', () => {
   test('mem.c runs on intact; restoring its image meanwhile fails with "pid N is in use" and creates no process', SLOW, async () => {
     const { dir, pid } = await startChecked('mem');
@@ -215,31 +227,11 @@ describe('dump --leave-running', () => {
     assertPass(await requestCheck(dir));
   });
 
-  test('-R: the image is complete: once the original is killed, it restores and PASSes', SLOW, async () => {
-    const { dir, pid } = await startChecked('mem');
-    const image = makeWorkDir('img');
-    await dumpOk(pid, image, '-R');
-    assertPass(await requestCheck(dir));
-    process.kill(pid, 'SIGKILL');
-    await waitGone(pid);
-
-    const restored = restoreDetachedOk(image, join(makeWorkDir('pidfile'), 'pid'));
-    assert.equal(restored, pid);
-    assertPass(await requestCheck(dir, AFTER_RESTORE));
-  });
+  test('-R: the image is complete: once the original is killed, it restores and PASSes', SLOW, () => runsOnThenRestores('mem'));
 });
 
 describe('a process whose seccomp filter kills at pipe2 and vmsplice (the calls of a page splice)', () => {
-  test('dump -R: it runs on and PASSes; killed, its image restores and PASSes', SLOW, async () => {
-    const { dir, pid } = await startChecked('seccomp-pages');
-    const image = makeWorkDir('img');
-    await dumpOk(pid, image, '-R');
-    assertPass(await requestCheck(dir));
-    process.kill(pid, 'SIGKILL');
-    await waitGone(pid);
-    assert.equal(restoreDetachedOk(image, join(makeWorkDir('pidfile'), 'pid')), pid);
-    assertPass(await requestCheck(dir, AFTER_RESTORE));
-  });
+  test('dump -R: it runs on and PASSes; killed, its image restores and PASSes', SLOW, () => runsOnThenRestores('seccomp-pages'));
 
   test('dump (the process splices its own pages, the filter suspended): its image restores and PASSes', SLOW, async () => {
     const { dir, pid } = await startChecked('seccomp-pages');

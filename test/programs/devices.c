@@ -154,9 +154,5 @@ int main(int argc, char **argv)
 	}
 	lseek(26, 4096, SEEK_SET);
 	proto_ready(direct ? "direct=1" : "direct=0");
-	for (long counter = 1;; counter++) {
-		struct timespec ts = { 0, 20 * 1000000L };
-		nanosleep(&ts, NULL);
-		proto_tick(counter, check_all);
-	}
+	proto_run(check_all);
 }

@@ -184,9 +184,5 @@ int main(int argc, char **argv)
 	fdinfo_lines(16, "inotify", inotify_lines, sizeof inotify_lines);
 
 	proto_ready("");
-	for (long counter = 1;; counter++) {
-		struct timespec ts = { 0, 20 * 1000000L };
-		nanosleep(&ts, NULL);
-		proto_tick(counter, check_all);
-	}
+	proto_run(check_all);
 }

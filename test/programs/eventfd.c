@@ -70,9 +70,5 @@ int main(int argc, char **argv)
 	snprintf(facts, sizeof facts, "eventfd=%d", efd);
 	proto_ready(facts);
 
-	for (long counter = 1;; counter++) {
-		struct timespec ts = { 0, 20 * 1000000L };
-		nanosleep(&ts, NULL);
-		proto_tick(counter, check_all);
-	}
+	proto_run(check_all);
 }

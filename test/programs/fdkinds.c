@@ -163,9 +163,5 @@ int main(int argc, char **argv)
 	if (efd < 0 || sfd < 0 || tfa < 0 || tfb < 0 || ep1 < 0 || ep2 < 0 || mfd < 0 || gfd < 0 || shared2 < 0 || own < 0)
 		return 10;
 	proto_ready("");
-	for (long counter = 1;; counter++) {
-		struct timespec ts = { 0, 20 * 1000000L };
-		nanosleep(&ts, NULL);
-		proto_tick(counter, check_all);
-	}
+	proto_run(check_all);
 }

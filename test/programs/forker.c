@@ -53,9 +53,5 @@ int main(int argc, char **argv)
 	snprintf(facts, sizeof facts, "child=%d", (int)child);
 	proto_ready(facts);
 
-	for (long counter = 1;; counter++) {
-		struct timespec ts = { 0, 20 * 1000000L };
-		nanosleep(&ts, NULL);
-		proto_tick(counter, check_all);
-	}
+	proto_run(check_all);
 }

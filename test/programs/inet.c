@@ -201,9 +201,5 @@ int main(int argc, char **argv)
 	char facts[128];
 	snprintf(facts, sizeof facts, "udp4=%d udp6=%d tcp4=%d tcp6=%d", port_u4, port_u6, port_t4, port_t6);
 	proto_ready(facts);
-	for (long counter = 1;; counter++) {
-		struct timespec ts = { 0, 20 * 1000000L };
-		nanosleep(&ts, NULL);
-		proto_tick(counter, check_all);
-	}
+	proto_run(check_all);
 }

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *proto_dir;
@@ -159,6 +160,16 @@ static inline void proto_tick(long counter, proto_check_fn check)
 	if (proto_read("exit", code, sizeof code) >= 0) {
 		proto_take("exit");
 		exit(atoi(code));
+	}
+}
+
+/* The usual main loop: a turn of the protocol every 20 ms, for ever. */
+__attribute__((noreturn)) static inline void proto_run(proto_check_fn check)
+{
+	for (long counter = 1;; counter++) {
+		struct timespec ts = { 0, 20 * 1000000L };
+		nanosleep(&ts, NULL);
+		proto_tick(counter, check);
 	}
 }
 

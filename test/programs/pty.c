@@ -156,9 +156,5 @@ int main(int argc, char **argv)
 	char facts[64];
 	snprintf(facts, sizeof facts, "ptys=%d,%d,%d", idx_a, idx_b, idx_c);
 	proto_ready(facts);
-	for (long counter = 1;; counter++) {
-		struct timespec ts = { 0, 20 * 1000000L };
-		nanosleep(&ts, NULL);
-		proto_tick(counter, check_all);
-	}
+	proto_run(check_all);
 }

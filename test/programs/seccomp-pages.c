@@ -75,9 +75,5 @@ int main(int argc, char **argv)
 		return 4;
 
 	proto_ready("");
-	for (long counter = 1;; counter++) {
-		struct timespec ts = { 0, 20 * 1000000L };
-		nanosleep(&ts, NULL);
-		proto_tick(counter, check_all);
-	}
+	proto_run(check_all);
 }

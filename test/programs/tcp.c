@@ -174,9 +174,5 @@ int main(int argc, char **argv)
 	struct timespec settle = { 0, 50 * 1000000L };
 	nanosleep(&settle, NULL);
 	proto_ready(ports);
-	for (long counter = 1;; counter++) {
-		struct timespec ts = { 0, 20 * 1000000L };
-		nanosleep(&ts, NULL);
-		proto_tick(counter, check_all);
-	}
+	proto_run(check_all);
 }

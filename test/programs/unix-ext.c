@@ -63,9 +63,5 @@ int main(int argc, char **argv)
 	if ((st = connect_to(SOCK_STREAM, spath)) < 0 || (dg = connect_to(SOCK_DGRAM, dpath)) < 0)
 		return 11;
 	proto_ready("");
-	for (long counter = 1;; counter++) {
-		struct timespec ts = { 0, 20 * 1000000L };
-		nanosleep(&ts, NULL);
-		proto_tick(counter, check_all);
-	}
+	proto_run(check_all);
 }
