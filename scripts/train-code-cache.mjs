@@ -32,9 +32,20 @@ const within = (ms) => new Promise((resolve) => setTimeout(resolve, ms).unref())
 const isOurSleep = (pid) => {
   try { return fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1') === 'sleep\x00600\x00'; } catch { return false; }
 };
+// A dump -R of at least 16 MiB takes the path of the copy-on-write snapshot (src/dump/snapshot.ts):
+// a bash that holds 24 MB in a variable, waiting to read a FIFO it holds open itself.
+const fifo = path.join(work, 'fifo');
+const BIG = `${CLOSE_FDS.replace(/; exec sleep 600$/, '')}; x=$(head -c 24000000 /dev/zero | tr '\\0' a); exec 3<>"$1"; echo ready; exec >/dev/null; read -t 600 -u 3`;
+let big;
 try {
   await new Promise((resolve, reject) => { sleeper.on('spawn', resolve); sleeper.on('error', reject); });
   const pid = String(sleeper.pid);
+  if (spawnSync('mkfifo', [fifo]).status === 0) {
+    big = spawn('bash', ['-c', BIG, 'bash', fifo], { detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
+    const ready = await Promise.race([new Promise((resolve) => big.stdout.once('data', () => resolve(true))), within(10_000)]);
+    if (ready) run('dump', '-R', '-t', String(big.pid), '-D', path.join(work, 'big'), '-v');
+    else failed.push('the 24 MB bash did not start');
+  }
   run('dump', '-R', '-t', pid, '-D', path.join(work, 'left'), '-v');
   run('show', '-D', path.join(work, 'left'));
   if (run('dump', '-t', pid, '-D', path.join(work, 'image'), '-v')) {
@@ -46,6 +57,8 @@ try {
   failed.push(e.message);
 } finally {
   // Ours: the sleeper while it is our unreaped child; after that, only a pid that is still our sleep.
+  // The big bash is our child until we reap it: its pid cannot be another's before.
+  big?.kill('SIGKILL');
   if (!gone) sleeper.kill('SIGKILL');
   else if (isOurSleep(sleeper.pid)) process.kill(sleeper.pid, 'SIGKILL');
   fs.rmSync(work, { recursive: true, force: true });

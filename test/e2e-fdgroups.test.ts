@@ -102,6 +102,28 @@ describe('fd kinds ckpt does not handle yet are refused before anything changes'
   }
 });
 
+describe('an fd refused while the snapshot of dump -R is forked', () => {
+  test('a pidfd in a 32 MiB process: the same one line, and the snapshot child is gone, zombie and all', SLOW, async (t) => {
+    const { dir, pid } = await startChecked('unsupported-fd', ['pidfd', '32']);
+    if (!readFileSync(join(dir, 'ready'), 'utf8').includes('made=1')) {
+      t.skip('this kernel would not make a pidfd here');
+      return;
+    }
+    const image = makeWorkDir('img');
+    // -vv prints each step as it ends: the fds are read while the fork runs, after the frozen copy.
+    const r = ckpt(['dump', '-R', '-vv', '-t', String(pid), '-D', image]);
+    const steps = r.stderr.split('\n').filter((l) => /^ckpt: dump: \S+ [\d.]+ ms$/.test(l)).map((l) => l.split(' ')[2]);
+    assert.deepEqual(steps.slice(-2), ['collect', 'frozen-copy'], `not refused during the fork: ${r.stderr}`);
+    assertCleanError({ ...r, stderr: r.stderr.split('\n').filter((l) => !/^ckpt: dump: \S+ [\d.]+ ms$/.test(l)).join('\n') }, `not supported yet: fd 10 of pid ${pid} is pidfd`);
+    assert.ok(!existsSync(join(image, 'ckpt.img')), 'a refused dump left an image');
+    assert.equal(tracerPid(pid), 0, 'the refused process is still traced');
+    assert.equal(readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim(), '', 'the snapshot child is left');
+    const counter = readCounter(dir);
+    await waitCounterAbove(dir, counter);
+    assertPass(await requestCheck(dir));
+  });
+});
+
 describe('eventfd, timerfd, signalfd, epoll and inotify', () => {
   test('evfds.c: eventfds (counter, semaphore, zero), timerfds (realtime absolute, boottime periodic, disarmed, expired periodic) and signalfds (mask, queued signals) behave as before', SLOW, async () => {
     await roundTrip('evfds');

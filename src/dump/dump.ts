@@ -26,7 +26,8 @@ import { ptyMasterIndexes } from '../kinds/tty.js';
 import { pendingInotifyBytes } from '../kinds/inotify.js';
 import { checkDumpablePid } from './validate.js';
 import { freezeTree, releaseTree, type TreeProcess } from './tree.js';
-import { collectProcess, processRecord, type Collected } from './process.js';
+import { collectProcess, processRecord, readFiles, type Collected, type ProcessFiles } from './process.js';
+import type { SavedPipe } from '../kinds/pipes.js';
 import { checkTreeNamespaces } from '../kinds/namespaces.js';
 import { dumpContainer, encodeContainer } from '../kinds/container.js';
 import { Timings } from '../timings.js';
@@ -142,37 +143,50 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     // A plain tree in ckpt's namespaces, or a whole container: anything else is refused here.
     // (A zombie has no namespaces left.)
     const ns = checkTreeNamespaces(root, tree.filter((p) => !p.zombie).map((p) => p.pid));
-    // A pty slave is the tree's own if any process of the tree holds its master.
-    const ptyMasters = new Set(tree.filter((p) => !p.zombie).flatMap((p) => [...ptyMasterIndexes(p.pid)]));
     // Parents come before children: each child's parent pid, as the namespace sees it, is known by then.
     const nsOf = new Map<number, number>();
     // A process that will be forked for a snapshot keeps its remote session open until the fork.
     const snapshotting = (opts.leaveRunning ?? false) && residentBytes >= SNAPSHOT_MIN_BYTES;
     const procs: Collected[] = tree.map((p) => {
       const state = early.get(p.pid)?.state ?? 'S';
-      const c = collectProcess(p, nsOf, state, early.get(p.pid)?.smaps, { shellJob: opts.shellJob ?? false, container: ns.container, ptyMasters, keepRemote: snapshotting && state !== 'T' });
+      const c = collectProcess(p, nsOf, state, early.get(p.pid)?.smaps, { container: ns.container, keepRemote: snapshotting && state !== 'T' });
       nsOf.set(c.pid, c.nspid);
       return c;
     });
-    // A container's own state: uts names and SysV IPC objects (read while the tree is frozen).
+    // A container's own state: uts names and SysV IPC objects (read before a snapshot
+    // fork attaches its shm segments once more).
     const container = ns.container ? dumpContainer(root) : undefined;
     const live = procs.filter((c) => c.live);
-    const fdSets = live.map((c) => ({ pid: c.pid, nspid: c.nspid, fds: c.live!.fds }));
-    linkSharedFds(fdSets);
-    const pipes = dumpPipes(fdSets);
-    // Events pending on an inotify fd are not saved (reading them would take them from the process).
-    for (const { pid, fds } of fdSets) {
-      for (const f of fds) {
-        if (f.anon?.kind !== 'inotify') continue;
-        const bytes = pendingInotifyBytes(pid, f.fields.fd);
-        if (bytes > 0) log(`warning: fd ${f.fields.fd} of pid ${pid}: ${bytes} bytes of inotify events pending (at least one event) are dropped`);
+    // The tree's files, pipes and sockets: read while a snapshot is forked, if there is one.
+    const files = new Map<number, ProcessFiles>();
+    let pipes = new Map<number, SavedPipe[]>();
+    let filesRead = false;
+    const readTreeFiles = () => {
+      // A pty slave is the tree's own if any process of the tree holds its master.
+      const ptyMasters = new Set(live.flatMap((c) => [...ptyMasterIndexes(c.pid)]));
+      for (const c of live) files.set(c.pid, readFiles(c.pid, { shellJob: opts.shellJob ?? false, ptyMasters }));
+      const fdSets = live.map((c) => ({ pid: c.pid, nspid: c.nspid, fds: files.get(c.pid)!.fds }));
+      linkSharedFds(fdSets);
+      pipes = dumpPipes(fdSets);
+      // Events pending on an inotify fd are not saved (reading them would take them from the process).
+      for (const { pid, fds } of fdSets) {
+        for (const f of fds) {
+          if (f.anon?.kind !== 'inotify') continue;
+          const bytes = pendingInotifyBytes(pid, f.fields.fd);
+          if (bytes > 0) log(`warning: fd ${f.fields.fd} of pid ${pid}: ${bytes} bytes of inotify events pending (at least one event) are dropped`);
+        }
       }
-    }
-    sockets = dumpSockets(fdSets.flatMap((p) => p.fds.filter((f) => f.fields.kind === FdKind.SOCKET).map((f) => ({ pid: p.pid, fd: f.fields.fd, ino: f.fields.ino }))),
-      { tcpEstablished: opts.tcpEstablished, extUnixSk: opts.extUnixSk, log });
+      sockets = dumpSockets(fdSets.flatMap((p) => p.fds.filter((f) => f.fields.kind === FdKind.SOCKET).map((f) => ({ pid: p.pid, fd: f.fields.fd, ino: f.fields.ino }))),
+        { tcpEstablished: opts.tcpEstablished, extUnixSk: opts.extUnixSk, log });
+      filesRead = true;
+    };
     // /proc and ptrace reads and the remote syscalls of every process.
     times.mark('collect');
-    fault('dump:proc');
+    if (!snapshotting) {
+      readTreeFiles();
+      times.mark('files');
+      fault('dump:proc');
+    }
 
     // Per process, per VMA: the runs to save and the runs shared copy-on-write with the parent.
     const runs = new Map<number, Run[][]>();
@@ -261,11 +275,14 @@ export function dumpSync(opts: DumpOptions): DumpResult {
       // A process stopped by a signal stays stopped after the detach: read from it directly.
       const running = live.filter((c) => c.state !== 'T');
       for (const c of running) {
-        const snap = forkSnapshot(c.node.tasks[0], c.live!.remote.gadget);
+        // The first fork's page-table copy is long: the files are read meanwhile, on the other core.
+        const snap = forkSnapshot(c.node.tasks[0], c.live!.remote.gadget, filesRead ? undefined : readTreeFiles);
         if (!snap) break;
         snapshots.set(c.pid, snap);
       }
+      if (!filesRead) readTreeFiles();
       times.mark('fork');
+      fault('dump:proc');
       if (snapshots.size === running.length) {
         releaseTree(tree);
         released = true;
@@ -273,7 +290,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
         times.mark('thaw');
       } else {
         // One fork failed: copy everything from the frozen tree.
-        for (const snap of snapshots.values()) snap.discard();
+        for (const c of running) snapshots.get(c.pid)?.discard(c.node.tasks[0]);
         snapshots.clear();
       }
     }
@@ -288,7 +305,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     for (const snap of snapshots.values()) snap.discard();
     snapshots.clear();
     times.mark('pages');
-    for (const c of procs) writer.add(processRecord(c, (vmaRecs.get(c.pid) ?? []).map((vma) => vma()), pipes.get(c.pid) ?? [], sockets.ofPid(c.pid).map(encodeSocket)));
+    for (const c of procs) writer.add(processRecord(c, files.get(c.pid), (vmaRecs.get(c.pid) ?? []).map((vma) => vma()), pipes.get(c.pid) ?? [], sockets!.ofPid(c.pid).map(encodeSocket)));
     if (container) writer.add(encodeContainer(container));
     if (chunks) writer.add(encode(PAGE_CHUNKS, { codec, count: chunks.length }, encodeChunks(chunks)));
     fault('dump:write');
@@ -299,7 +316,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     partial = undefined;
     times.mark('write');
     if (opts.leaveRunning) {
-      sockets.release();
+      sockets!.release();
       if (!released) {
         releaseTree(tree);
         // A process that was stopped (SIGSTOP) stays stopped.
@@ -307,7 +324,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
       }
     } else {
       killTree(tree);
-      sockets.finish();
+      sockets!.finish();
     }
     times.mark('finish');
     const threads = live.reduce((n, c) => n + c.node.tasks.length, 0);
@@ -316,7 +333,8 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     return { pids: tree.map((p) => p.pid), pages, bytes: pages * 4096, ms: performance.now() - t0, timings: times.record() };
   } catch (e) {
     closeSplicers();
-    for (const snap of snapshots.values()) snap.discard();
+    // Before the thaw, a snapshot's parent is reaped through the frozen main thread ckpt holds.
+    for (const [pid, snap] of snapshots) snap.discard(released ? undefined : tree.find((p) => p.pid === pid)?.tasks[0]);
     sockets?.release();
     if (!released) releaseTree(tree);
     if (partial !== undefined) abortImageDir(opts.dir);

@@ -58,18 +58,21 @@ export interface Collected {
   stat: Stat;
   status: Status;
   live?: {
-    fds: SavedFd[];
     plans: VmaPlan[];
     remote: Remote;
     threads: Buffer[];
     pending: Pending[];
     seccompFilters: Buffer[];
     auxv: Buffer;
-    exe: string;
-    cwd: string;
-    root: string;
   };
 }
+
+/**
+ * A live process's fds and the files /proc links it to. Read apart from the
+ * rest: it needs neither the process's main thread nor its address space,
+ * so it can be read while the main thread makes the snapshot fork.
+ */
+export interface ProcessFiles { fds: SavedFd[]; exe: string; cwd: string; root: string }
 
 /**
  * What only the process can tell: remote syscalls through a vDSO `syscall`.
@@ -137,12 +140,13 @@ function dumpThread(pid: number, nspid: number, t: FrozenTask, asked: ReturnType
 }
 
 /**
- * Read one process of the frozen tree. `early` is its smaps read before the
- * freeze (smaps walks every page table: slow, and needs no freeze); it is
- * used if the layout did not change meanwhile.
+ * Read one process of the frozen tree, all but its files (readFiles): what
+ * needs its main thread stopped or its address space still. `early` is its
+ * smaps read before the freeze (smaps walks every page table: slow, and needs
+ * no freeze); it is used if the layout did not change meanwhile. `nsOf`: the
+ * pids (as their namespace sees them) of the processes collected so far, by host pid.
  */
-/** `nsOf`: the pids (as their namespace sees them) of the processes collected so far, by host pid. */
-export function collectProcess(node: TreeProcess, nsOf: ReadonlyMap<number, number>, state: string, early: SmapsVma[] | undefined, opts: { shellJob: boolean; container: boolean; ptyMasters: ReadonlySet<number>; keepRemote?: boolean }): Collected {
+export function collectProcess(node: TreeProcess, nsOf: ReadonlyMap<number, number>, state: string, early: SmapsVma[] | undefined, opts: { container: boolean; keepRemote?: boolean }): Collected {
   const pid = node.pid;
   const stat = readStat(pid);
   const status = readStatus(pid);
@@ -151,7 +155,6 @@ export function collectProcess(node: TreeProcess, nsOf: ReadonlyMap<number, numb
   // A process that died since the early walk is a zombie now, whatever that walk saw.
   const base = { node, pid, nspid, nsppid, state: node.zombie ? 'Z' : state, stat, status };
   if (node.zombie) return base;
-  const fds = dumpFds(pid, readFdList(pid), opts.shellJob, opts.ptyMasters);
   const smaps = early && sameLayout(early, readMaps(pid)) ? early : readSmaps(pid);
   const plans = smaps.map((v) => planVma(pid, v, { sysvShm: opts.container })).filter((p): p is VmaPlan => p !== undefined);
   const vdso = smaps.find((v) => v.path === '[vdso]');
@@ -163,7 +166,15 @@ export function collectProcess(node: TreeProcess, nsOf: ReadonlyMap<number, numb
   const seccompFilters = status.seccomp === SECCOMP_MODE_FILTER ? dumpSeccompFilters(pid) : [];
   return {
     ...base,
-    live: { fds, plans, remote, threads, pending, seccompFilters, auxv: readAuxv(pid), exe: readExe(pid), cwd: readCwd(pid), root: readRoot(pid) },
+    live: { plans, remote, threads, pending, seccompFilters, auxv: readAuxv(pid) },
+  };
+}
+
+/** The files of a live process of the frozen tree (`ptyMasters`: the pty masters the tree holds). */
+export function readFiles(pid: number, opts: { shellJob: boolean; ptyMasters: ReadonlySet<number> }): ProcessFiles {
+  return {
+    fds: dumpFds(pid, readFdList(pid), opts.shellJob, opts.ptyMasters),
+    exe: readExe(pid), cwd: readCwd(pid), root: readRoot(pid),
   };
 }
 
@@ -176,9 +187,10 @@ function taskRecord(c: Collected): Buffer {
 }
 
 /** The PROCESS record: everything but the pages, which `vmaRecs` already describe. */
-export function processRecord(c: Collected, vmaRecs: Buffer[], pipes: SavedPipe[], sockets: Buffer[] = []): Buffer {
+export function processRecord(c: Collected, files: ProcessFiles | undefined, vmaRecs: Buffer[], pipes: SavedPipe[], sockets: Buffer[] = []): Buffer {
   const l = c.live;
   if (!l) return encode(PROCESS, { pid: c.nspid }, [taskRecord(c)]);
+  if (!files) throw new CkptError('INTERNAL', `pid ${c.pid}: its files were not read`, { pid: c.pid });
   const { remote, pending } = l;
   return encode(PROCESS, { pid: c.nspid }, [
     taskRecord(c),
@@ -189,15 +201,15 @@ export function processRecord(c: Collected, vmaRecs: Buffer[], pipes: SavedPipe[
     ...remote.itimers.map((t) => encode(ITIMER, t)),
     ...remote.posixTimers.map((t) => encode(POSIX_TIMER, t)),
     encode(SECCOMP, { mode: c.status.seccomp, filters: l.seccompFilters.length }, l.seccompFilters.map((f) => encode(SECCOMP_FILTER, { insns: f.length / 8 }, f))),
-    encode(MM, mmFields(c.stat, remote.brk), [encode(AUXV, {}, l.auxv), encode(EXE, {}, l.exe)]),
-    encode(FS, { umask: c.status.umask ?? 0o022 }, l.cwd),
-    ...(l.root !== '/' ? [encode(FS_ROOT, {}, l.root)] : []),
+    encode(MM, mmFields(c.stat, remote.brk), [encode(AUXV, {}, l.auxv), encode(EXE, {}, files.exe)]),
+    encode(FS, { umask: c.status.umask ?? 0o022 }, files.cwd),
+    ...(files.root !== '/' ? [encode(FS_ROOT, {}, files.root)] : []),
     ...vmaRecs,
     ...remote.sigactions.map((a) => encode(SIGACTION, a)),
     ...pipes.map((p) => encode(PIPE, p.fields, p.data)),
     ...sockets,
-    ...l.fds.map((f) => encode(FD, f.fields, f.path)),
-    ...l.fds.flatMap(encodeFdExtras),
+    ...files.fds.map((f) => encode(FD, f.fields, f.path)),
+    ...files.fds.flatMap(encodeFdExtras),
     ...l.threads,
   ]);
 }

@@ -32,7 +32,8 @@ export interface Snapshot {
   mem: TraceeMemory;
   /** A pipe in the child to splice its pages through (made at the first call), or undefined. */
   splicer(): PageSplicer | undefined;
-  discard(): void;
+  /** Kill the child and have the process reap it; `frozen`: its main thread, if ckpt still holds the process frozen. */
+  discard(frozen?: FrozenTask): void;
 }
 
 export function followsFork(plan: VmaPlan): boolean {
@@ -40,25 +41,43 @@ export function followsFork(plan: VmaPlan): boolean {
   return (plan.vmFlags & (VM_FLAG_BITS.dc | VM_FLAG_BITS.wf)) === 0;
 }
 
-/** The snapshot child, or undefined if the clone failed (then copy while frozen). */
-export function forkSnapshot(task: FrozenTask, gadget: bigint): Snapshot | undefined {
+/**
+ * The snapshot child, or undefined if the clone failed (then copy while frozen).
+ * `meanwhile` runs on ckpt's thread while the kernel copies the page tables:
+ * reads of the frozen tree that need neither this task nor its address space
+ * (the fork holds its mmap lock). What it throws is thrown once the child is gone.
+ */
+export function forkSnapshot(task: FrozenTask, gadget: bigint, meanwhile?: () => void): Snapshot | undefined {
   const parent = task.tid;
   const remote = task.enterRemote(gadget);
   const events = { children: [] as number[] };
   let child = -1;
   let tracee: Tracee | undefined;
   let scratch = 0;
+  let failed: { error: unknown } | undefined;
+  const overlap = meanwhile && (() => {
+    try { meanwhile(); } catch (error) { failed = { error }; }
+  });
   try {
     // The child's stack: a frame that makes it exit if ckpt dies before it kills it.
     scratch = task.scratchMapping().addr;
     const stack = task.childStack() ?? 0n;
-    const r = remote.raw(NR.clone, [0, stack, 0, 0, 0], events);
+    const r = remote.raw(NR.clone, [0, stack, 0, 0, 0], events, undefined, overlap);
     child = events.children[0] ?? (r > 0n ? Number(r) : -1);
     if (child > 0) tracee = stopped(child, readStatus(parent).seccomp !== 0);
   } finally {
-    task.leaveRemote();
+    if (!failed) task.leaveRemote();
   }
-  if (!tracee) return undefined;
+  const snapshot = tracee && made(task, gadget, child, tracee, scratch);
+  if (failed) {
+    snapshot?.discard(task);
+    throw failed.error;
+  }
+  return snapshot;
+}
+
+function made(task: FrozenTask, gadget: bigint, child: number, tracee: Tracee, scratch: number): Snapshot {
+  const parent = task.tid;
   const mem = new TraceeMemory(child);
   // The parent's remote wait4 names the child as the parent's pid namespace sees it.
   const inner = nsPid(child);
@@ -71,12 +90,13 @@ export function forkSnapshot(task: FrozenTask, gadget: bigint): Snapshot | undef
       if (splicer === null) splicer = PageSplicer.open(child, new RemoteCaller(childTracee, gadget, 'syscall-stop', childTracee.getRegs()), mem, scratch);
       return splicer;
     },
-    discard() {
+    discard(frozen?: FrozenTask) {
       splicer?.close(false);
       mem.close();
       tryKill(child, SIG.KILL);
       try { wait4(child); } catch { /* reaped */ }
-      reapInParent(parent, inner, gadget);
+      if (frozen) reapFrozen(frozen, inner, gadget);
+      else reapInParent(parent, inner, gadget);
     },
   };
 }
@@ -134,10 +154,19 @@ function reapInParent(parent: number, child: number, gadget: bigint): void {
   let t: FrozenTask | undefined;
   try {
     t = FrozenTask.freeze(parent);
-    t.enterRemote(gadget).raw(NR.wait4, [child, 0, WALL, 0]);
+    reapFrozen(t, child, gadget);
   } catch {
     // The parent is gone or busy elsewhere: the zombie is all that is left.
   } finally {
     t?.release();
+  }
+}
+
+/** The same through a task ckpt holds frozen; its remote session stays open for its release. */
+function reapFrozen(t: FrozenTask, child: number, gadget: bigint): void {
+  try {
+    t.enterRemote(gadget).raw(NR.wait4, [child, 0, WALL, 0]);
+  } catch {
+    // The parent is gone: so is its zombie.
   }
 }

@@ -2,9 +2,10 @@
  * unsupported-fd: holds one fd of a kind ckpt refuses, to check that a dump
  * says so before it changes anything.
  *
- *   unsupported-fd WORKDIR KIND
+ *   unsupported-fd WORKDIR KIND [MIB]
  *
  * KIND: pidfd | userfaultfd | io_uring | perf_event | bpf-map | fanotify.
+ * MIB: also hold that much touched memory (a dump -R then forks a snapshot).
  * The fd is number 10. When the kernel will not make one here (a sysctl,
  * a missing config), W/ready says "made=0" and the program idles.
  * Checks: fd 10 is still open. Report: "PASS counter=N".
@@ -60,6 +61,12 @@ int main(int argc, char **argv)
 {
 	proto_init(argc, argv);
 	if (argc < 3) return 2;
+	if (argc > 3) {
+		size_t size = (size_t)atol(argv[3]) << 20;
+		char *mem = malloc(size);
+		if (!mem) return 2;
+		memset(mem, 0x5a, size);
+	}
 	int fd = make(argv[2]);
 	int made = fd >= 0 && dup2(fd, 10) == 10;
 	if (fd >= 0 && fd != 10) close(fd);
