@@ -6,13 +6,15 @@
  * ~1 GB/s, splicing ~2 GB/s (faster than write(2) of the same bytes, which the
  * benchmark takes as its reference).
  *
- * The pipe's write end lives in the process while the pages move, with
- * O_CLOEXEC; ckpt takes the read end with pidfd_getfd and closes the
- * process's copy of it at once. close() closes the write end. Used where the
+ * There are two pipes, so that the process fills one while ckpt empties the
+ * other. Their write ends live in the process while the pages move, with
+ * O_CLOEXEC; ckpt takes each read end with pidfd_getfd and closes the
+ * process's copy of it at once. close() closes the write ends. Used where the
  * process does not run on afterwards (a dump that kills it, a snapshot
- * child): were ckpt killed in the middle, the write end is all it leaves (both
- * ends, in the few calls between pipe2 and that close). Anything that goes
- * wrong in the pipe's making or use falls back to process_vm_readv and write.
+ * child): were ckpt killed in the middle, the write ends are all it leaves
+ * (both ends of a pipe, in the few calls between pipe2 and that close).
+ * Anything that goes wrong in a pipe's making or use falls back to
+ * process_vm_readv and write.
  */
 import { NR } from '../sys/nr.js';
 import { F, O } from '../sys/constants.js';
@@ -26,6 +28,14 @@ const MIN_PIPE_SIZE = 256 * 1024;
 const SPLICE_F_NONBLOCK = 2;
 /** vmsplice takes at most this many iovecs (UIO_MAXIOV). */
 const MAX_IOV = 1024;
+/** One pipe fills while ckpt empties the other. */
+const PIPES = 2;
+
+/** One of the pipes: its write end in the process, its read end ckpt's. */
+interface Pipe { writeFd: number; readFd: number }
+
+/** Bytes a vmsplice left in a pipe, to be spliced into the file at `offset`. */
+interface Filled { pipe: Pipe; offset: number; bytes: number }
 
 export class PageSplicer {
   private open = true;
@@ -35,43 +45,29 @@ export class PageSplicer {
   private constructor(
     private readonly remote: RemoteCaller,
     private readonly mem: TraceeMemory,
-    /** Where the iovecs go in the process (its scratch mapping). */
+    /** Where the iovecs go in the process (its scratch mapping): MAX_IOV of them per pipe. */
     private readonly iovAt: number,
-    private readonly writeFd: number,
-    private readonly readFd: number,
-    /** Bytes one vmsplice may move: the pipe's size. */
+    private readonly pipes: Pipe[],
+    /** Bytes one vmsplice may move: the pipes' size. */
     readonly capacity: number,
   ) {}
 
   /**
-   * A pipe in process `pid`, made with remote calls through `remote`, using
-   * `scratch` (at least 16 KiB of the process's memory, ckpt's to use).
-   * Undefined if the process could not make it (then read pages the old way).
+   * Two pipes in process `pid` (one if a second cannot be had), made with
+   * remote calls through `remote`, using `scratch` (at least 32 KiB of the
+   * process's memory, ckpt's to use). Undefined if the process could not make
+   * one (then read pages the old way).
    */
   static open(pid: number, remote: RemoteCaller, mem: TraceeMemory, scratch: number): PageSplicer | undefined {
-    if (remote.raw(NR.pipe2, [scratch, O.CLOEXEC]) !== 0n) return undefined;
-    let rfd = -1;
-    let wfd = -1;
-    let ours = -1;
-    try {
-      const fds = mem.read(scratch, 8);
-      [rfd, wfd] = [fds.readInt32LE(0), fds.readInt32LE(4)];
-      const sized = remote.raw(NR.fcntl, [wfd, F.SETPIPE_SZ, PIPE_SIZE]);
-      const capacity = sized > 0n ? Number(sized) : Number(remote.raw(NR.fcntl, [wfd, F.GETPIPE_SZ]));
-      // A small pipe (pipe-user-pages-soft reached) would take a remote call per few pages.
-      if (!(capacity >= MIN_PIPE_SIZE)) throw new Error(`a pipe of ${capacity} bytes`);
-      const pidfd = pidfdOpen(pid);
-      try { ours = pidfdGetfd(pidfd, rfd, pid); } finally { close(pidfd); }
-      remote.call(NR.close, [rfd]);
-      return new PageSplicer(remote, mem, scratch, wfd, ours, Math.min(capacity, PIPE_SIZE));
-    } catch {
-      // Read the pages the old way; the process keeps none of the pipe.
-      for (const fd of [rfd, wfd]) {
-        try { if (fd >= 0) remote.raw(NR.close, [fd]); } catch { /* the process is gone */ }
-      }
-      if (ours >= 0) close(ours);
-      return undefined;
+    const pipes: Pipe[] = [];
+    let capacity = PIPE_SIZE;
+    for (let i = 0; i < PIPES; i++) {
+      const made = openPipe(pid, remote, mem, scratch);
+      if (!made) break;
+      pipes.push(made.pipe);
+      capacity = Math.min(capacity, made.capacity);
     }
+    return pipes.length ? new PageSplicer(remote, mem, scratch, pipes, capacity) : undefined;
   }
 
   /**
@@ -91,12 +87,28 @@ export class PageSplicer {
     }
   }
 
+  /**
+   * Each vmsplice fills one pipe while ckpt splices the one filled before into
+   * the file (the remote call's `meanwhile`): the round trip to the process
+   * overlaps the copy into the file.
+   */
   private moveAll(batch: ReadonlyArray<readonly [number, number]>, fd: number, offset: number): number {
     let moved = 0;
+    let queued = 0;
     let i = 0;
     let skip = 0;
-    while (i < batch.length) {
+    let filled: Filled | undefined;
+    const drain = () => {
+      if (!filled) return;
+      const f = filled;
+      filled = undefined;
+      spliceToFile(f.pipe.readFd, fd, f.offset, f.bytes);
+      moved += f.bytes;
+    };
+    for (let k = 0; i < batch.length; k++) {
       // One vmsplice: up to the pipe's size and MAX_IOV pieces.
+      const pipe = this.pipes[k % this.pipes.length];
+      const iovAt = this.iovAt + (k % this.pipes.length) * MAX_IOV * IOVEC_SIZE;
       const iov = Buffer.alloc(Math.min(MAX_IOV, batch.length - i) * IOVEC_SIZE);
       let n = 0;
       let bytes = 0;
@@ -105,28 +117,60 @@ export class PageSplicer {
         encodeIovec(iov, n++, BigInt(batch[j][0] + s), take);
         bytes += take;
       }
-      this.mem.write(this.iovAt, iov.subarray(0, n * IOVEC_SIZE));
-      const r = this.remote.raw(NR.vmsplice, [this.writeFd, this.iovAt, n, SPLICE_F_NONBLOCK]);
-      if (r <= 0n) return moved;
+      this.mem.write(iovAt, iov.subarray(0, n * IOVEC_SIZE));
+      // With one pipe, it must be empty before the process fills it again.
+      if (this.pipes.length === 1) drain();
+      const r = this.remote.raw(NR.vmsplice, [pipe.writeFd, iovAt, n, SPLICE_F_NONBLOCK], undefined, undefined, drain);
+      if (r <= 0n) break;
       const got = Number(r);
-      spliceToFile(this.readFd, fd, offset + moved, got);
-      moved += got;
+      filled = { pipe, offset: offset + queued, bytes: got };
+      queued += got;
       // Step over what moved.
       let left = got;
       while (left > 0) {
         const here = batch[i][1] - skip;
         if (left >= here) { left -= here; i++; skip = 0; } else { skip += left; left = 0; }
       }
-      if (got < bytes) return moved;
+      if (got < bytes) break;
     }
+    drain();
     return moved;
   }
 
-  /** Close both ends; `remote`: the process is still there to close its end (not a child being killed). */
+  /** Close every end; `remote`: the process is still there to close its ends (not a child being killed). */
   close(remote = true): void {
     if (!this.open) return;
     this.open = false;
-    close(this.readFd);
-    if (remote) this.remote.raw(NR.close, [this.writeFd]);
+    for (const p of this.pipes) {
+      close(p.readFd);
+      if (remote) this.remote.raw(NR.close, [p.writeFd]);
+    }
+  }
+}
+
+/** One pipe for the splice: its write end stays in the process, its read end becomes ckpt's. */
+function openPipe(pid: number, remote: RemoteCaller, mem: TraceeMemory, scratch: number): { pipe: Pipe; capacity: number } | undefined {
+  if (remote.raw(NR.pipe2, [scratch, O.CLOEXEC]) !== 0n) return undefined;
+  let rfd = -1;
+  let wfd = -1;
+  let ours = -1;
+  try {
+    const fds = mem.read(scratch, 8);
+    [rfd, wfd] = [fds.readInt32LE(0), fds.readInt32LE(4)];
+    const sized = remote.raw(NR.fcntl, [wfd, F.SETPIPE_SZ, PIPE_SIZE]);
+    const capacity = sized > 0n ? Number(sized) : Number(remote.raw(NR.fcntl, [wfd, F.GETPIPE_SZ]));
+    // A small pipe (pipe-user-pages-soft reached) would take a remote call per few pages.
+    if (!(capacity >= MIN_PIPE_SIZE)) throw new Error(`a pipe of ${capacity} bytes`);
+    const pidfd = pidfdOpen(pid);
+    try { ours = pidfdGetfd(pidfd, rfd, pid); } finally { close(pidfd); }
+    remote.call(NR.close, [rfd]);
+    return { pipe: { writeFd: wfd, readFd: ours }, capacity: Math.min(capacity, PIPE_SIZE) };
+  } catch {
+    // The process keeps none of this pipe.
+    for (const fd of [rfd, wfd]) {
+      try { if (fd >= 0) remote.raw(NR.close, [fd]); } catch { /* the process is gone */ }
+    }
+    if (ours >= 0) close(ours);
+    return undefined;
   }
 }
