@@ -22,11 +22,22 @@ export function fault(step: FaultStep): void {
  * `parked` frame written and registers parked on it, `masked` signals blocked,
  * `call` registers set for a call, `entry`/`exit` at its syscall stops, `moved`
  * the frame moved into the scratch mapping, `leave` scratch gone, `unmasked`
- * the mask back, `child` the snapshot child just cloned.
+ * the mask back, `child` the snapshot child just cloned, `chain` a chain of
+ * calls written and the registers on it (ptrace/chain.ts), `chained` its
+ * marker's stop.
  */
-export type DiePoint = 'parked' | 'masked' | 'call' | 'entry' | 'exit' | 'moved' | 'leave' | 'unmasked' | 'child';
+export type DiePoint = 'parked' | 'masked' | 'call' | 'entry' | 'exit' | 'moved' | 'leave' | 'unmasked' | 'child' | 'chain' | 'chained';
 
 const DIE = process.env.CKPT_DIE;
+
+/**
+ * With CKPT_DIE at a point outside chains, a task's questions are asked one
+ * call each (ptrace/chain.ts is not used): the Nth call is then the same
+ * whatever the task was doing when it was frozen.
+ */
+export function chainsAllowed(): boolean {
+  return DIE === undefined || DIE.startsWith('chain');
+}
 const dieCounts = new Map<string, number>();
 
 /**

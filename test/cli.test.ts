@@ -203,7 +203,7 @@ describe('verbosity and --log-file on real dumps and restores', () => {
     assertSuccess(v, 'dump -v');
     const vLines = v.stderr.trimEnd().split('\n');
     assert.equal(vLines.length, 2, v.stderr);
-    assert.match(vLines[0], new RegExp(`^ckpt: dump of pid ${a.pid}: .*remote syscalls; .*pages [0-9.]+ ms`));
+    assert.match(vLines[0], new RegExp(`^ckpt: dump of pid ${a.pid}: .*remote syscalls \\(\\d+ in chains\\); .*pages [0-9.]+ ms`));
     assert.match(vLines[1], TIME);
 
     // -vv: each step as it ends, then the breakdown; the same log file is appended to.

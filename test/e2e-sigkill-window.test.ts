@@ -21,15 +21,17 @@ import { ckptEnv, problemsOf, signalState, uniqueBinary } from './lib/safety.js'
 after(cleanup);
 const SLOW = { timeout: 60_000 };
 
-interface Program { dir: string; pid: number; comm: string }
+/** `poke`: what makes a program that waits for a signal run its protocol (blocked.c pause and read). */
+interface Program { dir: string; pid: number; comm: string; poke?: () => void }
 
-async function startChecked(name: string, cflags: string[] = [], args: string[] = []): Promise<Program> {
+async function startChecked(name: string, cflags: string[] = [], args: string[] = [], wakes = false): Promise<Program> {
   const binary = uniqueBinary(name, cflags);
   const dir = makeWorkDir(name);
   const { pid } = startProgram(binary, [dir, ...args]);
+  const poke = wakes ? () => process.kill(pid, 'SIGUSR1') : undefined;
   await waitReady(dir, { pid });
-  assertPass(await requestCheck(dir));
-  return { dir, pid, comm: basename(binary) };
+  assertPass(await requestCheck(dir, { poke }));
+  return { dir, pid, comm: basename(binary), poke };
 }
 
 const maps = (pid: number) => readFileSync(`/proc/${pid}/maps`, 'utf8').trim().split('\n');
@@ -54,7 +56,7 @@ async function dieAt(p: Program, point: string, flags: string[] = [], prepare?: 
   const image = join(makeWorkDir('img'), 'image');
   const r = ckptEnv(['dump', '-t', String(p.pid), '-D', image, ...flags], { CKPT_DIE: point });
   assert.equal(r.signal, 'SIGKILL', `ckpt was not killed at ${point}: status ${r.status}, ${r.stderr.trim()}`);
-  const problems = await problemsOf(p.pid, p.dir);
+  const problems = await problemsOf(p.pid, p.dir, { poke: p.poke });
   assert.deepEqual(problems, [], `killed at ${point}: ${problems.join('; ')}`);
   assert.equal(signalState(p.pid), signals, `the signal state changed after a kill at ${point}`);
   const now = maps(p.pid);
@@ -96,6 +98,22 @@ describe('the same in a process with two threads', () => {
   after(() => killAll());
   for (const point of ['parked:2', 'masked:2', 'exit:12', 'unmasked:2', 'unmasked:1']) {
     test(`dump, killed at ${point}`, SLOW, () => dieAt(p, point));
+  }
+});
+
+// Blocked in read(2) when frozen (a restart that needs no restart block), its
+// questions go in a chain of calls (src/ptrace/chain.ts): killed with the chain
+// written but not run, and stopped at its marker signal, it must run on as it
+// was, its read restarted, the marker dropped (not pending), its handler there.
+describe('the same in a process blocked in read, asked in a chain', () => {
+  let p: Program;
+  before(async () => {
+    p = await startChecked('blocked', [], ['read'], true);
+    await waitBlockedIn(p.pid, SYSCALL.read, 5_000);
+  });
+  after(() => killAll());
+  for (const point of ['chain:1', 'chained:1', 'exit:4', 'unmasked:1']) {
+    test(`dump, killed at ${point}`, SLOW, () => dieAt(p, point, [], () => waitBlockedIn(p.pid, SYSCALL.read, 5_000)));
   }
 });
 

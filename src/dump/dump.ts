@@ -329,7 +329,8 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     times.mark('finish');
     const threads = live.reduce((n, c) => n + c.node.tasks.length, 0);
     const calls = live.reduce((n, c) => n + c.live!.remote.calls, 0);
-    log(`dump of pid ${root}: ${tree.length} process(es), ${threads} thread(s), ${pages} pages, ${calls} remote syscalls; ${times.format()}`);
+    const chained = live.reduce((n, c) => n + c.live!.remote.chained, 0);
+    log(`dump of pid ${root}: ${tree.length} process(es), ${threads} thread(s), ${pages} pages, ${calls} remote syscalls (${chained} in chains); ${times.format()}`);
     return { pids: tree.map((p) => p.pid), pages, bytes: pages * 4096, ms: performance.now() - t0, timings: times.record() };
   } catch (e) {
     closeSplicers();

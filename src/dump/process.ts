@@ -14,28 +14,30 @@ import { NR } from '../sys/nr.js';
 import { PR } from '../sys/constants.js';
 import { PROCESS } from '../kinds/process.js';
 import { TASK, taskFields } from '../kinds/task.js';
-import { THREAD, askThread, robustList } from '../kinds/thread.js';
+import { THREAD, threadQuestions, robustList, type ThreadAnswers } from '../kinds/thread.js';
 import { REGS, XSTATE, regsFields, xstateFields } from '../kinds/regs.js';
 import { MM, AUXV, EXE, mmFields } from '../kinds/mm.js';
 import { planVma, type VmaPlan } from '../kinds/vma.js';
-import { SIGACTION, dumpSigactions, nonDefaultSignals, type SigactionFields } from '../kinds/sigactions.js';
+import { SIGACTION, sigactionQuestions, nonDefaultSignals, type SigactionFields } from '../kinds/sigactions.js';
 import { FS, FS_ROOT } from '../kinds/fs.js';
 import { CREDS, credsFields, encodeGroups } from '../kinds/creds.js';
 import { RLIMITS, dumpRlimits } from '../kinds/rlimits.js';
-import { MISC, dumpMisc, type MiscFields } from '../kinds/misc.js';
+import { MISC, dumpMisc, subreaperQuestion, type MiscFields } from '../kinds/misc.js';
 import { SIGNALS, SIGINFO, dumpPending, type Pending, type SignalsFields } from '../kinds/signals.js';
-import { ITIMER, POSIX_TIMER, dumpItimers, dumpPosixTimers, type ItimerFields, type PosixTimerFields } from '../kinds/timers.js';
+import { ITIMER, POSIX_TIMER, itimerQuestions, posixTimerQuestions, type ItimerFields, type PosixTimerFields } from '../kinds/timers.js';
+import { Question, askAll } from '../ptrace/question.js';
+import { markerFor } from '../ptrace/chain.js';
 import { SECCOMP, SECCOMP_FILTER, SECCOMP_MODE_FILTER, dumpSeccompFilters } from '../kinds/seccomp.js';
 import { FD, dumpFds, type SavedFd } from '../kinds/files.js';
 import { encodeFdExtras } from '../kinds/fd-records.js';
 import { PIPE, type SavedPipe } from '../kinds/pipes.js';
 import type { TreeProcess } from './tree.js';
-import { fault } from '../fault.js';
+import { chainsAllowed, fault } from '../fault.js';
 
 interface Remote {
   brk: number;
   gadget: bigint;
-  threads: Map<number, ReturnType<typeof askThread>>;
+  threads: Map<number, ThreadAnswers>;
   pdeathSignal: number;
   sigactions: SigactionFields[];
   securebits: number;
@@ -44,6 +46,8 @@ interface Remote {
   itimers: ItimerFields[];
   posixTimers: PosixTimerFields[];
   calls: number;
+  /** Of those, made in chains (ptrace/chain.ts). */
+  chained: number;
 }
 
 /** A process of the tree, read. A zombie has only its stat and status. */
@@ -79,7 +83,7 @@ export interface ProcessFiles { fds: SavedFd[]; exe: string; cwd: string; root: 
  * `keepRemote`: the main thread's remote session stays open for a call that
  * follows (the snapshot fork), which saves leaving and entering it again while frozen.
  */
-function askProcess(tasks: FrozenTask[], vdsoStart: number, vdsoEnd: number, stat: Stat, status: Status, keepRemote: boolean): Remote {
+function askProcess(tasks: FrozenTask[], vdsoStart: number, vdsoEnd: number, stat: Stat, status: Status, nspid: number, keepRemote: boolean): Remote {
   const [task, ...others] = tasks;
   const mem = task.memory();
   const vdso = mem.read(vdsoStart, vdsoEnd - vdsoStart);
@@ -91,24 +95,35 @@ function askProcess(tasks: FrozenTask[], vdsoStart: number, vdsoEnd: number, sta
   try {
     const scratch = task.scratchMapping();
     const brk = remote.call(NR.brk, [0]);
-    remote.call(NR.prctl, [PR.GET_PDEATHSIG, scratch.addr], 'prctl(PR_GET_PDEATHSIG)');
-    const pdeathSignal = mem.read(scratch.addr, 4).readInt32LE(0);
-    const sigactions = dumpSigactions(remote, mem, scratch.addr, nonDefaultSignals(status.sigCgt, status.sigIgn));
+    // The questions whose answers are in memory go in chains where the process allows (no seccomp filter, a marker signal).
+    const pdeath = new Question(NR.prctl, (slot) => [PR.GET_PDEATHSIG, slot], 4, 'prctl(PR_GET_PDEATHSIG)', (b) => b.readInt32LE(0));
+    const sigactions = sigactionQuestions(nonDefaultSignals(status.sigCgt, status.sigIgn));
+    const subreaper = subreaperQuestion();
+    const itimers = itimerQuestions();
+    const posixTimers = posixTimerQuestions(task.tid);
+    const main = threadQuestions();
+    const marker = status.seccomp === 0 && chainsAllowed() ? markerFor(status) : undefined;
+    const chain = marker === undefined ? undefined : (area: number, size: number) => task.chainSite(area, size, { tgid: nspid, tid: nspid }, marker);
+    const { chained } = askAll({ remote, mem, scratch, chain }, [pdeath, ...sigactions, subreaper, ...itimers, ...posixTimers, main.tidAddress, main.altstack]);
     fault('dump:remote');
     const securebits = remote.call(NR.prctl, [PR.GET_SECUREBITS], 'prctl(PR_GET_SECUREBITS)');
-    const misc = dumpMisc(task.tid, stat, remote, mem, scratch.addr);
-    const itimers = dumpItimers(remote, mem, scratch.addr);
-    const posixTimers = dumpPosixTimers(task.tid, remote, mem, scratch.addr);
-    const threads = new Map<number, ReturnType<typeof askThread>>();
-    const main = askThread(remote, mem, scratch.addr);
-    threads.set(task.tid, main);
-    const altstack = { altstack_sp: main.altstack_sp, altstack_flags: main.altstack_flags, altstack_size: main.altstack_size };
+    const misc = dumpMisc(task.tid, stat, remote, subreaper.answer);
+    const threads = new Map<number, ThreadAnswers>();
+    const altstack = main.altstack.answer;
+    threads.set(task.tid, { clear_child_tid: main.tidAddress.answer, ...altstack });
     for (const t of others) {
       const r = t.enterRemote(gadget);
-      try { threads.set(t.tid, askThread(r, mem, scratch.addr)); } finally { t.leaveRemote(); }
+      try {
+        const q = threadQuestions();
+        askAll({ remote: r, mem, scratch }, [q.tidAddress, q.altstack]);
+        threads.set(t.tid, { clear_child_tid: q.tidAddress.answer, ...q.altstack.answer });
+      } finally { t.leaveRemote(); }
     }
     asked = true;
-    return { brk, pdeathSignal, sigactions, securebits, misc, altstack, itimers, posixTimers, threads, gadget, calls: remote.calls };
+    return {
+      brk, pdeathSignal: pdeath.answer, sigactions: sigactions.map((q) => q.answer), securebits, misc, altstack,
+      itimers: itimers.flatMap((q) => q.answer ?? []), posixTimers: posixTimers.map((q) => q.answer), threads, gadget, calls: remote.calls, chained,
+    };
   } finally {
     if (!asked || !keepRemote) task.leaveRemote();
   }
@@ -121,8 +136,8 @@ function sameLayout(a: Vma[], b: Vma[]): boolean {
 }
 
 /** A THREAD record: what ptrace and the thread itself said; its tid as its namespace sees it. */
-function dumpThread(pid: number, nspid: number, t: FrozenTask, asked: ReturnType<typeof askThread>): Buffer {
-  const xstate = t.tracee.getXstate();
+function dumpThread(pid: number, nspid: number, t: FrozenTask, asked: ThreadAnswers): Buffer {
+  const xstate = t.xstateAtFreeze();
   const rseq = t.tracee.getRseq();
   const robust = robustList(t.tid);
   const comm = readThreadComm(pid, t.tid);
@@ -159,7 +174,7 @@ export function collectProcess(node: TreeProcess, nsOf: ReadonlyMap<number, numb
   const plans = smaps.map((v) => planVma(pid, v, { sysvShm: opts.container })).filter((p): p is VmaPlan => p !== undefined);
   const vdso = smaps.find((v) => v.path === '[vdso]');
   if (!vdso) throw new CkptError('UNSUPPORTED', `pid ${pid} has no vDSO`, { pid });
-  const remote = askProcess(node.tasks, vdso.start, vdso.end, stat, status, opts.keepRemote ?? false);
+  const remote = askProcess(node.tasks, vdso.start, vdso.end, stat, status, nspid, opts.keepRemote ?? false);
   const pending = dumpPending(pid).filter((p) => p.shared);
   // Everything ptrace says of each thread, while all are stopped.
   const threads = node.tasks.map((t) => dumpThread(pid, nspid, t, remote.threads.get(t.tid)!));

@@ -11,7 +11,7 @@ import { NR } from '../sys/nr.js';
 import { PR } from '../sys/constants.js';
 import { schedGetaffinity } from '../sys/syscalls.js';
 import type { RemoteCaller } from '../ptrace/remote.js';
-import type { TraceeMemory } from '../ptrace/memory.js';
+import { Question } from '../ptrace/question.js';
 import { T } from './ids.js';
 import type { RestoreTarget } from './target.js';
 
@@ -25,20 +25,38 @@ export const MISC = defineRecord({
 });
 export type MiscFields = FieldsOf<typeof MISC>;
 
-export function dumpMisc(pid: number, stat: Stat, remote: RemoteCaller, mem: TraceeMemory, scratch: number): { fields: MiscFields; affinity: Buffer } {
-  remote.call(NR.prctl, [PR.GET_CHILD_SUBREAPER, scratch], 'prctl(PR_GET_CHILD_SUBREAPER)');
-  const subreaper = mem.read(scratch, 4).readInt32LE(0);
+export function subreaperQuestion(): Question<number> {
+  return new Question(NR.prctl, (slot) => [PR.GET_CHILD_SUBREAPER, slot], 4, 'prctl(PR_GET_CHILD_SUBREAPER)', (b) => (b.readInt32LE(0) ? 1 : 0));
+}
+
+/**
+ * `subreaper`: the answer of subreaperQuestion. Personality and timer slack
+ * come from /proc (a remote call each where it cannot be read); dumpable only
+ * the process can say.
+ */
+export function dumpMisc(pid: number, stat: Stat, remote: RemoteCaller, subreaper: number): { fields: MiscFields; affinity: Buffer } {
   return {
     fields: {
-      personality: remote.call(NR.personality, [0xffffffff], 'personality'),
+      personality: procNumber(pid, 'personality', 16) ?? remote.call(NR.personality, [0xffffffff], 'personality'),
       nice: stat.nice, policy: stat.policy, rt_priority: stat.rt_priority,
       oom_score_adj: Number(fs.readFileSync(`/proc/${pid}/oom_score_adj`, 'utf8').trim()),
-      timer_slack_ns: BigInt(remote.call(NR.prctl, [PR.GET_TIMERSLACK], 'prctl(PR_GET_TIMERSLACK)')),
+      timer_slack_ns: BigInt(procNumber(pid, 'timerslack_ns', 10) ?? remote.call(NR.prctl, [PR.GET_TIMERSLACK], 'prctl(PR_GET_TIMERSLACK)')),
       dumpable: remote.call(NR.prctl, [PR.GET_DUMPABLE], 'prctl(PR_GET_DUMPABLE)'),
-      child_subreaper: subreaper ? 1 : 0,
+      child_subreaper: subreaper,
     },
     affinity: schedGetaffinity(pid),
   };
+}
+
+/** A number /proc/PID/NAME holds, or undefined where it cannot be read (timerslack_ns wants CAP_SYS_NICE). */
+function procNumber(pid: number, name: string, radix: 10 | 16): number | undefined {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/${name}`, 'utf8').trim();
+    const n = radix === 16 ? parseInt(text, 16) : Number(text);
+    return /^[0-9a-f]+$/i.test(text) && Number.isSafeInteger(n) ? n : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 const PRIO_PROCESS = 0;

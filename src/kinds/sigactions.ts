@@ -7,8 +7,7 @@ import { Content, defineRecord, type FieldsOf } from '../image/index.js';
 import { NR } from '../sys/nr.js';
 import { NSIG, SIG } from '../sys/constants.js';
 import { decodeSigaction, encodeSigaction, KSIGACTION_SIZE } from '../sys/structs.js';
-import type { RemoteCaller } from '../ptrace/remote.js';
-import type { TraceeMemory } from '../ptrace/memory.js';
+import { Question } from '../ptrace/question.js';
 import { T } from './ids.js';
 import type { RestoreTarget } from './target.js';
 
@@ -28,11 +27,10 @@ export function nonDefaultSignals(sigCgt: bigint, sigIgn: bigint): number[] {
   return out;
 }
 
-export function dumpSigactions(remote: RemoteCaller, mem: TraceeMemory, scratchAddr: number, signals: number[]): SigactionFields[] {
-  return signals.map((signo) => {
-    remote.call(NR.rt_sigaction, [signo, 0, scratchAddr, 8], `rt_sigaction(${signo})`);
-    return { signo, ...decodeSigaction(mem.read(scratchAddr, KSIGACTION_SIZE)) };
-  });
+/** rt_sigaction(signo, NULL, slot) for each signal. */
+export function sigactionQuestions(signals: number[]): Question<SigactionFields>[] {
+  return signals.map((signo) => new Question(NR.rt_sigaction, (slot) => [signo, 0, slot, 8], KSIGACTION_SIZE, `rt_sigaction(${signo})`,
+    (b) => ({ signo, ...decodeSigaction(b) })));
 }
 
 export function restoreSigactions(t: RestoreTarget, actions: SigactionFields[]): void {

@@ -9,8 +9,7 @@ import { Content, defineRecord, type FieldsOf } from '../image/index.js';
 import { NR } from '../sys/nr.js';
 import { PR } from '../sys/constants.js';
 import { trySyscall, allocNative } from '../sys/libc.js';
-import type { RemoteCaller } from '../ptrace/remote.js';
-import type { TraceeMemory } from '../ptrace/memory.js';
+import { Question } from '../ptrace/question.js';
 import { T } from './ids.js';
 import type { RestoreTarget } from './target.js';
 
@@ -28,15 +27,15 @@ export type ThreadFields = FieldsOf<typeof THREAD>;
 const SS_ONSTACK = 1;
 const SS_DISABLE = 2;
 
+export type ThreadAnswers = Pick<ThreadFields, 'clear_child_tid' | 'altstack_sp' | 'altstack_flags' | 'altstack_size'>;
+
 /** What only the thread itself can tell: clear_child_tid and its altstack. */
-export function askThread(remote: RemoteCaller, mem: TraceeMemory, scratch: number): Pick<ThreadFields, 'clear_child_tid' | 'altstack_sp' | 'altstack_flags' | 'altstack_size'> {
-  remote.call(NR.prctl, [PR.GET_TID_ADDRESS, scratch], 'prctl(PR_GET_TID_ADDRESS)');
-  const clearChildTid = Number(mem.read(scratch, 8).readBigUInt64LE(0));
-  remote.call(NR.sigaltstack, [0, scratch], 'sigaltstack');
-  const ss = mem.read(scratch, 24);
+export function threadQuestions(): { tidAddress: Question<number>; altstack: Question<Omit<ThreadAnswers, 'clear_child_tid'>> } {
   return {
-    clear_child_tid: clearChildTid, altstack_sp: Number(ss.readBigUInt64LE(0)),
-    altstack_flags: (ss.readUInt32LE(8) & ~SS_ONSTACK) >>> 0, altstack_size: Number(ss.readBigUInt64LE(16)),
+    tidAddress: new Question(NR.prctl, (slot) => [PR.GET_TID_ADDRESS, slot], 8, 'prctl(PR_GET_TID_ADDRESS)', (b) => Number(b.readBigUInt64LE(0))),
+    altstack: new Question(NR.sigaltstack, (slot) => [0, slot], 24, 'sigaltstack', (ss) => ({
+      altstack_sp: Number(ss.readBigUInt64LE(0)), altstack_flags: (ss.readUInt32LE(8) & ~SS_ONSTACK) >>> 0, altstack_size: Number(ss.readBigUInt64LE(16)),
+    })),
   };
 }
 

@@ -8,8 +8,7 @@ import { CkptError } from '../errors.js';
 import { Content, defineRecord, type FieldsOf } from '../image/index.js';
 import { NR } from '../sys/nr.js';
 import { PR } from '../sys/constants.js';
-import type { RemoteCaller } from '../ptrace/remote.js';
-import type { TraceeMemory } from '../ptrace/memory.js';
+import { Question } from '../ptrace/question.js';
 import { T } from './ids.js';
 import type { RestoreTarget } from './target.js';
 
@@ -30,15 +29,12 @@ export type PosixTimerFields = FieldsOf<typeof POSIX_TIMER>;
 
 const SIGEV = { SIGNAL: 0, NONE: 1, THREAD: 2, THREAD_ID: 4 } as const;
 
-export function dumpItimers(remote: RemoteCaller, mem: TraceeMemory, scratch: number): ItimerFields[] {
-  const out: ItimerFields[] = [];
-  for (const which of [0, 1, 2]) {
-    remote.call(NR.getitimer, [which, scratch], `getitimer(${which})`);
-    const b = mem.read(scratch, 32);
+/** getitimer for the three timers; an answer is undefined for a timer that is not armed. */
+export function itimerQuestions(): Question<ItimerFields | undefined>[] {
+  return [0, 1, 2].map((which) => new Question(NR.getitimer, (slot) => [which, slot], 32, `getitimer(${which})`, (b) => {
     const f = { which, interval_sec: b.readBigUInt64LE(0), interval_usec: b.readBigUInt64LE(8), value_sec: b.readBigUInt64LE(16), value_usec: b.readBigUInt64LE(24) };
-    if (f.interval_sec || f.interval_usec || f.value_sec || f.value_usec) out.push(f);
-  }
-  return out;
+    return f.interval_sec || f.interval_usec || f.value_sec || f.value_usec ? f : undefined;
+  }));
 }
 
 /** /proc/PID/timers: ID, signal N/sigval, notify kind/target, ClockID. */
@@ -62,14 +58,12 @@ export function parseTimers(text: string): Omit<PosixTimerFields, 'interval_sec'
   return out;
 }
 
-export function dumpPosixTimers(pid: number, remote: RemoteCaller, mem: TraceeMemory, scratch: number): PosixTimerFields[] {
+/** timer_gettime for each POSIX timer /proc/PID/timers lists. */
+export function posixTimerQuestions(pid: number): Question<PosixTimerFields>[] {
   let text = '';
   try { text = fs.readFileSync(`/proc/${pid}/timers`, 'utf8'); } catch { return []; }
-  return parseTimers(text).map((t) => {
-    remote.call(NR.timer_gettime, [t.id, scratch], `timer_gettime(${t.id})`);
-    const b = mem.read(scratch, 32);
-    return { ...t, interval_sec: b.readBigUInt64LE(0), interval_nsec: b.readBigUInt64LE(8), value_sec: b.readBigUInt64LE(16), value_nsec: b.readBigUInt64LE(24) };
-  });
+  return parseTimers(text).map((t) => new Question(NR.timer_gettime, (slot) => [t.id, slot], 32, `timer_gettime(${t.id})`,
+    (b) => ({ ...t, interval_sec: b.readBigUInt64LE(0), interval_nsec: b.readBigUInt64LE(8), value_sec: b.readBigUInt64LE(16), value_nsec: b.readBigUInt64LE(24) })));
 }
 
 const USEC = 1_000_000n;

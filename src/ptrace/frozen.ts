@@ -9,6 +9,7 @@
  * after any ptrace stop (nanosleep keeps its remaining time).
  */
 import { CkptError, isCkptError } from '../errors.js';
+import { E } from '../sys/errno.js';
 import { readStatus } from '../proc/index.js';
 import { PROT, MAP, PTRACE_EVENT, PTRACE_O } from '../sys/constants.js';
 import { NR } from '../sys/nr.js';
@@ -18,6 +19,7 @@ import { RemoteCaller } from './remote.js';
 import { TraceeMemory } from './memory.js';
 import { findReturnPath, buildSigframe, buildExitFrame, type ReturnPath } from './safe-return.js';
 import { nameRestartedCall } from './restart-call.js';
+import type { ChainSite } from './chain.js';
 import { diePoint } from '../fault.js';
 
 const ALL_SIGNALS = 0xffffffffffffffffn;
@@ -44,6 +46,8 @@ export class FrozenTask {
   private path?: ReturnPath;
   private xstate?: Buffer;
   private frameAddr?: bigint;
+  /** The return frame's xsave area, once the frame is in the scratch mapping. */
+  private fpstate?: bigint;
   private stackSaved?: { addr: bigint; bytes: Buffer };
   private named?: UserRegs;
 
@@ -121,6 +125,12 @@ export class FrozenTask {
     return this.named;
   }
 
+  /** The xsave area as the task was frozen (remote calls may run through frames that load it again). */
+  xstateAtFreeze(): Buffer {
+    this.xstate ??= this.tracee.getXstate();
+    return this.xstate;
+  }
+
   memory(): TraceeMemory {
     this.mem ??= new TraceeMemory(this.tid);
     return this.mem;
@@ -173,6 +183,7 @@ export class FrozenTask {
       this.tracee.setRegs({ ...this.tracee.getRegs(), rsp: f.addr });
       diePoint('moved');
       this.frameAddr = f.addr;
+      this.fpstate = f.fpstate;
       this.putBackStack();
     }
     return this.scratch;
@@ -188,6 +199,23 @@ export class FrozenTask {
     const f = buildExitFrame(this.frameAddr - 256n, this.regs, this.path);
     this.memory().write(f.addr, f.bytes);
     return f.addr;
+  }
+
+  /**
+   * Where a chain of remote calls can run (ptrace/chain.ts), its frames in
+   * `area` of the scratch mapping: only inside a remote session on a return
+   * path whose frame is in the scratch mapping. `ns`: the task's process and
+   * thread ids as its pid namespace numbers them; `marker` as chain.ts says.
+   */
+  chainSite(area: number, areaSize: number, ns: { tgid: number; tid: number }, marker: number): ChainSite | undefined {
+    if (!this.remote || !this.path || !this.scratch || this.frameAddr === undefined || this.fpstate === undefined) return undefined;
+    // Every rt_sigreturn resets the task's restart block: a sleep the freeze interrupted
+    // would then end in EINTR instead of carrying on through restart_syscall.
+    if (BigInt.asIntN(64, this.regs.orig_rax) >= 0n && BigInt.asIntN(64, this.regs.rax) === BigInt(-E.ERESTART_RESTARTBLOCK)) return undefined;
+    return {
+      tracee: this.tracee, mem: this.memory(), tgid: ns.tgid, tid: ns.tid, path: this.path, base: this.regs,
+      home: this.frameAddr, fpstate: this.fpstate, area, areaSize, marker,
+    };
   }
 
   /** Undo everything enterRemote/scratchMapping did; back to an interrupt-stop. */
@@ -206,6 +234,7 @@ export class FrozenTask {
       remote.call(NR.munmap, [this.scratch.addr, this.scratchTotal], 'munmap(scratch)');
       this.scratch = undefined;
       this.frameAddr = undefined;
+      this.fpstate = undefined;
       diePoint('leave');
     }
     // Mask first: parked on the frame, the task is safe with either mask.

@@ -162,6 +162,8 @@ export interface Sigframe {
   /** Where rsp must point (the frame's first word, the restorer's address). */
   addr: bigint;
   bytes: Buffer;
+  /** Its xsave area, if it has one (call frames may share it: rt_sigreturn only reads it). */
+  fpstate?: bigint;
 }
 
 /**
@@ -193,7 +195,29 @@ export function buildSigframe(top: bigint, regs: UserRegs, mask: bigint, xstate:
   bytes.writeBigUInt64LE(xcr0, fpOff + SW_RESERVED + 8);
   bytes.writeUInt32LE(xstate.length, fpOff + SW_RESERVED + 16);
   bytes.writeUInt32LE(FP_XSTATE_MAGIC2, fpOff + xstate.length);
-  return { addr, bytes };
+  return { addr, bytes, fpstate: fp };
+}
+
+/** Bytes of a call frame (chain.ts): an rt_sigframe without an xsave area of its own. */
+export const CALL_FRAME_SIZE = (FRAME_SIZE + 15) & ~15;
+
+/**
+ * A frame whose rt_sigreturn makes one syscall: registers `regs`
+ * (rip on the return path's `syscall; ret`, rsp on the next frame), signal
+ * mask `mask`, and the fpu state of the xsave area at `fpstate` (another
+ * frame's), so that the fpu state stays the task's.
+ */
+export function buildCallFrame(regs: UserRegs, mask: bigint, fpstate: bigint, restorer: bigint): Buffer {
+  const bytes = Buffer.alloc(CALL_FRAME_SIZE);
+  bytes.writeBigUInt64LE(restorer, 0);
+  bytes.writeBigUInt64LE(UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS, UC);
+  bytes.writeInt32LE(SS_INVALID, UC_STACK + 8);
+  SIGCONTEXT_REGS.forEach((name, i) => bytes.writeBigUInt64LE(BigInt.asUintN(64, regs[name]), MCONTEXT + i * 8));
+  bytes.writeUInt16LE(Number(regs.cs), MCONTEXT + 144);
+  bytes.writeUInt16LE(Number(regs.ss), MCONTEXT + 150);
+  bytes.writeBigUInt64LE(fpstate, MCONTEXT + 184);
+  bytes.writeBigUInt64LE(mask, UC_SIGMASK);
+  return bytes;
 }
 
 /**

@@ -1,0 +1,112 @@
+/**
+ * Many remote calls in one resume of a frozen task: a chain of rt_sigreturn
+ * frames, written into its scratch mapping, each of which sets the registers
+ * for one syscall on the return path's `syscall; (xor)*; ret`
+ * (safe-return.ts) with rsp on the next frame, so that its `ret` goes into
+ * the restorer and the restorer's rt_sigreturn into the next call.
+ *
+ * How ckpt gets control back: the last call is tgkill(marker) with only the
+ * marker signal unblocked, and the marker is a signal the process ignores
+ * (by default or by SIG_IGN: SIGURG, SIGWINCH or SIGCHLD, not caught, not
+ * pending). A traced task stops at its delivery (a signal-delivery-stop),
+ * which ckpt ends with signal 0. Every other frame blocks every signal.
+ *
+ * Why it is safe: the chain needs nobody. Were ckpt to die at any instant,
+ * the task would run the rest of the chain by itself; untraced, it drops the
+ * marker as the ignored signal it is, and the last `ret` goes into the task's
+ * return frame, which puts back its registers, fpu state and signal mask, as
+ * every remote call's would. The calls are questions (get this, get that),
+ * so running them unasked changes nothing. No code is written into the task.
+ *
+ * What it cannot do: return rax. Each call's answer must be in memory (see
+ * question.ts, which tells a call that failed by the bytes it did not write).
+ */
+import { CkptError } from '../errors.js';
+import { NR } from '../sys/nr.js';
+import { SIG } from '../sys/constants.js';
+import type { UserRegs } from '../sys/structs.js';
+import { diePoint } from '../fault.js';
+import type { Tracee } from './tracee.js';
+import type { TraceeMemory } from './memory.js';
+import { buildCallFrame, CALL_FRAME_SIZE, type ReturnPath } from './safe-return.js';
+
+type Arg = number | bigint;
+export interface ChainCall { nr: number; args: Arg[] }
+
+/** Where and on what a chain runs: all of it set up by FrozenTask's remote session. */
+export interface ChainSite {
+  tracee: Tracee;
+  mem: TraceeMemory;
+  /** The task's process and thread ids as its own pid namespace numbers them (tgkill runs there). */
+  tgid: number;
+  tid: number;
+  path: ReturnPath;
+  /** The task's registers (cs, ss, eflags carry over into every frame). */
+  base: UserRegs;
+  /** The task's return frame: where the last call's `ret` goes. */
+  home: bigint;
+  /** That frame's xsave area, shared by every frame of the chain. */
+  fpstate: bigint;
+  /** Memory of ckpt's for the frames (its scratch mapping). */
+  area: number;
+  areaSize: number;
+  marker: number;
+}
+
+const ALL_SIGNALS = 0xffffffffffffffffn;
+const ARG_REGS = ['rdi', 'rsi', 'rdx', 'r10', 'r8', 'r9'] as const;
+const MAX_GROUP_STOPS = 16;
+/** Signals whose default action is to ignore them, the rarest in use first. */
+const MARKERS = [SIG.URG, SIG.WINCH, SIG.CHLD];
+
+/** The calls one chain can hold in `areaSize` bytes (one frame more for the marker). */
+export function chainCapacity(areaSize: number): number {
+  return Math.max(0, Math.floor((areaSize - 16) / CALL_FRAME_SIZE) - 1);
+}
+
+/**
+ * A marker for a task, from /proc/TID/status read before its remote session:
+ * a signal it neither catches nor blocks (a blocked one may be waited for with
+ * sigwait or a signalfd) and that is not pending, or undefined.
+ */
+export function markerFor(status: { sigCgt: bigint; sigBlk: bigint; sigPnd: bigint; shdPnd: bigint }): number | undefined {
+  const bit = (mask: bigint, sig: number) => ((mask >> BigInt(sig - 1)) & 1n) === 1n;
+  return MARKERS.find((sig) => ![status.sigCgt, status.sigBlk, status.sigPnd, status.shdPnd].some((m) => bit(m, sig)));
+}
+
+/**
+ * Run `calls` in the task, in order, in one resume. On return the task is in
+ * the marker's signal-delivery-stop (the next remote call or leaveRemote
+ * resumes it with signal 0). Throws if it stopped any other way.
+ */
+export function runChain(site: ChainSite, calls: ChainCall[]): void {
+  if (calls.length > chainCapacity(site.areaSize)) {
+    throw new CkptError('INTERNAL', `pid ${site.tracee.tid}: a chain of ${calls.length} calls does not fit in ${site.areaSize} bytes`, { pid: site.tracee.tid });
+  }
+  const t = site.tracee;
+  // Frames are 16-byte aligned plus 8, as the kernel places a signal frame.
+  const first = ((BigInt(site.area) + 15n) & ~15n) + 8n;
+  const frameAt = (i: number) => first + BigInt(i * CALL_FRAME_SIZE);
+  const all = [...calls, { nr: NR.tgkill, args: [site.tgid, site.tid, site.marker] }];
+  const bytes = Buffer.concat(all.map((c, i) => {
+    const last = i === all.length - 1;
+    const regs: UserRegs = { ...site.base, rax: BigInt(c.nr), orig_rax: -1n, rip: site.path.gadget, rsp: last ? site.home : frameAt(i + 1) };
+    ARG_REGS.forEach((r, j) => { regs[r] = BigInt.asUintN(64, BigInt(c.args[j] ?? 0)); });
+    const mask = last ? ALL_SIGNALS & ~(1n << BigInt(site.marker - 1)) : ALL_SIGNALS;
+    return buildCallFrame(regs, mask, site.fpstate, site.path.restorer);
+  }));
+  site.mem.write(Number(first), bytes);
+  // As if the frame before the first had just returned into the restorer.
+  t.setRegs({ ...site.base, orig_rax: -1n, rip: site.path.restorer, rsp: frameAt(0) + 8n });
+  diePoint('chain');
+  t.cont(0);
+  let groupStops = 0;
+  for (;;) {
+    const s = t.waitStopped();
+    if (s.kind === 'signal' && s.sig === site.marker) break;
+    // A stopped process (SIGSTOP) reports its group-stop again when resumed.
+    if (s.kind === 'event-stop' && ++groupStops < MAX_GROUP_STOPS) { t.cont(0); continue; }
+    throw new CkptError('INTERNAL', `pid ${t.tid}: unexpected ${JSON.stringify(s)} during a chain of ${calls.length} remote calls`, { pid: t.tid });
+  }
+  diePoint('chained');
+}
