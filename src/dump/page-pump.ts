@@ -1,7 +1,8 @@
 /**
  * Copies the saved pages out of a frozen process into pages.img.
  *
- * Small dumps: one native buffer, process_vm_readv then write, inline.
+ * Small dumps: one native buffer, process_vm_readv, then the write on glibc's
+ * AIO thread while this thread takes the CRC.
  * Large dumps use both cores: this (tracer) thread moves pages into pages.img,
  * 8 MiB slot by slot, while a helper thread (src/helper-thread.ts) takes each
  * slot's CRC. Where the process can splice its pages (dump/page-splice.ts: a
@@ -17,7 +18,7 @@ import { startHelperJob } from '../helper-thread.js';
 import { waitWritten } from './page-writer.js';
 import { CkptError } from '../errors.js';
 import type { PagesWriter } from '../image/index.js';
-import { mapNative, unmapNative, sharedNative, type NativeMemory } from '../sys/libc.js';
+import { mapNative, unmapNative, sharedNative, writeInBackground, type BackgroundWrite, type NativeMemory } from '../sys/libc.js';
 import { processVmIo } from '../sys/syscalls.js';
 import { PAGE_SIZE, PROT } from '../sys/constants.js';
 import type { TraceeMemory } from '../ptrace/memory.js';
@@ -39,6 +40,8 @@ const CRC_RING = 1024;
 export interface Copied { offset: number; crc(): number }
 /** Below this many bytes a worker's start-up costs more than it saves. */
 export const PIPELINE_MIN_BYTES = 48 * 1024 * 1024;
+/** Below this, a small dump writes a batch itself rather than on glibc's AIO thread. */
+const BACKGROUND_MIN_BYTES = 256 * 1024;
 
 /**
  * The small dump's buffer (huge pages where the kernel gives them), kept for
@@ -77,7 +80,14 @@ export class PagePump {
   private error?: Buffer;
   private next = 0;
   private own?: NativeMemory;
-  private get slotSize(): number { return this.slots[0].size; }
+  /**
+   * Small dumps: batches of `chunk` bytes go to alternate halves of the buffer,
+   * so that the next batch is read while the last one is written (`inflight`).
+   */
+  private chunk = 0;
+  private half = 0;
+  private inflight?: { writing: BackgroundWrite; from: number; len: number; at: number };
+  private get slotSize(): number { return this.ctl ? this.slots[0].size : this.chunk; }
 
   private copied = 0;
 
@@ -101,6 +111,7 @@ export class PagePump {
       // so that the next dump of about the same size takes the spare.
       this.own = takeBuffer(Math.min(SLOT_SIZE, Math.ceil(Math.max(1, totalBytes) / MIB) * MIB));
       this.slots = [this.own];
+      this.chunk = this.own.size >= 2 * MIB ? MIB : this.own.size;
     }
   }
 
@@ -125,6 +136,8 @@ export class PagePump {
       checkAbort();
       const slot = this.takeSlot();
       const buf = this.slots[slot];
+      // Small dumps: the half of the buffer that is not being written.
+      const base = this.ctl ? 0 : this.half * this.chunk;
       // Spliced, the pages are in the file already; what did not splice is read and written.
       let at: number | undefined;
       let inFile = false;
@@ -133,18 +146,27 @@ export class PagePump {
         inFile = splicer.move(batch, this.writer.fd, at) === filled;
       }
       if (!inFile) {
-        const got = (prot & PROT.READ) && !snapshot ? processVmIo(false, pid, buf, 0, batch) : 0;
-        if (got !== filled) readForced(mem, buf, batch, got);
+        const got = (prot & PROT.READ) && !snapshot ? processVmIo(false, pid, buf, base, batch) : 0;
+        if (got !== filled) readForced(mem, buf, base, batch, got);
       }
       if (this.slotCopy) {
         this.slotCopy[3 * slot] = copy;
         this.slotCopy[3 * slot + 1] = first ? 1 : 0;
         this.slotCopy[3 * slot + 2] = inFile ? 1 : 0;
+        this.emit(slot, filled, at);
       } else {
-        crc = zlib.crc32(buf.buf.subarray(0, filled), crc);
+        // The write runs on glibc's AIO thread while this thread takes the CRC of the same
+        // bytes and reads the next batch into the other half; a few pages are written
+        // faster than that thread is woken.
+        at = this.writer.reserve(filled);
+        this.settle();
+        const writing = filled >= BACKGROUND_MIN_BYTES && 2 * this.chunk <= buf.size ? writeInBackground(this.writer.fd, buf, base, filled, at) : undefined;
+        if (writing) this.inflight = { writing, from: base, len: filled, at };
+        else this.writer.writeAt(buf.buf, base, filled, at);
+        crc = zlib.crc32(buf.buf.subarray(base, base + filled), crc);
+        if (2 * this.chunk <= buf.size) this.half ^= 1;
       }
       first = false;
-      this.emit(slot, filled, at);
       this.copied += filled;
       this.onCopied?.(this.copied);
       batch = [];
@@ -177,7 +199,10 @@ export class PagePump {
 
   /** Wait until every slot is written; throws what the writer hit (ENOSPC, EIO...). */
   finish(): void {
-    if (!this.ctl) return;
+    if (!this.ctl) {
+      this.settle();
+      return;
+    }
     for (let i = 0; i < SLOTS; i++) waitWritten(this.ctl, SLOTS, i);
     this.checkWriter();
     this.collectCrcs();
@@ -192,8 +217,23 @@ export class PagePump {
     }
   }
 
+  /**
+   * Wait for the small dump's write in flight; what it did not write (none of
+   * it, on an error) is written here, and an error thrown as from write(2).
+   */
+  private settle(): void {
+    const w = this.inflight;
+    if (!w) return;
+    this.inflight = undefined;
+    const done = Math.max(0, w.writing.wait());
+    this.writer.writeAt(this.own!.buf, w.from + done, w.len - done, w.at + done);
+  }
+
   /** Stop the writer: after a failure too, it writes nothing more once this returns. */
   close(): void {
+    // The buffer is reused: no write of it may still be running.
+    this.inflight?.writing.wait();
+    this.inflight = undefined;
     if (this.ctl) {
       for (let i = 0; i < SLOTS; i++) waitWritten(this.ctl, SLOTS, i);
       const slot = this.next;
@@ -213,12 +253,9 @@ export class PagePump {
     return slot;
   }
 
-  /** Hand slot's `len` bytes on (at `at` if reserved already); slotCopy says if they are in the file already. */
+  /** Hand slot's `len` bytes on to the writer thread (at `at` if reserved already); slotCopy says if they are in the file already. */
   private emit(slot: number, len: number, at?: number): void {
-    if (!this.ctl || !this.offsets) {
-      this.writer.append(this.slots[0].buf, len);
-      return;
-    }
+    if (!this.ctl || !this.offsets) throw new CkptError('INTERNAL', 'a slot handed on without a writer thread');
     this.offsets[slot] = at ?? this.writer.reserve(len);
     this.ctl[2 * slot + 1] = len;
     this.slotsIssued++;
@@ -236,12 +273,12 @@ export class PagePump {
 
 }
 
-/** Pages process_vm_readv cannot read (no PROT_READ): /proc/PID/mem can. */
-function readForced(mem: TraceeMemory, buf: NativeMemory, batch: [number, number][], skip: number): void {
+/** Pages process_vm_readv cannot read (no PROT_READ): /proc/PID/mem can. Into buf from `base`. */
+function readForced(mem: TraceeMemory, buf: NativeMemory, base: number, batch: [number, number][], skip: number): void {
   let at = 0;
   for (const [addr, len] of batch) {
     const from = Math.max(0, skip - at);
-    if (from < len) mem.read(addr + from, len - from, buf.buf, at + from);
+    if (from < len) mem.read(addr + from, len - from, buf.buf, base + at + from);
     at += len;
   }
 }

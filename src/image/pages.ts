@@ -70,9 +70,19 @@ export class PagesWriter {
       throw new CkptError('INTERNAL', `${this.path}: append of ${len} bytes (buffer ${buf.length}): not whole pages`);
     }
     const at = this.pos;
-    writeAll(this.fd, buf, len, this.path);
+    this.writeAt(buf, 0, len, at);
     this.pos += len;
     return at;
+  }
+
+  /** Write buf[from, from + len) at file offset `at` (in a range append or reserve gave). */
+  writeAt(buf: Uint8Array, from: number, len: number, at: number): void {
+    let done = 0;
+    try {
+      while (done < len) done += fs.writeSync(this.fd, buf, from + done, len - done, at + done);
+    } catch (err) {
+      throw fsError(err, 'write', this.path);
+    }
   }
 
   /**

@@ -20,6 +20,7 @@ type Fn = (...args: any[]) => any;
  */
 interface Native {
   koffi: typeof Koffi;
+  libc: ReturnType<typeof Koffi.load>;
   syscall: (nr: number, a: Arg, b: Arg, c: Arg, d: Arg, e: Arg, f: Arg) => number | bigint;
   posixSpawn: Fn; spawnattrInit: Fn; spawnattrSetflags: Fn; spawnattrSetsigdefault: Fn;
   spawnattrSetsigmask: Fn; spawnattrDestroy: Fn; mmap: Fn; munmap: Fn;
@@ -53,6 +54,7 @@ function native(): Native {
   const libc = koffi.load('libc.so.6');
   loaded = {
     koffi,
+    libc,
     syscall: libc.func('intptr_t syscall(intptr_t nr, intptr_t a, intptr_t b, intptr_t c, intptr_t d, intptr_t e, intptr_t f)'),
     posixSpawn: libc.func('int posix_spawn(_Out_ int *pid, const char *path, void *file_actions, void *attrp, const char **argv, const char **envp)'),
     spawnattrInit: libc.func('int posix_spawnattr_init(void *attr)'),
@@ -222,4 +224,77 @@ export function mapFileRange(fd: number, offset: number, length: number): { buf:
   const { ptr } = mmapOrThrow(length, PROT_READ, MAP_SHARED, fd, offset, `fd ${fd}`);
   const buf = Buffer.from(koffi.view(ptr, length) as ArrayBuffer);
   return { buf, unmap: () => { munmapFn(ptr, length); } };
+}
+
+/** glibc's POSIX AIO (in libc.so.6 since glibc 2.34): one aiocb, for one write at a time. */
+interface Aio {
+  write: (cb: bigint) => number;
+  suspend: (list: bigint, n: number, timeout: bigint) => number;
+  error: (cb: bigint) => number;
+  result: (cb: bigint) => number | bigint;
+  cb: NativeMemory;
+  list: NativeMemory;
+  busy: boolean;
+}
+let aio: Aio | null | undefined;
+/** struct aiocb on x86_64 glibc: 168 bytes; aio_fildes 0, aio_buf 16, aio_nbytes 24, aio_sigevent.sigev_notify 44, aio_offset 128. */
+const AIOCB_SIZE = 168;
+const SIGEV_NONE = 1;
+const EINPROGRESS = 115;
+
+function aioLib(): Aio | undefined {
+  if (aio === undefined) {
+    try {
+      const { libc } = native();
+      aio = {
+        write: libc.func('int aio_write(intptr_t cb)') as Aio['write'],
+        suspend: libc.func('int aio_suspend(intptr_t list, int n, intptr_t timeout)') as Aio['suspend'],
+        error: libc.func('int aio_error(intptr_t cb)') as Aio['error'],
+        result: libc.func('intptr_t aio_return(intptr_t cb)') as Aio['result'],
+        cb: allocNative(AIOCB_SIZE), list: allocNative(8), busy: false,
+      };
+    } catch {
+      aio = null;
+    }
+  }
+  return aio ?? undefined;
+}
+
+export interface BackgroundWrite {
+  /** Block until the write is done: the bytes written, or -errno. */
+  wait(): number;
+}
+
+/**
+ * Write mem[from, from + len) to fd at `offset` on glibc's AIO thread, while the caller
+ * goes on (the bytes must not change until wait() returned). Undefined where
+ * libc has no AIO, it refuses the request, or a write is in flight already:
+ * then write them yourself.
+ */
+export function writeInBackground(fd: number, mem: NativeMemory, from: number, len: number, offset: number): BackgroundWrite | undefined {
+  const a = aioLib();
+  if (!a || a.busy) return undefined;
+  const cb = a.cb.buf;
+  cb.fill(0);
+  cb.writeInt32LE(fd, 0);
+  cb.writeBigUInt64LE(mem.addr + BigInt(from), 16);
+  cb.writeBigUInt64LE(BigInt(len), 24);
+  cb.writeInt32LE(SIGEV_NONE, 44);
+  cb.writeBigInt64LE(BigInt(offset), 128);
+  a.list.buf.writeBigUInt64LE(a.cb.addr, 0);
+  if (a.write(a.cb.addr) !== 0) return undefined;
+  a.busy = true;
+  return {
+    wait() {
+      let e = a.error(a.cb.addr);
+      // aio_suspend returns early on a signal: ask again.
+      while (e === EINPROGRESS) {
+        a.suspend(a.list.addr, 1, 0n);
+        e = a.error(a.cb.addr);
+      }
+      const r = Number(a.result(a.cb.addr));
+      a.busy = false;
+      return e === 0 ? r : -e;
+    },
+  };
 }
