@@ -13,7 +13,8 @@ import { NR } from '../sys/nr.js';
 import { PAGE_IS, pagemapScan } from '../sys/syscalls.js';
 import { T } from './ids.js';
 import { VmaKind, type VmaPlan, type VmaFields } from './vma.js';
-import type { RestoreTarget } from './target.js';
+import { callAll, type RestoreTarget, type TargetCall } from './target.js';
+import { sysError } from '../sys/libc.js';
 
 /** Runs of saved pages: [address, number of pages] pairs, u64 each. */
 export const PAGE_RUNS = defineRecord({ type: T.PAGE_RUNS, name: 'page_runs', content: Content.DATA, fields: {} });
@@ -155,8 +156,28 @@ const POPULATE_MIN_BYTES = 1 << 20;
  * batch (its first madvise or its preadv): on another core, at the same time.
  */
 export function restorePages(t: RestoreTarget, pagesFd: number, vmas: { fields: VmaFields; runs: Run[] }[], meanwhile?: () => void): void {
-  let largest = 0;
-  for (const { runs } of vmas) for (let i = 0; i < runs.length; i += MAX_IOV) largest = Math.max(largest, batchBytes(runs, i));
+  // Every madvise and preadv, in as few batches (ptrace/batch.ts) as the scratch area holds their iovecs.
+  let calls: TargetCall[] = [];
+  let reads: { call: number; batch: Run[]; off: number; total: number }[] = [];
+  t.scratch.reset();
+  const run = () => {
+    const got = callAll(t, calls, { meanwhile });
+    meanwhile = undefined;
+    for (const r of reads) {
+      let done = Number(got[r.call]);
+      if (done < 0) throw sysError(-done, 'remote preadv(pages.img)', { pid: t.pid });
+      while (done < r.total) {
+        // A short read (over 2 GiB, or a signal) continues where it stopped.
+        if (done === 0) throw new CkptError('BAD_IMAGE', `bad image: pages.img ends early at offset ${r.off}`);
+        const more = resumeShort(t, pagesFd, r.batch, done, r.off);
+        if (more === 0) throw new CkptError('BAD_IMAGE', `bad image: pages.img ends early at offset ${r.off + done}`);
+        done += more;
+      }
+    }
+    calls = [];
+    reads = [];
+    t.scratch.reset();
+  };
   for (const { fields: v, runs } of vmas) {
     if (runs.length === 0) continue;
     let off = v.pages_off;
@@ -165,34 +186,23 @@ export function restorePages(t: RestoreTarget, pagesFd: number, vmas: { fields: 
     for (let i = 0; i < runs.length; i += MAX_IOV) {
       const batch = runs.slice(i, i + MAX_IOV);
       const total = batchBytes(runs, i);
-      let work = meanwhile && total === largest ? meanwhile : undefined;
-      if (work) meanwhile = undefined;
+      const iov = Buffer.alloc(batch.length * IOVEC_SIZE);
+      batch.forEach(([a, n], j) => encodeIovec(iov, j, a, n * PAGE_SIZE));
+      // Room for these iovecs and the batch's table (64 bytes a call) after them.
+      if (calls.length && t.scratch.left() < iov.length + 64 * (calls.length + batch.length + 2)) run();
       // Exactly the pages preadv writes next: nothing the process did not have. A kernel
       // before 5.14 says EINVAL and the preadv faults them in as it goes.
       if (populate) {
         for (const [a, n] of batch) {
-          if (n * PAGE_SIZE < POPULATE_MIN_BYTES) continue;
-          t.remote.raw(NR.madvise, [a, n * PAGE_SIZE, MADV_POPULATE_WRITE], undefined, undefined, work);
-          work = undefined;
+          if (n * PAGE_SIZE >= POPULATE_MIN_BYTES) calls.push({ nr: NR.madvise, args: [a, n * PAGE_SIZE, MADV_POPULATE_WRITE], what: 'madvise(MADV_POPULATE_WRITE)' });
         }
       }
-      const iov = Buffer.alloc(batch.length * IOVEC_SIZE);
-      batch.forEach(([a, n], j) => encodeIovec(iov, j, a, n * PAGE_SIZE));
-      t.scratch.reset();
-      const iovAddr = t.scratch.put(iov);
-      let done = 0;
-      while (done < total) {
-        // A short read (over 2 GiB, or a signal) continues where it stopped.
-        const got = done === 0
-          ? t.remote.call(NR.preadv, [pagesFd, iovAddr, batch.length, off, 0], 'preadv(pages.img)', undefined, work)
-          : resumeShort(t, pagesFd, batch, done, off);
-        work = undefined;
-        if (got === 0) throw new CkptError('BAD_IMAGE', `bad image: pages.img ends early at offset ${off + done}`);
-        done += got;
-      }
+      reads.push({ call: calls.length, batch, off, total });
+      calls.push({ nr: NR.preadv, args: [pagesFd, t.scratch.put(iov), batch.length, off, 0], what: 'preadv(pages.img)' });
       off += total;
     }
   }
+  if (calls.length) run();
 }
 
 function batchBytes(runs: Run[], from: number): number {

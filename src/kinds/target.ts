@@ -5,6 +5,8 @@
 import { CkptError } from '../errors.js';
 import type { RemoteCaller } from '../ptrace/remote.js';
 import type { TraceeMemory } from '../ptrace/memory.js';
+import type { BatchCall } from '../ptrace/batch.js';
+import { sysError } from '../sys/libc.js';
 
 export interface Scratch {
   readonly addr: number;
@@ -13,6 +15,8 @@ export interface Scratch {
   put(data: Buffer): number;
   /** Forget everything put so far. */
   reset(): void;
+  /** Bytes still free. */
+  left(): number;
 }
 
 export interface RestoreTarget {
@@ -21,7 +25,48 @@ export interface RestoreTarget {
   readonly remote: RemoteCaller;
   readonly mem: TraceeMemory;
   readonly scratch: Scratch;
+  /** Many calls in one resume (ptrace/batch.ts), where the task has ckpt's loop; their raw results. */
+  readonly batch?: (calls: BatchCall[], meanwhile?: () => void) => bigint[];
   log(msg: string): void;
+}
+
+type Arg = number | bigint;
+/** A call for callAll: `what` names it in an error. */
+export interface TargetCall { nr: number; args: Arg[]; what: string }
+
+/** Calls per batch: their table (64 bytes each) goes in the scratch area after what is there. */
+const BATCH_MAX = 128;
+
+/**
+ * Make `calls` in order, in one resume per BATCH_MAX where the target can
+ * batch them, else one call each; their raw results. With `check`, a failed
+ * call throws as RemoteCaller.call() would (in a batch, the calls after it
+ * were made too: a restore that fails goes as a whole). `meanwhile` runs while
+ * the first of them do (RemoteCaller.raw).
+ */
+export function callAll(t: RestoreTarget, calls: TargetCall[], opts: { check?: boolean; meanwhile?: () => void } = {}): bigint[] {
+  let meanwhile = opts.meanwhile;
+  const results: bigint[] = [];
+  const fail = (c: TargetCall, r: bigint) => {
+    if (opts.check && r < 0n && r > -4096n) throw sysError(Number(-r), `remote ${c.what}`, { pid: t.pid });
+  };
+  if (!t.batch || calls.length < 2) {
+    for (const c of calls) {
+      const r = t.remote.raw(c.nr, c.args, undefined, undefined, meanwhile);
+      meanwhile = undefined;
+      fail(c, r);
+      results.push(r);
+    }
+    return results;
+  }
+  for (let i = 0; i < calls.length; i += BATCH_MAX) {
+    const part = calls.slice(i, i + BATCH_MAX);
+    const got = t.batch(part, meanwhile);
+    meanwhile = undefined;
+    part.forEach((c, k) => fail(c, got[k]));
+    results.push(...got);
+  }
+  return results;
 }
 
 export function makeScratch(mem: TraceeMemory, addr: number, size: number): Scratch {
@@ -37,5 +82,6 @@ export function makeScratch(mem: TraceeMemory, addr: number, size: number): Scra
       return addr + at;
     },
     reset() { used = 0; },
+    left() { return size - used; },
   };
 }

@@ -10,7 +10,8 @@ import { MAP, PROT } from '../sys/constants.js';
 import { NR } from '../sys/nr.js';
 import { T } from './ids.js';
 import { shmOfVma } from './sysvipc.js';
-import type { RestoreTarget } from './target.js';
+import { callAll, type RestoreTarget, type TargetCall } from './target.js';
+import { sysError } from '../sys/libc.js';
 
 export enum VmaKind {
   ANON = 0,          // private anonymous: heap, stack, malloc arenas
@@ -136,13 +137,29 @@ export interface MapHooks {
 
 export function mapVmas(t: RestoreTarget, vmas: VmaToMap[], hooks: MapHooks = {}): void {
   const { sharedFd } = hooks;
+  const maps = vmas.filter((m) => !isSpecial(m.fields.kind));
+  // The files first, each opened once (one batch), then every mmap (another).
+  const fileKey = ({ fields: v, path }: VmaToMap) => `${v.kind === VmaKind.FILE_SHARED && (v.prot & PROT.WRITE) ? 2 : 0}:${path}`;
+  const files = [...new Set(maps.filter((m) => isFileBacked(m.fields.kind)).map(fileKey))];
+  t.scratch.reset();
+  const opens = files.map((key) => {
+    const [mode, path] = [Number(key.slice(0, 1)), key.slice(2)];
+    return { nr: NR.openat, args: [-100, t.scratch.put(Buffer.from(path + '\0')), mode | 0o2000000, 0], what: `openat(${path})` };
+  });
+  const opened = callAll(t, opens);
   const fileFds = new Map<string, number>();
+  opened.forEach((r, i) => { if (r >= 0n) fileFds.set(files[i], Number(r)); });
   try {
-    for (const { fields: v, path } of vmas) {
-      if (isSpecial(v.kind)) continue;
+    const failed = opened.findIndex((r) => r < 0n);
+    if (failed >= 0) throw sysError(Number(-opened[failed]), `remote ${opens[failed].what}`, { pid: t.pid });
+    const calls: TargetCall[] = [];
+    /** Per VMA mapped here: its index among `calls` (its mmap), or -1 (attached by its hook). */
+    const at: { v: VmaFields; path: string; call: number }[] = [];
+    for (const m of maps) {
+      const { fields: v, path } = m;
       if (v.kind === VmaKind.SYSV_SHM) {
         if (!hooks.attachShm) throw new CkptError('BAD_IMAGE', `bad image: SysV shared memory at 0x${v.start.toString(16)} outside a container`);
-        hooks.attachShm({ fields: v, path });
+        hooks.attachShm(m);
         continue;
       }
       const writable = v.nr_pages > 0 ? PROT.WRITE : 0;
@@ -152,42 +169,38 @@ export function mapVmas(t: RestoreTarget, vmas: VmaToMap[], hooks: MapHooks = {}
       if (v.kind === VmaKind.ANON) flags |= MAP.PRIVATE | MAP.ANONYMOUS;
       else if (v.kind === VmaKind.SHARED_ANON && sharedFd) {
         // One object for every process that maps it: a memfd of the tree's (restore/shmem.ts).
-        fd = sharedFd({ fields: v, path });
+        fd = sharedFd(m);
         offset = v.pgoff;
         flags |= MAP.SHARED;
       } else if (v.kind === VmaKind.SHARED_ANON) flags |= MAP.SHARED | MAP.ANONYMOUS;
       else {
-        const shared = v.kind === VmaKind.FILE_SHARED;
-        const mode = shared && (v.prot & PROT.WRITE) ? 2 : 0;
-        const key = `${mode}:${path}`;
-        let f = fileFds.get(key);
-        if (f === undefined) {
-          t.scratch.reset();
-          f = t.remote.call(NR.openat, [-100, t.scratch.put(Buffer.from(path + '\0')), mode | 0o2000000, 0], `openat(${path})`);
-          fileFds.set(key, f);
-        }
-        fd = f;
+        fd = fileFds.get(fileKey(m))!;
         offset = v.pgoff;
-        flags |= shared ? MAP.SHARED : MAP.PRIVATE;
+        flags |= v.kind === VmaKind.FILE_SHARED ? MAP.SHARED : MAP.PRIVATE;
       }
       if (v.vm_flags & VM_GROWSDOWN) flags |= MAP.GROWSDOWN;
-      const got = t.remote.call(NR.mmap, [v.start, v.end - v.start, v.prot | writable, flags, fd, offset],
-        `mmap(0x${v.start.toString(16)}, ${path || 'anon'})`);
-      if (v.kind === VmaKind.SHARED_ANON && fd >= 0) t.remote.raw(NR.close, [fd]);
-      if (got !== v.start) {
-        throw new CkptError('INTERNAL', `pid ${t.pid}: mmap at 0x${v.start.toString(16)} landed at 0x${got.toString(16)}`, { pid: t.pid });
+      at.push({ v, path, call: calls.length });
+      calls.push({ nr: NR.mmap, args: [v.start, v.end - v.start, v.prot | writable, flags, fd, offset], what: `mmap(0x${v.start.toString(16)}, ${path || 'anon'})` });
+      if (v.kind === VmaKind.SHARED_ANON && fd >= 0) calls.push({ nr: NR.close, args: [fd], what: 'close' });
+    }
+    // The hooks may have used the scratch area: the batch's table goes after what is there.
+    const got = callAll(t, calls);
+    for (const { v, call } of at) {
+      const r = got[call];
+      if (r < 0n && r > -4096n) throw sysError(Number(-r), `remote ${calls[call].what}`, { pid: t.pid });
+      if (Number(r) !== v.start) {
+        throw new CkptError('INTERNAL', `pid ${t.pid}: mmap at 0x${v.start.toString(16)} landed at 0x${r.toString(16)}`, { pid: t.pid });
       }
     }
   } finally {
-    for (const fd of fileFds.values()) t.remote.raw(NR.close, [fd]);
+    callAll(t, [...fileFds.values()].map((fd) => ({ nr: NR.close, args: [fd], what: 'close' })));
   }
 }
 
 export function protectVmas(t: RestoreTarget, vmas: VmaToMap[]): void {
-  for (const { fields: v } of vmas) {
-    if (isSpecial(v.kind) || v.nr_pages === 0 || (v.prot & PROT.WRITE)) continue;
-    t.remote.call(NR.mprotect, [v.start, v.end - v.start, v.prot], `mprotect(0x${v.start.toString(16)})`);
-  }
+  t.scratch.reset();
+  callAll(t, vmas.filter(({ fields: v }) => !(isSpecial(v.kind) || v.nr_pages === 0 || (v.prot & PROT.WRITE)))
+    .map(({ fields: v }) => ({ nr: NR.mprotect, args: [v.start, v.end - v.start, v.prot], what: `mprotect(0x${v.start.toString(16)})` })), { check: true });
 }
 
 /** madvise(2) advice (and mlock) that a VMA's saved VmFlags call for. */
@@ -197,12 +210,15 @@ const ADVICE: [flag: string, advice: number][] = [
 ];
 
 export function adviseVmas(t: RestoreTarget, vmas: VmaToMap[]): void {
+  const calls: TargetCall[] = [];
   for (const { fields: v } of vmas) {
     if (isSpecial(v.kind) || !v.vm_flags) continue;
     const len = v.end - v.start;
     for (const [flag, advice] of ADVICE) {
-      if (v.vm_flags & VM_FLAG_BITS[flag]) t.remote.call(NR.madvise, [v.start, len, advice], `madvise(0x${v.start.toString(16)}, ${flag})`);
+      if (v.vm_flags & VM_FLAG_BITS[flag]) calls.push({ nr: NR.madvise, args: [v.start, len, advice], what: `madvise(0x${v.start.toString(16)}, ${flag})` });
     }
-    if (v.vm_flags & VM_FLAG_BITS.lo) t.remote.call(NR.mlock, [v.start, len], `mlock(0x${v.start.toString(16)})`);
+    if (v.vm_flags & VM_FLAG_BITS.lo) calls.push({ nr: NR.mlock, args: [v.start, len], what: `mlock(0x${v.start.toString(16)})` });
   }
+  t.scratch.reset();
+  callAll(t, calls, { check: true });
 }

@@ -107,6 +107,28 @@ export class RemoteCaller {
     return BigInt.asIntN(64, t.getRegs().rax);
   }
 
+  /**
+   * Run code of ckpt's own in the tracee (an int3 at its end: ptrace/batch.ts)
+   * from `rip`, with `regs` over the base registers, until that int3; the
+   * registers then. `meanwhile` as for raw().
+   */
+  runToTrap(rip: bigint, regs: Partial<UserRegs>, meanwhile?: () => void): UserRegs {
+    const t = this.tracee;
+    t.setRegs({ ...this.base, ...regs, orig_rax: -1n, rip });
+    let thrown: { error: unknown } | undefined;
+    t.cont(0);
+    try { meanwhile?.(); } catch (error) { thrown = { error }; }
+    let groupStops = 0;
+    for (;;) {
+      const s = t.waitStopped();
+      if (s.kind === 'signal' && s.sig === SIG.TRAP) break;
+      if (s.kind === 'event-stop' && ++groupStops < MAX_GROUP_STOPS) { t.cont(0); continue; }
+      throw new CkptError('INTERNAL', `pid ${t.tid}: unexpected ${JSON.stringify(s)} in ckpt's code at 0x${rip.toString(16)}`, { pid: t.tid });
+    }
+    if (thrown) throw thrown.error;
+    return t.getRegs();
+  }
+
   /** Run one syscall and throw a SYSCALL error naming it if it fails. */
   call(nr: number, args: Arg[] = [], what?: string, events?: RemoteEvents, meanwhile?: () => void): number {
     const r = this.raw(nr, args, events, this.kind, meanwhile);

@@ -18,7 +18,8 @@ import { CLONE, F, O, PAGE_SIZE, PR, PTRACE_O, SIG } from '../sys/constants.js';
 import { encodeCloneArgs, CLONE_ARGS_SIZE } from '../sys/structs.js';
 import { tryKill } from '../sys/syscalls.js';
 import { E } from '../sys/errno.js';
-import { makeScratch, type RestoreTarget } from '../kinds/target.js';
+import { makeScratch, callAll, type RestoreTarget } from '../kinds/target.js';
+import { runBatch, encodeBatch } from '../ptrace/batch.js';
 import { resumeRegs } from '../kinds/regs.js';
 import { mapVmas, protectVmas, adviseVmas, type VmaToMap } from '../kinds/vma.js';
 import { restoreRlimits } from '../kinds/rlimits.js';
@@ -45,6 +46,8 @@ import { fault } from '../fault.js';
 import type { SharedMemory } from './shmem.js';
 
 export const TRAMPOLINE_SIZE = 64 * 1024 + PAGE_SIZE;
+/** Where the trampoline's page holds ckpt's loop of calls (ptrace/batch.ts), after its `syscall; int3`. */
+export const BATCH_OFFSET = 16;
 const ALL_SIGNALS = 0xffffffffffffffffn;
 const MADV_DONTNEED = 4;
 const RLIMIT_CORE = 4;
@@ -81,9 +84,13 @@ export class RestoredProcess {
   constructor(readonly tracee: Tracee, readonly image: ProcessImage, private ctx: RestoreContext, pidfd: number) {
     this.pidfd = pidfd;
     this.mem = new TraceeMemory(tracee.tid);
+    const remote = new RemoteCaller(tracee, BigInt(ctx.tramp), 'int3', tracee.getRegs());
+    const scratch = makeScratch(this.mem, ctx.tramp + PAGE_SIZE, TRAMPOLINE_SIZE - PAGE_SIZE);
+    const mem = this.mem;
     this.target = {
-      pid: tracee.tid, remote: new RemoteCaller(tracee, BigInt(ctx.tramp), 'int3', tracee.getRegs()), mem: this.mem,
-      scratch: makeScratch(this.mem, ctx.tramp + PAGE_SIZE, TRAMPOLINE_SIZE - PAGE_SIZE), log: ctx.log,
+      pid: tracee.tid, remote, mem, scratch, log: ctx.log,
+      // The table goes after what the scratch area holds for the calls (paths, iovecs).
+      batch: (calls, meanwhile) => runBatch(remote, mem, BigInt(ctx.tramp + BATCH_OFFSET), scratch.put(encodeBatch(calls)), calls.length, meanwhile),
     };
   }
 
@@ -159,10 +166,10 @@ export class RestoredProcess {
         throw new CkptError('BAD_IMAGE', `bad image: pid ${proc.pid} shares 0x${v.fields.start.toString(16)}-0x${v.fields.end.toString(16)} with its parent, which does not map it`, { pid: proc.pid });
       }
     }
-    for (const v of current) {
-      if (v.start === tramp || v.start === tramp + PAGE_SIZE || v.path.startsWith('[v')) continue;
-      for (const [a, b] of subtract([v.start, v.end], keptRanges)) remote.call(NR.munmap, [a, b - a], `munmap(${v.path || 'anon'} 0x${a.toString(16)})`);
-    }
+    this.target.scratch.reset();
+    callAll(this.target, current.filter((v) => !(v.start === tramp || v.start === tramp + PAGE_SIZE || v.path.startsWith('[v')))
+      .flatMap((v) => subtract([v.start, v.end], keptRanges).map(([a, b]) => ({ nr: NR.munmap, args: [a, b - a], what: `munmap(${v.path || 'anon'} 0x${a.toString(16)})` }))),
+    { check: true });
     const taken: Range[] = [...proc.vmas.map((v): Range => [v.fields.start, v.fields.end]), [tramp, tramp + TRAMPOLINE_SIZE]];
     moveSpecials(this.target, readMaps(this.host), proc.vmas, taken);
     mapVmas(this.target, proc.vmas.filter((v) => v.cow.length === 0), {

@@ -27,7 +27,8 @@ import { spawnSeed, SEED_GADGET, GADGET_BYTES } from './seed.js';
 import { loadImage, openPages, type LoadedImage } from './load.js';
 import { findHole, type Range } from './layout.js';
 import { planTree, type TreeNode, type TreePlan } from './tree.js';
-import { RestoredProcess, TRAMPOLINE_SIZE, waitEventStop, type RestoreContext } from './process.js';
+import { RestoredProcess, TRAMPOLINE_SIZE, BATCH_OFFSET, waitEventStop, type RestoreContext } from './process.js';
+import { BATCH_CODE } from '../ptrace/batch.js';
 import { SharedMemory } from './shmem.js';
 import { CONTAINER_NS_FLAGS, loadContainer, restoreContainer, finishContainer } from '../kinds/container.js';
 import { attachShmVma } from '../kinds/sysvipc.js';
@@ -263,6 +264,7 @@ function growFromSeed(seed: number, plan: TreePlan, created: number[], nsFlags: 
     remote.call(NR.mmap, [tramp, PAGE_SIZE, PROT.READ | PROT.EXEC, MAP.PRIVATE | MAP.ANONYMOUS | MAP.FIXED_NOREPLACE, -1, 0], 'mmap(trampoline)');
     remote.call(NR.mmap, [tramp + PAGE_SIZE, TRAMPOLINE_SIZE - PAGE_SIZE, PROT.READ | PROT.WRITE, MAP.PRIVATE | MAP.ANONYMOUS | MAP.FIXED_NOREPLACE, -1, 0], 'mmap(scratch)');
     mem.write(tramp, GADGET_BYTES);
+    mem.write(tramp + BATCH_OFFSET, BATCH_CODE);
     // A pidfd of ckpt for the root to inherit: from a fresh pid namespace it could not open one.
     const pidfd = remote.call(NR.pidfd_open, [getpid(), 0], 'pidfd_open(ckpt)');
     // clone_args and set_tid must be in the caller's own memory. A container's
