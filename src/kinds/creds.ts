@@ -12,7 +12,8 @@ import { PR, PR_CAP_AMBIENT_RAISE } from '../sys/constants.js';
 import { E } from '../sys/errno.js';
 import { T } from './ids.js';
 import type { TaskFields } from './task.js';
-import type { RestoreTarget } from './target.js';
+import { callAll, type RestoreTarget, type TargetCall } from './target.js';
+import { sysError } from '../sys/libc.js';
 
 /** content: the supplementary groups, u32 each. */
 export const CREDS = defineRecord({
@@ -45,7 +46,8 @@ export function credsFields(status: Status, securebits: number): CredsFields {
 
 const CAP_VERSION_3 = 0x20080522;
 
-function capset(t: RestoreTarget, eff: bigint, prm: bigint, inh: bigint): bigint {
+/** capset's arguments (header and data, put in the scratch area). */
+function capsetArgs(t: RestoreTarget, eff: bigint, prm: bigint, inh: bigint): number[] {
   const hdr = Buffer.alloc(8);
   hdr.writeUInt32LE(CAP_VERSION_3, 0);
   const data = Buffer.alloc(24);
@@ -53,12 +55,10 @@ function capset(t: RestoreTarget, eff: bigint, prm: bigint, inh: bigint): bigint
   const hi = (v: bigint) => Number((v >> 32n) & 0xffffffffn);
   data.writeUInt32LE(lo(eff), 0); data.writeUInt32LE(lo(prm), 4); data.writeUInt32LE(lo(inh), 8);
   data.writeUInt32LE(hi(eff), 12); data.writeUInt32LE(hi(prm), 16); data.writeUInt32LE(hi(inh), 20);
-  t.scratch.reset();
-  return t.remote.raw(NR.capset, [t.scratch.put(hdr), t.scratch.put(data)]);
+  return [t.scratch.put(hdr), t.scratch.put(data)];
 }
 
-function capsetOrRefuse(t: RestoreTarget, eff: bigint, prm: bigint, inh: bigint, had: bigint): void {
-  const r = capset(t, eff, prm, inh);
+function capsetOrRefuse(t: RestoreTarget, r: bigint, prm: bigint, had: bigint): void {
   if (r === BigInt(-E.EPERM)) {
     const extra = prm & ~had;
     throw new CkptError('PERMISSION', `pid ${t.pid}: the image holds capabilities 0x${extra.toString(16)} that ckpt does not have; refusing to grant them`, { pid: t.pid, syscall: 'capset' });
@@ -69,24 +69,37 @@ function capsetOrRefuse(t: RestoreTarget, eff: bigint, prm: bigint, inh: bigint,
 export function restoreCreds(t: RestoreTarget, task: TaskFields, groups: number[], c: CredsFields): void {
   const now = readStatus(t.pid);
   const full = now.capPrm;
+  // In this order, in one batch (ptrace/batch.ts); the first failure is thrown as a single call's would be.
   t.scratch.reset();
-  t.remote.call(NR.setgroups, [groups.length, t.scratch.put(encodeGroups(groups.length ? groups : [0]))], 'setgroups');
+  const calls: TargetCall[] = [];
+  const capsets = new Map<number, { prm: bigint }>();
+  const capset = (eff: bigint, prm: bigint, inh: bigint) => {
+    capsets.set(calls.length, { prm });
+    calls.push({ nr: NR.capset, args: capsetArgs(t, eff, prm, inh), what: 'capset' });
+  };
+  calls.push({ nr: NR.setgroups, args: [groups.length, t.scratch.put(encodeGroups(groups.length ? groups : [0]))], what: 'setgroups' });
   // Keep the permitted set across the uid change, to finish the job with it.
-  t.remote.call(NR.prctl, [PR.SET_KEEPCAPS, 1], 'prctl(PR_SET_KEEPCAPS)');
-  t.remote.call(NR.setresgid, [task.gid, task.egid, task.sgid], 'setresgid');
-  t.remote.call(NR.setresuid, [task.uid, task.euid, task.suid], 'setresuid');
-  capsetOrRefuse(t, full, full, c.cap_inh & now.capBnd, full);
+  calls.push({ nr: NR.prctl, args: [PR.SET_KEEPCAPS, 1], what: 'prctl(PR_SET_KEEPCAPS)' });
+  calls.push({ nr: NR.setresgid, args: [task.gid, task.egid, task.sgid], what: 'setresgid' });
+  calls.push({ nr: NR.setresuid, args: [task.uid, task.euid, task.suid], what: 'setresuid' });
+  capset(full, full, c.cap_inh & now.capBnd);
   // setfs[ug]id need CAP_SETUID/CAP_SETGID in the effective set, just raised.
-  t.remote.call(NR.setfsgid, [task.fsgid]);
-  t.remote.call(NR.setfsuid, [task.fsuid]);
+  calls.push({ nr: NR.setfsgid, args: [task.fsgid], what: 'setfsgid' });
+  calls.push({ nr: NR.setfsuid, args: [task.fsuid], what: 'setfsuid' });
   for (let cap = 0; cap < 64; cap++) {
     const bit = 1n << BigInt(cap);
-    if ((now.capBnd & bit) && !(c.cap_bnd & bit)) t.remote.call(NR.prctl, [PR.CAPBSET_DROP, cap], `prctl(PR_CAPBSET_DROP, ${cap})`);
+    if ((now.capBnd & bit) && !(c.cap_bnd & bit)) calls.push({ nr: NR.prctl, args: [PR.CAPBSET_DROP, cap], what: `prctl(PR_CAPBSET_DROP, ${cap})` });
   }
   for (let cap = 0; cap < 64; cap++) {
-    if (c.cap_amb & (1n << BigInt(cap))) t.remote.call(NR.prctl, [PR.CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0], `prctl(PR_CAP_AMBIENT_RAISE, ${cap})`);
+    if (c.cap_amb & (1n << BigInt(cap))) calls.push({ nr: NR.prctl, args: [PR.CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0], what: `prctl(PR_CAP_AMBIENT_RAISE, ${cap})` });
   }
-  t.remote.call(NR.prctl, [PR.SET_SECUREBITS, c.securebits], 'prctl(PR_SET_SECUREBITS)');
-  capsetOrRefuse(t, c.cap_eff, c.cap_prm, c.cap_inh, full);
-  if (c.no_new_privs) t.remote.call(NR.prctl, [PR.SET_NO_NEW_PRIVS, 1, 0, 0, 0], 'prctl(PR_SET_NO_NEW_PRIVS)');
+  calls.push({ nr: NR.prctl, args: [PR.SET_SECUREBITS, c.securebits], what: 'prctl(PR_SET_SECUREBITS)' });
+  capset(c.cap_eff, c.cap_prm, c.cap_inh);
+  if (c.no_new_privs) calls.push({ nr: NR.prctl, args: [PR.SET_NO_NEW_PRIVS, 1, 0, 0, 0], what: 'prctl(PR_SET_NO_NEW_PRIVS)' });
+  const got = callAll(t, calls);
+  got.forEach((r, i) => {
+    const cs = capsets.get(i);
+    if (cs) capsetOrRefuse(t, r, cs.prm, full);
+    else if (r < 0n && r > -4096n) throw sysError(Number(-r), `remote ${calls[i].what}`, { pid: t.pid });
+  });
 }

@@ -9,7 +9,7 @@ import { NSIG, SIG } from '../sys/constants.js';
 import { decodeSigaction, encodeSigaction, KSIGACTION_SIZE } from '../sys/structs.js';
 import { Question } from '../ptrace/question.js';
 import { T } from './ids.js';
-import type { RestoreTarget } from './target.js';
+import { callAll, type RestoreTarget } from './target.js';
 
 export const SIGACTION = defineRecord({
   type: T.SIGACTION, name: 'sigaction', content: Content.VOID,
@@ -34,9 +34,6 @@ export function sigactionQuestions(signals: number[]): Question<SigactionFields>
 }
 
 export function restoreSigactions(t: RestoreTarget, actions: SigactionFields[]): void {
-  for (const a of actions) {
-    t.scratch.reset();
-    const addr = t.scratch.put(encodeSigaction(a));
-    t.remote.call(NR.rt_sigaction, [a.signo, addr, 0, 8], `rt_sigaction(${a.signo})`);
-  }
+  t.scratch.reset();
+  callAll(t, actions.map((a) => ({ nr: NR.rt_sigaction, args: [a.signo, t.scratch.put(encodeSigaction(a)), 0, 8], what: `rt_sigaction(${a.signo})` })), { check: true });
 }

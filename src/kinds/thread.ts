@@ -11,7 +11,7 @@ import { PR } from '../sys/constants.js';
 import { trySyscall, allocNative } from '../sys/libc.js';
 import { Question } from '../ptrace/question.js';
 import { T } from './ids.js';
-import type { RestoreTarget } from './target.js';
+import { callAll, type RestoreTarget, type TargetCall } from './target.js';
 
 export const THREAD = defineRecord({
   type: T.THREAD, name: 'thread', content: Content.ARRAY,
@@ -50,16 +50,18 @@ export function robustList(tid: number): { head: number; len: number } {
 
 /** The thread's own settings, made by the thread itself (they are per thread in Linux). */
 export function restoreThreadState(t: RestoreTarget, f: ThreadFields): void {
-  if (f.rseq_ptr) t.remote.call(NR.rseq, [f.rseq_ptr, f.rseq_len, 0, f.rseq_sig], 'rseq');
-  t.remote.call(NR.set_tid_address, [f.clear_child_tid]);
-  if (f.robust_list) t.remote.call(NR.set_robust_list, [f.robust_list, f.robust_len], 'set_robust_list');
   t.scratch.reset();
+  const calls: TargetCall[] = [];
+  if (f.rseq_ptr) calls.push({ nr: NR.rseq, args: [f.rseq_ptr, f.rseq_len, 0, f.rseq_sig], what: 'rseq' });
+  calls.push({ nr: NR.set_tid_address, args: [f.clear_child_tid], what: 'set_tid_address' });
+  if (f.robust_list) calls.push({ nr: NR.set_robust_list, args: [f.robust_list, f.robust_len], what: 'set_robust_list' });
   if (!(f.altstack_flags & SS_DISABLE)) {
     const ss = Buffer.alloc(24);
     ss.writeBigUInt64LE(BigInt(f.altstack_sp), 0);
     ss.writeUInt32LE(f.altstack_flags, 8);
     ss.writeBigUInt64LE(BigInt(f.altstack_size), 16);
-    t.remote.call(NR.sigaltstack, [t.scratch.put(ss), 0], 'sigaltstack');
+    calls.push({ nr: NR.sigaltstack, args: [t.scratch.put(ss), 0], what: 'sigaltstack' });
   }
-  t.remote.call(NR.prctl, [PR.SET_NAME, t.scratch.put(Buffer.from(f.comm + '\0'))], 'prctl(PR_SET_NAME)');
+  calls.push({ nr: NR.prctl, args: [PR.SET_NAME, t.scratch.put(Buffer.from(f.comm + '\0'))], what: 'prctl(PR_SET_NAME)' });
+  callAll(t, calls, { check: true });
 }

@@ -18,7 +18,7 @@ import { CLONE, F, O, PAGE_SIZE, PR, PTRACE_O, SIG } from '../sys/constants.js';
 import { encodeCloneArgs, CLONE_ARGS_SIZE } from '../sys/structs.js';
 import { tryKill } from '../sys/syscalls.js';
 import { E } from '../sys/errno.js';
-import { makeScratch, callAll, type RestoreTarget } from '../kinds/target.js';
+import { makeScratch, callAll, type RestoreTarget, type Scratch } from '../kinds/target.js';
 import { runBatch, encodeBatch } from '../ptrace/batch.js';
 import { resumeRegs } from '../kinds/regs.js';
 import { mapVmas, protectVmas, adviseVmas, type VmaToMap } from '../kinds/vma.js';
@@ -70,6 +70,16 @@ export interface RestoreContext {
 interface Thread { tracee: Tracee; target: RestoreTarget; image: ThreadImage }
 
 /** One process being restored: traced, stopped, running remote syscalls from the trampoline. */
+/** A thread that runs from the trampoline: its calls, single or in batches, and the scratch area it shares. */
+function trampolineTarget(tracee: Tracee, mem: TraceeMemory, scratch: Scratch, ctx: RestoreContext): RestoreTarget {
+  const remote = new RemoteCaller(tracee, BigInt(ctx.tramp), 'int3', tracee.getRegs());
+  return {
+    pid: tracee.tid, remote, mem, scratch, log: ctx.log,
+    // The table goes after what the scratch area holds for the calls (paths, iovecs).
+    batch: (calls, meanwhile) => runBatch(remote, mem, BigInt(ctx.tramp + BATCH_OFFSET), scratch.put(encodeBatch(calls)), calls.length, meanwhile),
+  };
+}
+
 export class RestoredProcess {
   readonly target: RestoreTarget;
   readonly mem: TraceeMemory;
@@ -84,14 +94,7 @@ export class RestoredProcess {
   constructor(readonly tracee: Tracee, readonly image: ProcessImage, private ctx: RestoreContext, pidfd: number) {
     this.pidfd = pidfd;
     this.mem = new TraceeMemory(tracee.tid);
-    const remote = new RemoteCaller(tracee, BigInt(ctx.tramp), 'int3', tracee.getRegs());
-    const scratch = makeScratch(this.mem, ctx.tramp + PAGE_SIZE, TRAMPOLINE_SIZE - PAGE_SIZE);
-    const mem = this.mem;
-    this.target = {
-      pid: tracee.tid, remote, mem, scratch, log: ctx.log,
-      // The table goes after what the scratch area holds for the calls (paths, iovecs).
-      batch: (calls, meanwhile) => runBatch(remote, mem, BigInt(ctx.tramp + BATCH_OFFSET), scratch.put(encodeBatch(calls)), calls.length, meanwhile),
-    };
+    this.target = trampolineTarget(tracee, this.mem, makeScratch(this.mem, ctx.tramp + PAGE_SIZE, TRAMPOLINE_SIZE - PAGE_SIZE), ctx);
   }
 
   get host(): number { return this.tracee.tid; }
@@ -251,7 +254,7 @@ export class RestoredProcess {
       // A thread with its saved tid, cloned by the main thread, traced and stopped from its start.
       const tracee = this.cloneChild(th.fields.tid, 0, THREAD_FLAGS);
       created.push(tracee.tid);
-      const target: RestoreTarget = { ...t, pid: tracee.tid, remote: new RemoteCaller(tracee, BigInt(this.ctx.tramp), 'int3', tracee.getRegs()) };
+      const target = trampolineTarget(tracee, t.mem, t.scratch, this.ctx);
       tracee.setSigmask(ALL_SIGNALS);
       threads.push({ tracee, target, image: th });
       if (proc.misc) restoreThreadSched(target, proc.misc.fields, proc.misc.affinity);
