@@ -176,15 +176,7 @@ export function buildSigframe(top: bigint, regs: UserRegs, mask: bigint, xstate:
   const fp = (top - BigInt(fpSize)) & ~63n;
   const addr = ((fp - BigInt(FRAME_SIZE)) & ~15n) - 8n;
   const bytes = Buffer.alloc(Number(top - addr));
-  const r = restartedRegs(regs);
-  bytes.writeBigUInt64LE(restorer, 0);
-  bytes.writeBigUInt64LE(UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS, UC);
-  bytes.writeInt32LE(SS_INVALID, UC_STACK + 8);
-  SIGCONTEXT_REGS.forEach((name, i) => bytes.writeBigUInt64LE(BigInt.asUintN(64, r[name]), MCONTEXT + i * 8));
-  bytes.writeUInt16LE(Number(r.cs), MCONTEXT + 144);
-  bytes.writeUInt16LE(Number(r.ss), MCONTEXT + 150);
-  bytes.writeBigUInt64LE(fp, MCONTEXT + 184);
-  bytes.writeBigUInt64LE(mask, UC_SIGMASK);
+  writeFrame(bytes, restartedRegs(regs), mask, fp, restorer);
   const fpOff = Number(fp - addr);
   xstate.copy(bytes, fpOff);
   // The signal-frame form of the software bytes (ptrace's form holds XCR0 there).
@@ -209,15 +201,24 @@ export const CALL_FRAME_SIZE = (FRAME_SIZE + 15) & ~15;
  */
 export function buildCallFrame(regs: UserRegs, mask: bigint, fpstate: bigint, restorer: bigint): Buffer {
   const bytes = Buffer.alloc(CALL_FRAME_SIZE);
+  writeFrame(bytes, regs, mask, fpstate, restorer);
+  return bytes;
+}
+
+/**
+ * A frame's words before its xsave area: the restorer (a handler's return
+ * address), uc_flags, an altstack mode rt_sigreturn ignores, the registers,
+ * the xsave area's address (0: none, the fpu is reset) and the signal mask.
+ */
+function writeFrame(bytes: Buffer, regs: UserRegs, mask: bigint, fpstate: bigint, restorer: bigint): void {
   bytes.writeBigUInt64LE(restorer, 0);
-  bytes.writeBigUInt64LE(UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS, UC);
+  bytes.writeBigUInt64LE((fpstate ? UC_FP_XSTATE : 0n) | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS, UC);
   bytes.writeInt32LE(SS_INVALID, UC_STACK + 8);
   SIGCONTEXT_REGS.forEach((name, i) => bytes.writeBigUInt64LE(BigInt.asUintN(64, regs[name]), MCONTEXT + i * 8));
   bytes.writeUInt16LE(Number(regs.cs), MCONTEXT + 144);
   bytes.writeUInt16LE(Number(regs.ss), MCONTEXT + 150);
   bytes.writeBigUInt64LE(fpstate, MCONTEXT + 184);
   bytes.writeBigUInt64LE(mask, UC_SIGMASK);
-  return bytes;
 }
 
 /**
@@ -231,13 +232,7 @@ export const EXIT_FRAME_CODE = 117;
 export function buildExitFrame(top: bigint, regs: UserRegs, ret: ReturnPath): Sigframe {
   const addr = ((top - BigInt(FRAME_SIZE)) & ~15n) - 8n;
   const bytes = Buffer.alloc(Number(top - addr));
-  bytes.writeBigUInt64LE(ret.restorer, 0);
-  bytes.writeBigUInt64LE(UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS, UC);
-  bytes.writeInt32LE(SS_INVALID, UC_STACK + 8);
   const r: UserRegs = { ...regs, rax: BigInt(NR.exit_group), rdi: BigInt(EXIT_FRAME_CODE), rip: ret.gadget, rsp: addr };
-  SIGCONTEXT_REGS.forEach((name, i) => bytes.writeBigUInt64LE(BigInt.asUintN(64, r[name]), MCONTEXT + i * 8));
-  bytes.writeUInt16LE(Number(r.cs), MCONTEXT + 144);
-  bytes.writeUInt16LE(Number(r.ss), MCONTEXT + 150);
-  bytes.writeBigUInt64LE(0xffffffffffffffffn, UC_SIGMASK);
+  writeFrame(bytes, r, 0xffffffffffffffffn, 0n, ret.restorer);
   return { addr, bytes };
 }
