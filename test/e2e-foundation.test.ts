@@ -242,6 +242,16 @@ describe('a process whose seccomp filter kills at pipe2 and vmsplice (the calls 
   });
 });
 
+describe('a process with 3000 VMAs (vmas.c)', () => {
+  test('dump and restore: each comes back with its page and protection (the restore\'s batches of calls share one 64 KiB scratch area)', SLOW, async () => {
+    const { dir, pid } = await startChecked('vmas');
+    const image = makeWorkDir('img');
+    await dumpOk(pid, image);
+    assert.equal(restoreDetachedOk(image, join(makeWorkDir('pidfile'), 'pid')), pid);
+    assertPass(await requestCheck(dir, AFTER_RESTORE));
+  });
+});
+
 describe('what ckpt cannot dump yet is refused, and the process runs on untouched', () => {
   const refused = [
     { name: 'socket', cflags: [], what: 'a process with a file descriptor in flight on a unix socket (SCM_RIGHTS)' },

@@ -289,8 +289,13 @@ export function dumpSync(opts: DumpOptions): DumpResult {
         for (const c of live) if (c.state === 'T') kill(c.pid, SIG.STOP);
         times.mark('thaw');
       } else {
-        // One fork failed: copy everything from the frozen tree.
-        for (const c of running) snapshots.get(c.pid)?.discard(c.node.tasks[0]);
+        // One fork failed: copy everything from the frozen tree, whose stacks hold no frame of ckpt's then.
+        for (const c of running) {
+          const snap = snapshots.get(c.pid);
+          if (!snap) continue;
+          snap.discard(c.node.tasks[0]);
+          c.node.tasks[0].leaveRemote();
+        }
         snapshots.clear();
       }
     }

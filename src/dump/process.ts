@@ -26,7 +26,7 @@ import { MISC, dumpMisc, subreaperQuestion, type MiscFields } from '../kinds/mis
 import { SIGNALS, SIGINFO, dumpPending, type Pending, type SignalsFields } from '../kinds/signals.js';
 import { ITIMER, POSIX_TIMER, itimerQuestions, posixTimerQuestions, type ItimerFields, type PosixTimerFields } from '../kinds/timers.js';
 import { Question, askAll } from '../ptrace/question.js';
-import { markerFor } from '../ptrace/chain.js';
+import { markerFor, shadowStackOn } from '../ptrace/chain.js';
 import { SECCOMP, SECCOMP_FILTER, SECCOMP_MODE_FILTER, dumpSeccompFilters } from '../kinds/seccomp.js';
 import { FD, dumpFds, type SavedFd } from '../kinds/files.js';
 import { encodeFdExtras } from '../kinds/fd-records.js';
@@ -102,7 +102,7 @@ function askProcess(tasks: FrozenTask[], vdsoStart: number, vdsoEnd: number, sta
     const itimers = itimerQuestions();
     const posixTimers = posixTimerQuestions(task.tid);
     const main = threadQuestions();
-    const marker = status.seccomp === 0 && chainsAllowed() ? markerFor(status) : undefined;
+    const marker = status.seccomp === 0 && chainsAllowed() && !shadowStackOn(task.tid) ? markerFor(status) : undefined;
     const chain = marker === undefined ? undefined : (area: number, size: number) => task.chainSite(area, size, { tgid: nspid, tid: nspid }, marker);
     const { chained } = askAll({ remote, mem, scratch, chain }, [pdeath, ...sigactions, subreaper, ...itimers, ...posixTimers, main.tidAddress, main.altstack]);
     fault('dump:remote');

@@ -66,7 +66,15 @@ export function forkSnapshot(task: FrozenTask, gadget: bigint, meanwhile?: () =>
     child = events.children[0] ?? (r > 0n ? Number(r) : -1);
     if (child > 0) tracee = stopped(child, readStatus(parent).seccomp !== 0);
   } finally {
-    if (!failed) task.leaveRemote();
+    if (!failed) {
+      try {
+        task.leaveRemote();
+      } catch (e) {
+        // The child is stopped and ours: kill it and have the process reap it before the error goes on.
+        if (tracee) made(task, gadget, child, tracee, scratch).discard(task);
+        throw e;
+      }
+    }
   }
   const snapshot = tracee && made(task, gadget, child, tracee, scratch);
   if (failed) {

@@ -13,7 +13,7 @@ import { NR } from '../sys/nr.js';
 import { PAGE_IS, pagemapScan } from '../sys/syscalls.js';
 import { T } from './ids.js';
 import { VmaKind, type VmaPlan, type VmaFields } from './vma.js';
-import { callAll, type RestoreTarget, type TargetCall } from './target.js';
+import { callAll, BATCH_TABLE_BYTES, type RestoreTarget, type TargetCall } from './target.js';
 import { sysError } from '../sys/libc.js';
 
 /** Runs of saved pages: [address, number of pages] pairs, u64 each. */
@@ -188,8 +188,8 @@ export function restorePages(t: RestoreTarget, pagesFd: number, vmas: { fields: 
       const total = batchBytes(runs, i);
       const iov = Buffer.alloc(batch.length * IOVEC_SIZE);
       batch.forEach(([a, n], j) => encodeIovec(iov, j, a, n * PAGE_SIZE));
-      // Room for these iovecs and the batch's table (64 bytes a call) after them.
-      if (calls.length && t.scratch.left() < iov.length + 64 * (calls.length + batch.length + 2)) run();
+      // Room for these iovecs and a batch's table after them.
+      if (calls.length && t.scratch.left() < iov.length + BATCH_TABLE_BYTES) run();
       // Exactly the pages preadv writes next: nothing the process did not have. A kernel
       // before 5.14 says EINVAL and the preadv faults them in as it goes.
       if (populate) {

@@ -17,6 +17,9 @@ export interface Scratch {
   reset(): void;
   /** Bytes still free. */
   left(): number;
+  /** Where the next put goes; rewind(mark) forgets what was put after it. */
+  mark(): number;
+  rewind(mark: number): void;
 }
 
 export interface RestoreTarget {
@@ -36,6 +39,8 @@ export interface TargetCall { nr: number; args: Arg[]; what: string }
 
 /** Calls per batch: their table (64 bytes each) goes in the scratch area after what is there. */
 const BATCH_MAX = 128;
+/** The scratch area a batch's table takes at most. */
+export const BATCH_TABLE_BYTES = BATCH_MAX * 64;
 
 /**
  * Make `calls` in order, in one resume per BATCH_MAX where the target can
@@ -59,8 +64,11 @@ export function callAll(t: RestoreTarget, calls: TargetCall[], opts: { check?: b
     }
     return results;
   }
+  // Every part's table goes in the same place, after what the calls' arguments took.
+  const mark = t.scratch.mark();
   for (let i = 0; i < calls.length; i += BATCH_MAX) {
     const part = calls.slice(i, i + BATCH_MAX);
+    t.scratch.rewind(mark);
     const got = t.batch(part, meanwhile);
     meanwhile = undefined;
     part.forEach((c, k) => fail(c, got[k]));
@@ -83,5 +91,7 @@ export function makeScratch(mem: TraceeMemory, addr: number, size: number): Scra
     },
     reset() { used = 0; },
     left() { return size - used; },
+    mark() { return used; },
+    rewind(mark: number) { used = Math.min(used, mark); },
   };
 }

@@ -5,11 +5,14 @@
  * (safe-return.ts) with rsp on the next frame, so that its `ret` goes into
  * the restorer and the restorer's rt_sigreturn into the next call.
  *
- * How ckpt gets control back: the last call is tgkill(marker) with only the
- * marker signal unblocked, and the marker is a signal the process ignores
- * (by default or by SIG_IGN: SIGURG, SIGWINCH or SIGCHLD, not caught, not
- * pending). A traced task stops at its delivery (a signal-delivery-stop),
- * which ckpt ends with signal 0. Every other frame blocks every signal.
+ * How ckpt gets control back: the marker, a signal the process ignores (by
+ * default or by SIG_IGN: SIGURG, SIGWINCH or SIGCHLD, not caught, blocked or
+ * pending), is made pending first, by a single remote tgkill whose result
+ * ckpt checks: a chain never runs without its stop. Every frame blocks every
+ * signal but the last, which unblocks the marker: a traced task stops at its
+ * delivery (a signal-delivery-stop) as soon as it enters that frame, and ckpt
+ * ends the stop with signal 0 and blocks every signal again. (The last
+ * frame's own call, a tgkill of the marker, runs only if ckpt has died.)
  *
  * Why it is safe: the chain needs nobody. Were ckpt to die at any instant,
  * the task would run the rest of the chain by itself; untraced, it drops the
@@ -21,12 +24,14 @@
  * What it cannot do: return rax. Each call's answer must be in memory (see
  * question.ts, which tells a call that failed by the bytes it did not write).
  */
+import fs from 'node:fs';
 import { CkptError } from '../errors.js';
 import { NR } from '../sys/nr.js';
 import { SIG } from '../sys/constants.js';
 import type { UserRegs } from '../sys/structs.js';
 import { diePoint } from '../fault.js';
 import type { Tracee } from './tracee.js';
+import type { RemoteCaller } from './remote.js';
 import type { TraceeMemory } from './memory.js';
 import { buildCallFrame, CALL_FRAME_SIZE, type ReturnPath } from './safe-return.js';
 
@@ -36,6 +41,8 @@ export interface ChainCall { nr: number; args: Arg[] }
 /** Where and on what a chain runs: all of it set up by FrozenTask's remote session. */
 export interface ChainSite {
   tracee: Tracee;
+  /** The remote session the chain runs in (for the marker's tgkill). */
+  remote: RemoteCaller;
   mem: TraceeMemory;
   /** The task's process and thread ids as its own pid namespace numbers them (tgkill runs there). */
   tgid: number;
@@ -58,6 +65,18 @@ const ARG_REGS = ['rdi', 'rsi', 'rdx', 'r10', 'r8', 'r9'] as const;
 const MAX_GROUP_STOPS = 16;
 /** Signals whose default action is to ignore them, the rarest in use first. */
 const MARKERS = [SIG.URG, SIG.WINCH, SIG.CHLD];
+
+/**
+ * With the x86 user shadow stack on, rt_sigreturn wants a token ckpt's frames
+ * do not have (the task would get SIGSEGV): no chains for such a task.
+ */
+export function shadowStackOn(tid: number): boolean {
+  try {
+    return /^x86_Thread_features:.*\bshstk\b/m.test(fs.readFileSync(`/proc/${tid}/status`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
 
 /** The calls one chain can hold in `areaSize` bytes (one frame more for the marker). */
 export function chainCapacity(areaSize: number): number {
@@ -96,6 +115,9 @@ export function runChain(site: ChainSite, calls: ChainCall[]): void {
     return buildCallFrame(regs, mask, site.fpstate, site.path.restorer);
   }));
   site.mem.write(Number(first), bytes);
+  // The marker, pending and blocked until the last frame; without it the chain would not stop.
+  const r = site.remote.raw(NR.tgkill, [site.tgid, site.tid, site.marker]);
+  if (r !== 0n) throw new CkptError('INTERNAL', `pid ${t.tid}: remote tgkill(${site.marker}) for a chain of calls: ${r}`, { pid: t.tid });
   // As if the frame before the first had just returned into the restorer.
   t.setRegs({ ...site.base, orig_rax: -1n, rip: site.path.restorer, rsp: frameAt(0) + 8n });
   diePoint('chain');
@@ -109,4 +131,6 @@ export function runChain(site: ChainSite, calls: ChainCall[]): void {
     throw new CkptError('INTERNAL', `pid ${t.tid}: unexpected ${JSON.stringify(s)} during a chain of ${calls.length} remote calls`, { pid: t.tid });
   }
   diePoint('chained');
+  // The last frame's mask lets the marker in: no signal may come between the calls that follow.
+  t.setSigmask(ALL_SIGNALS);
 }

@@ -213,7 +213,7 @@ export class FrozenTask {
     // would then end in EINTR instead of carrying on through restart_syscall.
     if (BigInt.asIntN(64, this.regs.orig_rax) >= 0n && BigInt.asIntN(64, this.regs.rax) === BigInt(-E.ERESTART_RESTARTBLOCK)) return undefined;
     return {
-      tracee: this.tracee, mem: this.memory(), tgid: ns.tgid, tid: ns.tid, path: this.path, base: this.regs,
+      tracee: this.tracee, remote: this.remote, mem: this.memory(), tgid: ns.tgid, tid: ns.tid, path: this.path, base: this.regs,
       home: this.frameAddr, fpstate: this.fpstate, area, areaSize, marker,
     };
   }

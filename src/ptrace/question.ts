@@ -70,8 +70,8 @@ export function askAll(a: Asking, questions: Question<unknown>[]): { chained: nu
     }
     a.mem.write(a.scratch.addr, Buffer.alloc(batch.length * SLOT, SENTINEL));
     runChain(site, batch.map((q, k) => ({ nr: q.nr, args: q.args(a.scratch.addr + k * SLOT) })));
-    a.remote.calls += batch.length + 1;
-    chained += batch.length + 1;
+    a.remote.calls += batch.length;
+    chained += batch.length;
     const answers = a.mem.read(a.scratch.addr, batch.length * SLOT);
     batch.forEach((q, k) => {
       const bytes = answers.subarray(k * SLOT, k * SLOT + q.size);
