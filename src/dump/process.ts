@@ -102,7 +102,7 @@ function askProcess(tasks: FrozenTask[], vdsoStart: number, vdsoEnd: number, sta
     const itimers = itimerQuestions();
     const posixTimers = posixTimerQuestions(task.tid);
     const main = threadQuestions();
-    const marker = status.seccomp === 0 && chainsAllowed() && !shadowStackOn(task.tid) ? markerFor(status) : undefined;
+    const marker = status.seccomp === 0 && chainsAllowed() && !shadowStackOn(status) ? markerFor(status) : undefined;
     const chain = marker === undefined ? undefined : (area: number, size: number) => task.chainSite(area, size, { tgid: nspid, tid: nspid }, marker);
     const { chained } = askAll({ remote, mem, scratch, chain }, [pdeath, ...sigactions, subreaper, ...itimers, ...posixTimers, main.tidAddress, main.altstack]);
     fault('dump:remote');

@@ -24,7 +24,6 @@
  * What it cannot do: return rax. Each call's answer must be in memory (see
  * question.ts, which tells a call that failed by the bytes it did not write).
  */
-import fs from 'node:fs';
 import { CkptError } from '../errors.js';
 import { NR } from '../sys/nr.js';
 import { SIG } from '../sys/constants.js';
@@ -69,13 +68,10 @@ const MARKERS = [SIG.URG, SIG.WINCH, SIG.CHLD];
 /**
  * With the x86 user shadow stack on, rt_sigreturn wants a token ckpt's frames
  * do not have (the task would get SIGSEGV): no chains for such a task.
+ * `status`: the raw fields of its /proc/TID/status.
  */
-export function shadowStackOn(tid: number): boolean {
-  try {
-    return /^x86_Thread_features:.*\bshstk\b/m.test(fs.readFileSync(`/proc/${tid}/status`, 'utf8'));
-  } catch {
-    return true;
-  }
+export function shadowStackOn(status: { raw: Record<string, string> }): boolean {
+  return /\bshstk\b/.test(status.raw['x86_Thread_features'] ?? '');
 }
 
 /** The calls one chain can hold in `areaSize` bytes (one frame more for the marker). */
