@@ -199,6 +199,15 @@ describe('a wait that a stop interrupted goes on in restart_syscall: restored, i
   }
 });
 
+/** `dump` of program NAME: its image restores under its pid and PASSes. */
+async function dumpedThenRestores(name: string): Promise<void> {
+  const { dir, pid } = await startChecked(name);
+  const image = makeWorkDir('img');
+  await dumpOk(pid, image);
+  assert.equal(restoreDetachedOk(image, join(makeWorkDir('pidfile'), 'pid')), pid);
+  assertPass(await requestCheck(dir, AFTER_RESTORE));
+}
+
 /** `dump -R` of program NAME: it runs on and PASSes; killed, its image restores under its pid and PASSes. */
 async function runsOnThenRestores(name: string): Promise<void> {
   const { dir, pid } = await startChecked(name);
@@ -233,23 +242,11 @@ describe('dump --leave-running', () => {
 describe('a process whose seccomp filter kills at pipe2 and vmsplice (the calls of a page splice)', () => {
   test('dump -R: it runs on and PASSes; killed, its image restores and PASSes', SLOW, () => runsOnThenRestores('seccomp-pages'));
 
-  test('dump (the process splices its own pages, the filter suspended): its image restores and PASSes', SLOW, async () => {
-    const { dir, pid } = await startChecked('seccomp-pages');
-    const image = makeWorkDir('img');
-    await dumpOk(pid, image);
-    assert.equal(restoreDetachedOk(image, join(makeWorkDir('pidfile'), 'pid')), pid);
-    assertPass(await requestCheck(dir, AFTER_RESTORE));
-  });
+  test('dump (the process splices its own pages, the filter suspended): its image restores and PASSes', SLOW, () => dumpedThenRestores('seccomp-pages'));
 });
 
 describe('a process with 3000 VMAs (vmas.c)', () => {
-  test('dump and restore: each comes back with its page and protection (the restore\'s batches of calls share one 64 KiB scratch area)', SLOW, async () => {
-    const { dir, pid } = await startChecked('vmas');
-    const image = makeWorkDir('img');
-    await dumpOk(pid, image);
-    assert.equal(restoreDetachedOk(image, join(makeWorkDir('pidfile'), 'pid')), pid);
-    assertPass(await requestCheck(dir, AFTER_RESTORE));
-  });
+  test('dump and restore: each comes back with its page and protection (the restore\'s batches of calls share one 64 KiB scratch area)', SLOW, () => dumpedThenRestores('vmas'));
 });
 
 describe('what ckpt cannot dump yet is refused, and the process runs on untouched', () => {
