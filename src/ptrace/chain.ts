@@ -26,11 +26,11 @@
  */
 import { CkptError } from '../errors.js';
 import { NR } from '../sys/nr.js';
-import { SIG } from '../sys/constants.js';
+import { ALL_SIGNALS, SIG } from '../sys/constants.js';
 import type { UserRegs } from '../sys/structs.js';
 import { diePoint } from '../fault.js';
 import type { Tracee } from './tracee.js';
-import type { RemoteCaller } from './remote.js';
+import { callRegs, type RemoteCaller } from './remote.js';
 import type { TraceeMemory } from './memory.js';
 import { buildCallFrame, CALL_FRAME_SIZE, type ReturnPath } from './safe-return.js';
 
@@ -59,9 +59,6 @@ export interface ChainSite {
   marker: number;
 }
 
-const ALL_SIGNALS = 0xffffffffffffffffn;
-const ARG_REGS = ['rdi', 'rsi', 'rdx', 'r10', 'r8', 'r9'] as const;
-const MAX_GROUP_STOPS = 16;
 /** Signals whose default action is to ignore them, the rarest in use first. */
 const MARKERS = [SIG.URG, SIG.WINCH, SIG.CHLD];
 
@@ -105,8 +102,7 @@ export function runChain(site: ChainSite, calls: ChainCall[]): void {
   const all = [...calls, { nr: NR.tgkill, args: [site.tgid, site.tid, site.marker] }];
   const bytes = Buffer.concat(all.map((c, i) => {
     const last = i === all.length - 1;
-    const regs: UserRegs = { ...site.base, rax: BigInt(c.nr), orig_rax: -1n, rip: site.path.gadget, rsp: last ? site.home : frameAt(i + 1) };
-    ARG_REGS.forEach((r, j) => { regs[r] = BigInt.asUintN(64, BigInt(c.args[j] ?? 0)); });
+    const regs = callRegs(site.base, c.nr, c.args, site.path.gadget, last ? site.home : frameAt(i + 1));
     const mask = last ? ALL_SIGNALS & ~(1n << BigInt(site.marker - 1)) : ALL_SIGNALS;
     return buildCallFrame(regs, mask, site.fpstate, site.path.restorer);
   }));
@@ -117,15 +113,7 @@ export function runChain(site: ChainSite, calls: ChainCall[]): void {
   // As if the frame before the first had just returned into the restorer.
   t.setRegs({ ...site.base, orig_rax: -1n, rip: site.path.restorer, rsp: frameAt(0) + 8n });
   diePoint('chain');
-  t.cont(0);
-  let groupStops = 0;
-  for (;;) {
-    const s = t.waitStopped();
-    if (s.kind === 'signal' && s.sig === site.marker) break;
-    // A stopped process (SIGSTOP) reports its group-stop again when resumed.
-    if (s.kind === 'event-stop' && ++groupStops < MAX_GROUP_STOPS) { t.cont(0); continue; }
-    throw new CkptError('INTERNAL', `pid ${t.tid}: unexpected ${JSON.stringify(s)} during a chain of ${calls.length} remote calls`, { pid: t.tid });
-  }
+  site.remote.contUntil((s) => s.kind === 'signal' && s.sig === site.marker, `during a chain of ${calls.length} remote calls`);
   diePoint('chained');
   // The last frame's mask lets the marker in: no signal may come between the calls that follow.
   t.setSigmask(ALL_SIGNALS);

@@ -11,7 +11,7 @@
 import { CkptError, isCkptError } from '../errors.js';
 import { E } from '../sys/errno.js';
 import { readStatus } from '../proc/index.js';
-import { PROT, MAP, PTRACE_EVENT, PTRACE_O } from '../sys/constants.js';
+import { ALL_SIGNALS, PROT, MAP, PTRACE_EVENT, PTRACE_O } from '../sys/constants.js';
 import { NR } from '../sys/nr.js';
 import type { UserRegs } from '../sys/structs.js';
 import { Tracee } from './tracee.js';
@@ -22,7 +22,6 @@ import { nameRestartedCall } from './restart-call.js';
 import type { ChainSite } from './chain.js';
 import { diePoint } from '../fault.js';
 
-const ALL_SIGNALS = 0xffffffffffffffffn;
 /** The x86_64 ABI's red zone: 128 bytes below rsp that a signal frame skips. */
 const RED_ZONE = 128n;
 /** Above the scratch buffers: room for the return frames (xsave areas are up to ~11 KiB with AMX). */

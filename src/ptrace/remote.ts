@@ -17,7 +17,7 @@ import { sysError } from '../sys/libc.js';
 import { syscallName } from '../sys/nr.js';
 import { PTRACE_EVENT, SIG } from '../sys/constants.js';
 import type { UserRegs } from '../sys/structs.js';
-import type { Tracee } from './tracee.js';
+import type { Stop, Tracee } from './tracee.js';
 import { diePoint } from '../fault.js';
 
 export type GadgetKind = 'int3' | 'syscall-stop';
@@ -30,6 +30,13 @@ export interface RemoteEvents {
 const MAX_GROUP_STOPS = 16;
 const ARG_REGS = ['rdi', 'rsi', 'rdx', 'r10', 'r8', 'r9'] as const;
 type Arg = number | bigint;
+
+/** The registers of one call: `base` with rax = nr, the arguments, rip on the `syscall`, rsp. */
+export function callRegs(base: UserRegs, nr: number, args: Arg[], rip: bigint, rsp: bigint): UserRegs {
+  const regs: UserRegs = { ...base, rax: BigInt(nr), orig_rax: -1n, rip, rsp };
+  ARG_REGS.forEach((r, i) => { regs[r] = BigInt.asUintN(64, BigInt(args[i] ?? 0)); });
+  return regs;
+}
 
 export class RemoteCaller {
   /** Number of remote syscalls made (for -v breakdowns). */
@@ -70,9 +77,7 @@ export class RemoteCaller {
 
   private run(nr: number, args: Arg[], events: RemoteEvents | undefined, kind: GadgetKind, overlap: () => void): bigint {
     const t = this.tracee;
-    const regs: UserRegs = { ...this.base, rax: BigInt(nr), orig_rax: -1n, rip: this.gadget };
-    ARG_REGS.forEach((r, i) => { regs[r] = BigInt.asUintN(64, BigInt(args[i] ?? 0)); });
-    t.setRegs(regs);
+    t.setRegs(callRegs(this.base, nr, args, this.gadget, this.base.rsp));
     diePoint('call');
     this.calls++;
     let groupStops = 0;
@@ -113,20 +118,30 @@ export class RemoteCaller {
    * registers then. `meanwhile` as for raw().
    */
   runToTrap(rip: bigint, regs: Partial<UserRegs>, meanwhile?: () => void): UserRegs {
+    this.tracee.setRegs({ ...this.base, ...regs, orig_rax: -1n, rip });
+    this.contUntil((s) => s.kind === 'signal' && s.sig === SIG.TRAP, `in ckpt's code at 0x${rip.toString(16)}`, meanwhile);
+    return this.tracee.getRegs();
+  }
+
+  /**
+   * Resume the tracee (PTRACE_CONT) on the registers set, and wait for the
+   * stop `done` accepts; a group-stop is resumed, any other stop is INTERNAL
+   * (`where` says in what). `meanwhile` as for raw().
+   */
+  contUntil(done: (s: Stop) => boolean, where: string, meanwhile?: () => void): void {
     const t = this.tracee;
-    t.setRegs({ ...this.base, ...regs, orig_rax: -1n, rip });
     let thrown: { error: unknown } | undefined;
     t.cont(0);
     try { meanwhile?.(); } catch (error) { thrown = { error }; }
     let groupStops = 0;
     for (;;) {
       const s = t.waitStopped();
-      if (s.kind === 'signal' && s.sig === SIG.TRAP) break;
+      if (done(s)) break;
+      // A stopped process (SIGSTOP) reports its group-stop again when resumed.
       if (s.kind === 'event-stop' && ++groupStops < MAX_GROUP_STOPS) { t.cont(0); continue; }
-      throw new CkptError('INTERNAL', `pid ${t.tid}: unexpected ${JSON.stringify(s)} in ckpt's code at 0x${rip.toString(16)}`, { pid: t.tid });
+      throw new CkptError('INTERNAL', `pid ${t.tid}: unexpected ${JSON.stringify(s)} ${where}`, { pid: t.tid });
     }
     if (thrown) throw thrown.error;
-    return t.getRegs();
   }
 
   /** Run one syscall and throw a SYSCALL error naming it if it fails. */

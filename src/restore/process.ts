@@ -14,7 +14,7 @@ import { RemoteCaller } from '../ptrace/remote.js';
 import { TraceeMemory } from '../ptrace/memory.js';
 import { NR } from '../sys/nr.js';
 import fs from 'node:fs';
-import { CLONE, F, O, PAGE_SIZE, PR, PTRACE_O, SIG } from '../sys/constants.js';
+import { ALL_SIGNALS, CLONE, F, O, PAGE_SIZE, PR, PTRACE_O, SIG } from '../sys/constants.js';
 import { encodeCloneArgs, CLONE_ARGS_SIZE } from '../sys/structs.js';
 import { tryKill } from '../sys/syscalls.js';
 import { E } from '../sys/errno.js';
@@ -48,7 +48,6 @@ import type { SharedMemory } from './shmem.js';
 export const TRAMPOLINE_SIZE = 64 * 1024 + PAGE_SIZE;
 /** Where the trampoline's page holds ckpt's loop of calls (ptrace/batch.ts), after its `syscall; int3`. */
 export const BATCH_OFFSET = 16;
-const ALL_SIGNALS = 0xffffffffffffffffn;
 const MADV_DONTNEED = 4;
 const RLIMIT_CORE = 4;
 

@@ -31,6 +31,8 @@ export const SIG = {
   URG: 23, WINCH: 28,
 } as const;
 export const NSIG = 64;
+/** A signal mask with every signal in it (SIGKILL and SIGSTOP cannot be blocked anyway). */
+export const ALL_SIGNALS = 0xffffffffffffffffn;
 export const SIG_DFL = 0n;
 export const SIG_IGN = 1n;
 

@@ -13,10 +13,10 @@
  */
 import { allocNative, freeNative, mapCode, sharedNative, syscall } from './libc.js';
 import { NR } from './nr.js';
+import { ALL_SIGNALS } from './constants.js';
 
 const SA_RESTART = 0x10000000n;
 const SA_RESTORER = 0x04000000n;
-const ALL_SIGNALS = 0xffffffffffffffffn;
 /** struct kernel_sigaction (x86_64): handler, flags, restorer, mask. */
 const SIGACTION_SIZE = 32;
 
