@@ -14,7 +14,7 @@ import { NR } from '../sys/nr.js';
 import { PR } from '../sys/constants.js';
 import { PROCESS } from '../kinds/process.js';
 import { TASK, taskFields } from '../kinds/task.js';
-import { THREAD, threadQuestions, robustList, type ThreadAnswers } from '../kinds/thread.js';
+import { THREAD, threadQuestions, threadAnswers, robustList, type ThreadAnswers } from '../kinds/thread.js';
 import { REGS, XSTATE, regsFields, xstateFields } from '../kinds/regs.js';
 import { MM, AUXV, EXE, mmFields } from '../kinds/mm.js';
 import { planVma, type VmaPlan } from '../kinds/vma.js';
@@ -110,13 +110,13 @@ function askProcess(tasks: FrozenTask[], vdsoStart: number, vdsoEnd: number, sta
     const misc = dumpMisc(task.tid, stat, remote, subreaper.answer);
     const threads = new Map<number, ThreadAnswers>();
     const altstack = main.altstack.answer;
-    threads.set(task.tid, { clear_child_tid: main.tidAddress.answer, ...altstack });
+    threads.set(task.tid, threadAnswers(main));
     for (const t of others) {
       const r = t.enterRemote(gadget);
       try {
         const q = threadQuestions();
         askAll({ remote: r, mem, scratch }, [q.tidAddress, q.altstack]);
-        threads.set(t.tid, { clear_child_tid: q.tidAddress.answer, ...q.altstack.answer });
+        threads.set(t.tid, threadAnswers(q));
       } finally { t.leaveRemote(); }
     }
     asked = true;

@@ -29,8 +29,10 @@ const SS_DISABLE = 2;
 
 export type ThreadAnswers = Pick<ThreadFields, 'clear_child_tid' | 'altstack_sp' | 'altstack_flags' | 'altstack_size'>;
 
+export interface ThreadQuestions { tidAddress: Question<number>; altstack: Question<Omit<ThreadAnswers, 'clear_child_tid'>> }
+
 /** What only the thread itself can tell: clear_child_tid and its altstack. */
-export function threadQuestions(): { tidAddress: Question<number>; altstack: Question<Omit<ThreadAnswers, 'clear_child_tid'>> } {
+export function threadQuestions(): ThreadQuestions {
   return {
     tidAddress: new Question(NR.prctl, (slot) => [PR.GET_TID_ADDRESS, slot], 8, 'prctl(PR_GET_TID_ADDRESS)', (b) => Number(b.readBigUInt64LE(0))),
     altstack: new Question(NR.sigaltstack, (slot) => [0, slot], 24, 'sigaltstack', (ss) => ({
@@ -49,6 +51,11 @@ export function robustList(tid: number): { head: number; len: number } {
 }
 
 /** The thread's own settings, made by the thread itself (they are per thread in Linux). */
+/** The answers of threadQuestions, once asked. */
+export function threadAnswers(q: ThreadQuestions): ThreadAnswers {
+  return { clear_child_tid: q.tidAddress.answer, ...q.altstack.answer };
+}
+
 export function restoreThreadState(t: RestoreTarget, f: ThreadFields): void {
   t.scratch.reset();
   const calls: TargetCall[] = [];
