@@ -77,12 +77,7 @@ export class PagesWriter {
 
   /** Write buf[from, from + len) at file offset `at` (in a range append or reserve gave). */
   writeAt(buf: Uint8Array, from: number, len: number, at: number): void {
-    let done = 0;
-    try {
-      while (done < len) done += fs.writeSync(this.fd, buf, from + done, len - done, at + done);
-    } catch (err) {
-      throw fsError(err, 'write', this.path);
-    }
+    writeAll(this.fd, buf.subarray(from), len, this.path, at);
   }
 
   /**

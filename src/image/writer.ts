@@ -34,11 +34,11 @@ export function createImageFile(dir: string, name: string, opts: { readable?: bo
   return { fd, path: p };
 }
 
-/** Write all of buf[0, len) at the file position; writeSync may write less than asked. */
-export function writeAll(fd: number, buf: Uint8Array, len: number, file: string): void {
+/** Write all of buf[0, len) at the file position, or at `at`; writeSync may write less than asked. */
+export function writeAll(fd: number, buf: Uint8Array, len: number, file: string, at?: number): void {
   let done = 0;
   try {
-    while (done < len) done += fs.writeSync(fd, buf, done, len - done);
+    while (done < len) done += fs.writeSync(fd, buf, done, len - done, at === undefined ? null : at + done);
   } catch (err) {
     throw fsError(err, 'write', file);
   }

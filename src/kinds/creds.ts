@@ -12,8 +12,7 @@ import { PR, PR_CAP_AMBIENT_RAISE } from '../sys/constants.js';
 import { E } from '../sys/errno.js';
 import { T } from './ids.js';
 import type { TaskFields } from './task.js';
-import { callAll, type RestoreTarget, type TargetCall } from './target.js';
-import { sysError } from '../sys/libc.js';
+import { callAll, throwIfFailed, type RestoreTarget, type TargetCall } from './target.js';
 
 /** content: the supplementary groups, u32 each. */
 export const CREDS = defineRecord({
@@ -100,6 +99,6 @@ export function restoreCreds(t: RestoreTarget, task: TaskFields, groups: number[
   got.forEach((r, i) => {
     const cs = capsets.get(i);
     if (cs) capsetOrRefuse(t, r, cs.prm, full);
-    else if (r < 0n && r > -4096n) throw sysError(Number(-r), `remote ${calls[i].what}`, { pid: t.pid });
+    else throwIfFailed(t, calls[i], r);
   });
 }

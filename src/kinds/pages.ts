@@ -13,8 +13,7 @@ import { NR } from '../sys/nr.js';
 import { PAGE_IS, pagemapScan } from '../sys/syscalls.js';
 import { T } from './ids.js';
 import { VmaKind, type VmaPlan, type VmaFields } from './vma.js';
-import { callAll, BATCH_TABLE_BYTES, type RestoreTarget, type TargetCall } from './target.js';
-import { sysError } from '../sys/libc.js';
+import { callAll, throwIfFailed, BATCH_TABLE_BYTES, type RestoreTarget, type TargetCall } from './target.js';
 
 /** Runs of saved pages: [address, number of pages] pairs, u64 each. */
 export const PAGE_RUNS = defineRecord({ type: T.PAGE_RUNS, name: 'page_runs', content: Content.DATA, fields: {} });
@@ -164,8 +163,8 @@ export function restorePages(t: RestoreTarget, pagesFd: number, vmas: { fields: 
     const got = callAll(t, calls, { meanwhile });
     meanwhile = undefined;
     for (const r of reads) {
+      throwIfFailed(t, calls[r.call], got[r.call]);
       let done = Number(got[r.call]);
-      if (done < 0) throw sysError(-done, 'remote preadv(pages.img)', { pid: t.pid });
       while (done < r.total) {
         // A short read (over 2 GiB, or a signal) continues where it stopped.
         if (done === 0) throw new CkptError('BAD_IMAGE', `bad image: pages.img ends early at offset ${r.off}`);

@@ -49,12 +49,15 @@ export const BATCH_TABLE_BYTES = BATCH_MAX * 64;
  * were made too: a restore that fails goes as a whole). `meanwhile` runs while
  * the first of them do (RemoteCaller.raw).
  */
+/** A call's raw result that is -errno throws as RemoteCaller.call() would, naming the call. */
+export function throwIfFailed(t: RestoreTarget, c: TargetCall, r: bigint): void {
+  if (r < 0n && r > -4096n) throw sysError(Number(-r), `remote ${c.what}`, { pid: t.pid });
+}
+
 export function callAll(t: RestoreTarget, calls: TargetCall[], opts: { check?: boolean; meanwhile?: () => void } = {}): bigint[] {
   let meanwhile = opts.meanwhile;
   const results: bigint[] = [];
-  const fail = (c: TargetCall, r: bigint) => {
-    if (opts.check && r < 0n && r > -4096n) throw sysError(Number(-r), `remote ${c.what}`, { pid: t.pid });
-  };
+  const fail = (c: TargetCall, r: bigint) => { if (opts.check) throwIfFailed(t, c, r); };
   if (!t.batch || calls.length < 2) {
     for (const c of calls) {
       const r = t.remote.raw(c.nr, c.args, undefined, undefined, meanwhile);

@@ -10,8 +10,7 @@ import { MAP, PROT } from '../sys/constants.js';
 import { NR } from '../sys/nr.js';
 import { T } from './ids.js';
 import { shmOfVma } from './sysvipc.js';
-import { callAll, type RestoreTarget, type TargetCall } from './target.js';
-import { sysError } from '../sys/libc.js';
+import { callAll, throwIfFailed, type RestoreTarget, type TargetCall } from './target.js';
 
 export enum VmaKind {
   ANON = 0,          // private anonymous: heap, stack, malloc arenas
@@ -151,7 +150,7 @@ export function mapVmas(t: RestoreTarget, vmas: VmaToMap[], hooks: MapHooks = {}
   opened.forEach((r, i) => { if (r >= 0n) fileFds.set(files[i], Number(r)); });
   try {
     const failed = opened.findIndex((r) => r < 0n);
-    if (failed >= 0) throw sysError(Number(-opened[failed]), `remote ${opens[failed].what}`, { pid: t.pid });
+    if (failed >= 0) throwIfFailed(t, opens[failed], opened[failed]);
     const calls: TargetCall[] = [];
     /** Per VMA mapped here: its index among `calls` (its mmap), or -1 (attached by its hook). */
     const at: { v: VmaFields; path: string; call: number }[] = [];
@@ -187,7 +186,7 @@ export function mapVmas(t: RestoreTarget, vmas: VmaToMap[], hooks: MapHooks = {}
     const got = callAll(t, calls);
     for (const { v, call } of at) {
       const r = got[call];
-      if (r < 0n && r > -4096n) throw sysError(Number(-r), `remote ${calls[call].what}`, { pid: t.pid });
+      throwIfFailed(t, calls[call], r);
       if (Number(r) !== v.start) {
         throw new CkptError('INTERNAL', `pid ${t.pid}: mmap at 0x${v.start.toString(16)} landed at 0x${r.toString(16)}`, { pid: t.pid });
       }
