@@ -28,6 +28,15 @@ export function fault(step: FaultStep): void {
  */
 export type DiePoint = 'parked' | 'masked' | 'call' | 'entry' | 'exit' | 'moved' | 'leave' | 'unmasked' | 'child' | 'chain' | 'chained';
 
+/**
+ * Test-only: CKPT_FAULT=splice makes a page splice fail after its first pipe
+ * went into pages.img, as a file that stops taking splices would. Not a step:
+ * the dump reads and writes the rest of the pages and succeeds.
+ */
+export function spliceFails(): boolean {
+  return process.env.CKPT_FAULT === 'splice';
+}
+
 const DIE = process.env.CKPT_DIE;
 
 /**

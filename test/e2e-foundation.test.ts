@@ -45,6 +45,7 @@ import {
   whileRunning,
   startChecked,
 } from './lib/index.js';
+import { ckptEnv } from './lib/safety.js';
 
 afterEach(() => killAll());
 after(cleanup);
@@ -243,6 +244,42 @@ describe('a process whose seccomp filter kills at pipe2 and vmsplice (the calls 
   test('dump -R: it runs on and PASSes; killed, its image restores and PASSes', SLOW, () => runsOnThenRestores('seccomp-pages'));
 
   test('dump (the process splices its own pages, the filter suspended): its image restores and PASSes', SLOW, () => dumpedThenRestores('seccomp-pages'));
+});
+
+/** The pages a dump's -v line says it spliced, and how many it saved. */
+function splicedOf(stderr: string): { spliced: number; pages: number } {
+  const m = /, (\d+) pages(?: \((\d+) spliced\))?,/.exec(stderr);
+  assert.ok(m, `no page count in ckpt -v's output: ${stderr}`);
+  return { pages: Number(m[1]), spliced: Number(m[2] ?? 0) };
+}
+
+describe('a page splice that fails after its first pipe (CKPT_FAULT=splice): the dump reads and writes the rest', () => {
+  for (const flags of [[], ['-R']]) {
+    test(`dump${flags.map((f) => ` ${f}`).join('')}: some pages spliced, the rest read; the image restores and PASSes`, SLOW, async () => {
+      const { dir, pid } = await startChecked('mem');
+      const image = makeWorkDir('img');
+      const r = ckptEnv(['dump', '-v', '-t', String(pid), '-D', image, ...flags], { CKPT_FAULT: 'splice' });
+      assertSuccess(r, `ckpt dump ${flags.join(' ')} with CKPT_FAULT=splice`);
+      const { spliced, pages } = splicedOf(r.stderr);
+      assert.ok(spliced > 0 && spliced < pages / 2, `${spliced} of ${pages} pages spliced: the failure was not injected after the first pipe`);
+      if (flags.length) {
+        assertPass(await requestCheck(dir));
+        process.kill(pid, 'SIGKILL');
+      }
+      await waitGone(pid);
+      assert.equal(restoreDetachedOk(image, join(makeWorkDir('pidfile'), 'pid')), pid);
+      assertPass(await requestCheck(dir, AFTER_RESTORE));
+    });
+  }
+
+  test('without the fault, the same dump splices every page of its 64 MiB', SLOW, async () => {
+    const { pid } = await startChecked('mem');
+    const r = ckpt(['dump', '-v', '-t', String(pid), '-D', makeWorkDir('img')]);
+    assertSuccess(r, 'ckpt dump');
+    const { spliced, pages } = splicedOf(r.stderr);
+    assert.ok(spliced >= 64 * 256, `${spliced} of ${pages} pages spliced`);
+    await waitGone(pid);
+  });
 });
 
 describe('a process with 3000 VMAs (vmas.c)', () => {

@@ -9,7 +9,7 @@ import {
   ImageWriter, PagesWriter, createImageDir, commitImageDir, abortImageDir, encode,
 } from '../image/index.js';
 import { readChildren, readSmaps, readStatus, readTids, Pagemap, type SmapsVma } from '../proc/index.js';
-import { SIG } from '../sys/constants.js';
+import { PAGE_SIZE, SIG } from '../sys/constants.js';
 import { kill, tryKill, wait4 } from '../sys/syscalls.js';
 import { VERSION } from '../version.js';
 import { VMA, VMA_PATH, VmaKind, vmaFields, type VmaPlan } from '../kinds/vma.js';
@@ -335,7 +335,8 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     const threads = live.reduce((n, c) => n + c.node.tasks.length, 0);
     const calls = live.reduce((n, c) => n + c.live!.remote.calls, 0);
     const chained = live.reduce((n, c) => n + c.live!.remote.chained, 0);
-    log(`dump of pid ${root}: ${tree.length} process(es), ${threads} thread(s), ${pages} pages, ${calls} remote syscalls (${chained} in chains); ${times.format()}`);
+    const spliced = copier instanceof PagePump && copier.spliced ? ` (${copier.spliced / PAGE_SIZE} spliced)` : '';
+    log(`dump of pid ${root}: ${tree.length} process(es), ${threads} thread(s), ${pages} pages${spliced}, ${calls} remote syscalls (${chained} in chains); ${times.format()}`);
     return { pids: tree.map((p) => p.pid), pages, bytes: pages * 4096, ms: performance.now() - t0, timings: times.record() };
   } catch (e) {
     closeSplicers();

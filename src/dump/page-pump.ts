@@ -6,9 +6,9 @@
  * Large dumps use both cores: this (tracer) thread moves pages into pages.img,
  * 8 MiB slot by slot, while a helper thread (src/helper-thread.ts) takes each
  * slot's CRC. Where the process can splice its pages (dump/page-splice.ts: a
- * process killed after the dump, a snapshot child), they go from it to the
- * file with the kernel's one copy, and the helper maps them from the file for
- * the CRC; otherwise this thread reads them with process_vm_readv into the
+ * process killed after the dump, a snapshot child), each VMA streams from it
+ * to the file with the kernel's one copy, and the helper maps each 8 MiB that
+ * landed from the file for the CRC; otherwise this thread reads them with process_vm_readv into the
  * slot and the helper writes the slot. (1 GiB on tmpfs, page step: ~1.2 s
  * read-and-write, ~0.65 s spliced.) JavaScript never touches pages one by one.
  */
@@ -90,6 +90,8 @@ export class PagePump {
   private get slotSize(): number { return this.ctl ? this.slots[0].size : this.chunk; }
 
   private copied = 0;
+  /** Bytes that went from the process into pages.img by splice (the rest was read and written). */
+  spliced = 0;
 
   constructor(private writer: PagesWriter, totalBytes: number, private onCopied?: (bytes: number) => void) {
     if (totalBytes >= PIPELINE_MIN_BYTES) {
@@ -129,6 +131,40 @@ export class PagePump {
     const copy = this.copies++;
     let first = true;
     let crc = 0;
+    const handOn = (slot: number, len: number, inFile: boolean, at?: number) => {
+      if (this.slotCopy) {
+        this.slotCopy[3 * slot] = copy;
+        this.slotCopy[3 * slot + 1] = first ? 1 : 0;
+        this.slotCopy[3 * slot + 2] = inFile ? 1 : 0;
+      }
+      this.emit(slot, len, at);
+      first = false;
+      this.copied += len;
+      this.onCopied?.(this.copied);
+    };
+    // Spliced, the whole VMA streams through the process's pipes; each slot's
+    // worth that landed goes to the writer thread for its CRC, and what did not
+    // splice is read and written below, after it.
+    let skip = 0;
+    let at: number | undefined;
+    if (splicer) {
+      const total = runs.reduce((n, [, k]) => n + k * PAGE_SIZE, 0);
+      at = this.writer.reserve(total);
+      const start = at;
+      let handed = 0;
+      const landed = (upTo: number, last: boolean) => {
+        while (upTo - handed >= this.slotSize || (last && upTo > handed)) {
+          checkAbort();
+          const len = Math.min(this.slotSize, upTo - handed);
+          handOn(this.takeSlot(), len, true, start + handed);
+          handed += len;
+        }
+      };
+      skip = splicer.move(runs.map(([a, k]) => [a, k * PAGE_SIZE] as const), this.writer.fd, start, (upTo) => landed(upTo, false));
+      landed(skip, true);
+      this.spliced += skip;
+      at += skip;
+    }
     let batch: [number, number][] = [];
     let filled = 0;
     const flush = () => {
@@ -138,43 +174,37 @@ export class PagePump {
       const buf = this.slots[slot];
       // Small dumps: the half of the buffer that is not being written.
       const base = this.ctl ? 0 : this.half * this.chunk;
-      // Spliced, the pages are in the file already; what did not splice is read and written.
-      let at: number | undefined;
-      let inFile = false;
-      if (splicer) {
-        at = this.writer.reserve(filled);
-        inFile = splicer.move(batch, this.writer.fd, at) === filled;
-      }
-      if (!inFile) {
-        const got = (prot & PROT.READ) && !snapshot ? processVmIo(false, pid, buf, base, batch) : 0;
-        if (got !== filled) readForced(mem, buf, base, batch, got);
-      }
+      const got = (prot & PROT.READ) && !snapshot ? processVmIo(false, pid, buf, base, batch) : 0;
+      if (got !== filled) readForced(mem, buf, base, batch, got);
       if (this.slotCopy) {
-        this.slotCopy[3 * slot] = copy;
-        this.slotCopy[3 * slot + 1] = first ? 1 : 0;
-        this.slotCopy[3 * slot + 2] = inFile ? 1 : 0;
-        this.emit(slot, filled, at);
+        handOn(slot, filled, false, at);
+        if (at !== undefined) at += filled;
       } else {
         // The write runs on glibc's AIO thread while this thread takes the CRC of the same
         // bytes and reads the next batch into the other half; a few pages are written
         // faster than that thread is woken.
-        at = this.writer.reserve(filled);
+        const pos = this.writer.reserve(filled);
         this.settle();
-        const writing = filled >= BACKGROUND_MIN_BYTES && 2 * this.chunk <= buf.size ? writeInBackground(this.writer.fd, buf, base, filled, at) : undefined;
-        if (writing) this.inflight = { writing, from: base, len: filled, at };
-        else this.writer.writeAt(buf.buf, base, filled, at);
+        const writing = filled >= BACKGROUND_MIN_BYTES && 2 * this.chunk <= buf.size ? writeInBackground(this.writer.fd, buf, base, filled, pos) : undefined;
+        if (writing) this.inflight = { writing, from: base, len: filled, at: pos };
+        else this.writer.writeAt(buf.buf, base, filled, pos);
         crc = zlib.crc32(buf.buf.subarray(base, base + filled), crc);
         if (2 * this.chunk <= buf.size) this.half ^= 1;
+        first = false;
+        this.copied += filled;
+        this.onCopied?.(this.copied);
       }
-      first = false;
-      this.copied += filled;
-      this.onCopied?.(this.copied);
       batch = [];
       filled = 0;
     };
     for (const [addr, pages] of runs) {
       let a = addr;
       let left = pages * PAGE_SIZE;
+      // What the splice moved already.
+      const over = Math.min(skip, left);
+      skip -= over;
+      a += over;
+      left -= over;
       while (left > 0) {
         const take = Math.min(left, this.slotSize - filled);
         batch.push([a, take]);

@@ -20,6 +20,7 @@ import { NR } from '../sys/nr.js';
 import { F, O } from '../sys/constants.js';
 import { IOVEC_SIZE, encodeIovec } from '../sys/structs.js';
 import { close, pidfdGetfd, pidfdOpen, spliceToFile } from '../sys/syscalls.js';
+import { spliceFails } from '../fault.js';
 import type { RemoteCaller } from '../ptrace/remote.js';
 import type { TraceeMemory } from '../ptrace/memory.js';
 
@@ -71,20 +72,27 @@ export class PageSplicer {
   }
 
   /**
-   * Move the bytes of `batch` ([address, length], whole pages) into `fd` at
-   * `offset`, in order; returns how many moved (fewer if the process could
-   * not vmsplice some, or a splice failed: the caller then reads and writes
-   * the whole batch the old way, over what did land).
+   * Move the bytes of `batch` ([address, length], whole pages) into `fd` from
+   * `offset` on, in order; returns how many landed there (fewer if the process
+   * could not vmsplice some, or a splice failed: the caller then reads and
+   * writes the rest the old way). `landed` hears the count so far after each
+   * pipe is emptied into the file; what it throws stops the move and is thrown.
    */
-  move(batch: ReadonlyArray<readonly [number, number]>, fd: number, offset: number): number {
+  move(batch: ReadonlyArray<readonly [number, number]>, fd: number, offset: number, landed?: (bytes: number) => void): number {
     if (this.broken) return 0;
+    let moved = 0;
+    let callers: { error: unknown } | undefined;
     try {
-      return this.moveAll(batch, fd, offset);
+      this.moveAll(batch, fd, offset, (bytes) => {
+        moved = bytes;
+        try { landed?.(bytes); } catch (error) { callers = { error }; throw error; }
+      });
     } catch {
+      if (callers) throw callers.error;
       // A file that takes no splice, a pipe left half full: from here on, read and write.
       this.broken = true;
-      return 0;
     }
+    return moved;
   }
 
   /**
@@ -92,7 +100,7 @@ export class PageSplicer {
    * the file (the remote call's `meanwhile`): the round trip to the process
    * overlaps the copy into the file.
    */
-  private moveAll(batch: ReadonlyArray<readonly [number, number]>, fd: number, offset: number): number {
+  private moveAll(batch: ReadonlyArray<readonly [number, number]>, fd: number, offset: number, landed: (bytes: number) => void): void {
     let moved = 0;
     let queued = 0;
     let i = 0;
@@ -102,8 +110,10 @@ export class PageSplicer {
       if (!filled) return;
       const f = filled;
       filled = undefined;
+      if (moved > 0 && spliceFails()) throw new Error('injected splice failure (CKPT_FAULT=splice)');
       spliceToFile(f.pipe.readFd, fd, f.offset, f.bytes);
       moved += f.bytes;
+      landed(moved);
     };
     for (let k = 0; i < batch.length; k++) {
       // One vmsplice: up to the pipe's size and MAX_IOV pieces.
@@ -134,7 +144,6 @@ export class PageSplicer {
       if (got < bytes) break;
     }
     drain();
-    return moved;
   }
 
   /** Close every end; `remote`: the process is still there to close its ends (not a child being killed). */
