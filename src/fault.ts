@@ -24,9 +24,10 @@ export function fault(step: FaultStep): void {
  * the frame moved into the scratch mapping, `leave` scratch gone, `unmasked`
  * the mask back, `child` the snapshot child just cloned, `chain` a chain of
  * calls written and the registers on it (ptrace/chain.ts), `chained` its
- * marker's stop.
+ * marker's stop, `ahead` a dump -R's write-protection armed, before its first
+ * page is copied (dump/precopy.ts).
  */
-export type DiePoint = 'parked' | 'masked' | 'call' | 'entry' | 'exit' | 'moved' | 'leave' | 'unmasked' | 'child' | 'chain' | 'chained';
+export type DiePoint = 'parked' | 'masked' | 'call' | 'entry' | 'exit' | 'moved' | 'leave' | 'unmasked' | 'child' | 'chain' | 'chained' | 'ahead';
 
 /**
  * Test-only: CKPT_FAULT=splice makes a page splice fail after its first pipe

@@ -26,9 +26,9 @@ export type { DumpOptions, DumpResult, RestoreOptions, RestoreResult, ExitStatus
 export async function dump(opts: DumpOptions): Promise<DumpResult> {
   const frames = callerFrames(dump);
   refuseOwnSpawnedChild(opts.pid);
-  const { pid, dir, leaveRunning, shellJob, force, compress, tcpEstablished, extUnixSk, log, onProgress } = opts;
+  const { pid, dir, leaveRunning, snapshot, shellJob, force, compress, tcpEstablished, extUnixSk, log, onProgress } = opts;
   const run = startEngine<DumpResult>(
-    { op: 'dump', opts: { pid, dir, leaveRunning, shellJob, force, compress, tcpEstablished, extUnixSk }, log: !!(log || onProgress) },
+    { op: 'dump', opts: { pid, dir, leaveRunning, snapshot, shellJob, force, compress, tcpEstablished, extUnixSk }, log: !!(log || onProgress) },
     { log, onProgress, frames },
   );
   return run.result;

@@ -111,7 +111,7 @@ describe('an fd refused while the snapshot of dump -R is forked', () => {
     }
     const image = makeWorkDir('img');
     // -vv prints each step as it ends: the fds are read while the fork runs, after the frozen copy.
-    const r = ckpt(['dump', '-R', '-vv', '-t', String(pid), '-D', image]);
+    const r = ckpt(['dump', '-R', '--snapshot', 'fork', '-vv', '-t', String(pid), '-D', image]);
     const steps = r.stderr.split('\n').filter((l) => /^ckpt: dump: \S+ [\d.]+ ms$/.test(l)).map((l) => l.split(' ')[2]);
     assert.deepEqual(steps.slice(-2), ['collect', 'frozen-copy'], `not refused during the fork: ${r.stderr}`);
     assertCleanError({ ...r, stderr: r.stderr.split('\n').filter((l) => !/^ckpt: dump: \S+ [\d.]+ ms$/.test(l)).join('\n') }, `not supported yet: fd 10 of pid ${pid} is pidfd`);

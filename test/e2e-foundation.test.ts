@@ -8,7 +8,7 @@
  * by an unreaped zombie cannot be restored.
  */
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import {
@@ -254,7 +254,8 @@ function splicedOf(stderr: string): { spliced: number; pages: number } {
 }
 
 describe('a page splice that fails after its first pipe (CKPT_FAULT=splice): the dump reads and writes the rest', () => {
-  for (const flags of [[], ['-R']]) {
+  // -R: the snapshot child splices (copying ahead reads the running process instead).
+  for (const flags of [[], ['-R', '--snapshot', 'fork']]) {
     test(`dump${flags.map((f) => ` ${f}`).join('')}: some pages spliced, the rest read; the image restores and PASSes`, SLOW, async () => {
       const { dir, pid } = await startChecked('mem');
       const image = makeWorkDir('img');
@@ -279,6 +280,43 @@ describe('a page splice that fails after its first pipe (CKPT_FAULT=splice): the
     const { spliced, pages } = splicedOf(r.stderr);
     assert.ok(spliced >= 64 * 256, `${spliced} of ${pages} pages spliced`);
     await waitGone(pid);
+  });
+});
+
+/** The fds of process `pid` that are userfaultfds. */
+function userfaultfds(pid: number): string[] {
+  return readdirSync(`/proc/${pid}/fd`).filter((fd) => {
+    try { return readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:[userfaultfd]'; } catch { return false; }
+  });
+}
+
+describe('dump -R of a process writing 2 pages a millisecond as it is dumped (dirty.c)', () => {
+  for (const way of ['copy', 'fork']) {
+    test(`--snapshot ${way}: it runs on and PASSes, nothing of ckpt left in it; killed, its image restores and PASSes`, SLOW, async () => {
+      const { dir, pid } = await startChecked('dirty', ['64', '2']);
+      const image = makeWorkDir('img');
+      const r = ckpt(['dump', '-R', '-v', '--snapshot', way, '-t', String(pid), '-D', image]);
+      assertSuccess(r, `ckpt dump -R --snapshot ${way}`);
+      const ahead = /, (\d+) copied while it ran \((\d+) of them again/.exec(r.stderr);
+      if (way === 'copy') {
+        assert.ok(ahead && Number(ahead[1]) >= 64 * 256, `the 64 MiB were not copied while it ran: ${r.stderr}`);
+        assert.ok(Number(ahead[2]) > 0, `no page written during the copy was copied again: ${r.stderr}`);
+      } else {
+        assert.equal(ahead, null, `--snapshot fork copied ahead: ${r.stderr}`);
+      }
+      assert.ok(!/^VmFlags:.* (um|uw|ui)\b/m.test(readFileSync(`/proc/${pid}/smaps`, 'utf8')), 'a VMA is still registered with a userfaultfd');
+      assert.deepEqual(userfaultfds(pid), [], 'the process holds a userfaultfd');
+      assertPass(await requestCheck(dir));
+      process.kill(pid, 'SIGKILL');
+      await waitGone(pid);
+      assert.equal(restoreDetachedOk(image, join(makeWorkDir('pidfile'), 'pid')), pid);
+      assertPass(await requestCheck(dir, AFTER_RESTORE));
+    });
+  }
+
+  test('--snapshot without -R, or of another kind: one clear line and a non-zero exit', () => {
+    assertCleanError(ckpt(['dump', '--snapshot', 'fork', '-t', String(process.pid), '-D', makeWorkDir('img')]), '--snapshot is for a dump that leaves the process running (-R)');
+    assertCleanError(ckpt(['dump', '-R', '--snapshot', 'cow', '-t', String(process.pid), '-D', makeWorkDir('img')]), '--snapshot cow: expected copy or fork');
   });
 });
 

@@ -268,26 +268,33 @@ describe('pids ckpt must not dump, and bad arguments: one line, a non-zero exit,
 describe('two dumps of one process at once', () => {
   after(() => killAll());
 
-  test('dump -R twice at the same time: one succeeds, the other fails with one line; the process is fine and the image restores', SLOW, async () => {
+  // Only one can hold the process frozen at a time; a dump -R that copies ahead
+  // (src/dump/precopy.ts) holds it for two short moments, so both may succeed.
+  test('dump -R twice at the same time: each succeeds or fails with one line; the process is fine and each image restores', SLOW, async () => {
     const p = await startChecked('mem');
     const images = [newImageDir('img-a'), newImageDir('img-b')];
     const runs = images.map((image) => ckptBackground(['dump', '-R', '-t', String(p.pid), '-D', image]));
     const results = await Promise.all(runs.map((r) => r.exited));
-    const ok = results.map((r) => r.status === 0);
     const story = results.map((r, i) => `#${i}: status ${r.status} stderr ${JSON.stringify(r.stderr)}`).join('; ');
-    assert.equal(ok.filter(Boolean).length, 1, `expected exactly one success: ${story}`);
-    const winner = ok.indexOf(true);
-    const loser = 1 - winner;
-    assertCleanError(results[loser]);
-    assertNoImage(images[loser], 'the dump that lost');
-    assert.ok(existsSync(join(images[winner], 'ckpt.img')), 'the dump that won left no image');
-    assert.ok(!existsSync(`${images[winner]}.partial`));
+    assert.ok(results.some((r) => r.status === 0), `neither dump succeeded: ${story}`);
+    for (const [i, r] of results.entries()) {
+      if (r.status === 0) {
+        assert.ok(existsSync(join(images[i], 'ckpt.img')), `dump #${i} succeeded but left no image`);
+        assert.ok(!existsSync(`${images[i]}.partial`));
+      } else {
+        assertCleanError(r);
+        assertNoImage(images[i], `dump #${i}, which failed`);
+      }
+    }
     await assertFine(p, 'after two dumps at once');
 
-    process.kill(p.pid, 'SIGKILL');
-    await waitGone(p.pid);
-    assert.equal(restoreDetachedOk(images[winner], join(makeWorkDir('pidfile'), 'pid')), p.pid);
-    assertPass(await requestCheck(p.dir, AFTER_RESTORE));
+    for (const [i, r] of results.entries()) {
+      if (r.status !== 0) continue;
+      process.kill(p.pid, 'SIGKILL');
+      await waitGone(p.pid);
+      assert.equal(restoreDetachedOk(images[i], join(makeWorkDir('pidfile'), 'pid')), p.pid, `image #${i}`);
+      assertPass(await requestCheck(p.dir, AFTER_RESTORE));
+    }
   });
 });
 

@@ -86,6 +86,10 @@ function socketFlags(o: Values): { tcpEstablished: boolean; extUnixSk: boolean }
 }
 
 /** The --compress value; dumpSync refuses an unknown one before freezing anything. */
+function snapshotWay(v: unknown): 'copy' | 'fork' | undefined {
+  return v as 'copy' | 'fork' | undefined;
+}
+
 function compression(v: unknown): 'zstd' | 'lz4' | 'none' {
   return (typeof v === 'string' ? v : 'none') as 'zstd' | 'lz4' | 'none';
 }
@@ -104,7 +108,7 @@ async function dumpStream(pid: number, o: Values, args: string[]): Promise<numbe
     const dir = path.join(tmp, 'image');
     const report = openReport('dump', args, { verbose: verbosity(o.verbose), logFile: o['log-file'] });
     const { value: r } = await runEngine<DumpResult>({
-      op: 'dump', opts: { pid, dir, leaveRunning, shellJob: !!o['shell-job'], ...socketFlags(o), compress: compression(o.compress) },
+      op: 'dump', opts: { pid, dir, leaveRunning, snapshot: snapshotWay(o.snapshot), shellJob: !!o['shell-job'], ...socketFlags(o), compress: compression(o.compress) },
     }, report.engine, dumpAbandoned(pid));
     try {
       packImage(dir, out.sink);
@@ -172,6 +176,10 @@ Freeze process PID, write everything it is into DIR, then kill it.
   -o, --output FILE       write the stream to FILE (implies --stream; FILE
                           must not exist, unless --force)
   -R, --leave-running     let the process run on after the dump
+      --snapshot WAY      with -R, how a large process is kept frozen only
+                          briefly: copy (the default: its memory is copied while
+                          it runs, then only what it wrote meanwhile) or fork
+                          (a copy-on-write fork while frozen)
   -j, --shell-job         the process uses ckpt's terminal (a shell job)
       --tcp-established   save established TCP connections (TCP repair; their
                           packets are held by nftables until the restore)
@@ -195,13 +203,14 @@ after the process was killed, that directory is kept and the error names it.
         force: { type: 'boolean' }, json: { type: 'boolean' }, verbose: { type: 'boolean', short: 'v', multiple: true },
         'log-file': { type: 'string' }, stream: { type: 'boolean' }, output: { type: 'string', short: 'o' },
         compress: { type: 'string' }, 'tcp-established': { type: 'boolean' }, 'ext-unix-sk': { type: 'boolean' },
+        snapshot: { type: 'string' },
       });
       const pid = parsePid('dump', required('dump', o.tree, '-t PID'));
       if (streamMode('dump', o, 'output')) return dumpStream(pid, o, args);
       const dir = required('dump', o['images-dir'], '-D DIR');
       const out = openReport('dump', args, { verbose: verbosity(o.verbose), logFile: o['log-file'] });
       const { value: r } = await runEngine<DumpResult>({
-        op: 'dump', opts: { pid, dir, leaveRunning: !!o['leave-running'], shellJob: !!o['shell-job'], force: !!o.force, ...socketFlags(o), compress: compression(o.compress) },
+        op: 'dump', opts: { pid, dir, leaveRunning: !!o['leave-running'], snapshot: snapshotWay(o.snapshot), shellJob: !!o['shell-job'], force: !!o.force, ...socketFlags(o), compress: compression(o.compress) },
       }, out.engine, dumpAbandoned(pid));
       if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
       return 0;

@@ -4,6 +4,7 @@
  * stream the pages, write the image, then kill the tree or let it run on.
  * Any failure puts every process back as it was.
  */
+import { CkptError } from '../errors.js';
 import os from 'node:os';
 import {
   ImageWriter, PagesWriter, createImageDir, commitImageDir, abortImageDir, encode,
@@ -19,6 +20,7 @@ import { PageSplicer } from './page-splice.js';
 import { ChunkPump } from './compress-pump.js';
 import { PAGE_CHUNKS, Codec, parseCodec, encodeChunks, type Chunk } from '../kinds/page-chunks.js';
 import { forkSnapshot, followsFork, reapLeftoverSnapshots, SNAPSHOT_MIN_BYTES, type Snapshot } from './snapshot.js';
+import { PreCopy } from './precopy.js';
 import type { TraceeMemory } from '../ptrace/memory.js';
 import { FdKind, dumpPipes, linkSharedFds } from '../kinds/files.js';
 import { dumpSockets, encodeSocket, type SocketDump } from '../kinds/sockets/index.js';
@@ -40,6 +42,14 @@ export interface DumpOptions {
   dir: string;
   /** Let the process run on after the dump (default: it is killed). */
   leaveRunning?: boolean;
+  /**
+   * With `leaveRunning`, how a large process's short freeze is had: 'copy' (the
+   * default) copies its memory while it runs and, frozen, only what it wrote
+   * meanwhile (dump/precopy.ts); 'fork' forks a copy-on-write snapshot while
+   * frozen and copies from it (dump/snapshot.ts). 'copy' falls back to 'fork'
+   * where it cannot be done.
+   */
+  snapshot?: 'copy' | 'fork';
   /** The process uses a terminal inherited from a shell (`-j`). */
   shellJob?: boolean;
   /** Replace an image already in DIR. */
@@ -96,12 +106,16 @@ export function dumpSync(opts: DumpOptions): DumpResult {
   const times = new Timings((step) => opts.onProgress?.({ phase: step, done: 1, total: 1 }));
   const root = opts.pid;
   const codec = parseCodec(opts.compress ?? 'none');
+  if (opts.snapshot !== undefined && opts.snapshot !== 'copy' && opts.snapshot !== 'fork') throw new CkptError('USAGE', `--snapshot ${String(opts.snapshot)}: expected copy or fork`);
+  if (opts.snapshot !== undefined && !opts.leaveRunning) throw new CkptError('USAGE', '--snapshot is for a dump that leaves the process running (-R)');
   checkDumpablePid(root);
   const early = readEarly(root);
   // The image directory, its writers and the page copier are made before the
   // freeze: none of it needs the tree stopped, and all of it would lengthen the stop.
   let partial: string | undefined = createImageDir(opts.dir, { force: opts.force });
   let copier: PagePump | ChunkPump | undefined;
+  // dump -R of a large process: its memory copied while it runs (dump/precopy.ts).
+  let ahead: PreCopy | undefined;
   let tree: TreeProcess[];
   let writer: ImageWriter;
   let pagesWriter: PagesWriter;
@@ -113,8 +127,15 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     pagesWriter = PagesWriter.create(partial);
     copier = codec === Codec.NONE ? new PagePump(pagesWriter, residentBytes, onCopied) : new ChunkPump(pagesWriter, codec, residentBytes, onCopied);
     times.mark('validate');
+    const rootEarly = early.get(root);
+    // A stopped process would be let go by the short freeze that makes its userfaultfd.
+    if (opts.leaveRunning && (opts.snapshot ?? 'copy') === 'copy' && copier instanceof PagePump && residentBytes >= SNAPSHOT_MIN_BYTES && rootEarly?.smaps && ![...early.values()].some((e) => e.state === 'T' || e.state === 't')) {
+      ahead = PreCopy.run(root, rootEarly.smaps, copier, SNAPSHOT_MIN_BYTES);
+      times.mark('ahead');
+    }
     tree = freezeTree(root);
   } catch (e) {
+    ahead?.close();
     copier?.close();
     abortImageDir(opts.dir);
     throw e;
@@ -268,12 +289,30 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     // a copy-on-write snapshot of every process, let the tree run, and select
     // and copy the rest from the snapshots.
     if (snapshotting) {
-      const unforked = new Map(live.map((c) => [c, all(c).filter((i) => !followsFork(planned(c)[i]))]));
+      // Copied ahead: only what was written since goes again, now.
+      const aheadProc = ahead && live.find((c) => c.pid === ahead!.pid);
+      if (ahead && aheadProc) {
+        for (const { index, runs: saved, offset, crc } of ahead.settle(planned(aheadProc), aheadProc.node.tasks[0].memory(), pagesWriter.fd)) {
+          const plan = planned(aheadProc)[index];
+          const nr = saved.reduce((n, [, k]) => n + k, 0);
+          pages += nr;
+          vmaRecs.get(aheadProc.pid)![index] = () => encode(VMA, vmaFields(plan, offset, nr, crc()), [encode(VMA_PATH, {}, plan.vma.path), encode(PAGE_RUNS, {}, encodeRuns(saved))]);
+        }
+      }
+      const todo = (c: Collected) => all(c).filter((i) => !vmaRecs.get(c.pid)![i]);
+      const unforked = new Map(live.map((c) => [c, todo(c).filter((i) => !followsFork(planned(c)[i]))]));
       for (const c of live) select(c, unforked.get(c)!);
       for (const c of live) unforked.get(c)!.forEach((i) => copyVma(c, i, sourceOf(c)));
+      // What is left of the process copied ahead, if little, is copied now rather than forked.
+      const forkable = (c: Collected) => todo(c).reduce((n, i) => n + ((planned(c)[i].vma.fields.Rss ?? 0) + (planned(c)[i].vma.fields.Swap ?? 0)) * 1024, 0);
+      if (aheadProc && forkable(aheadProc) < SNAPSHOT_MIN_BYTES) {
+        const left = todo(aheadProc);
+        select(aheadProc, left);
+        left.forEach((i) => copyVma(aheadProc, i, sourceOf(aheadProc)));
+      }
       times.mark('frozen-copy');
       // A process stopped by a signal stays stopped after the detach: read from it directly.
-      const running = live.filter((c) => c.state !== 'T');
+      const running = live.filter((c) => c.state !== 'T' && todo(c).length > 0);
       for (const c of running) {
         // The first fork's page-table copy is long: the files are read meanwhile, on the other core.
         const snap = forkSnapshot(c.node.tasks[0], c.live!.remote.gadget, filesRead ? undefined : readTreeFiles);
@@ -288,6 +327,11 @@ export function dumpSync(opts: DumpOptions): DumpResult {
         released = true;
         for (const c of live) if (c.state === 'T') kill(c.pid, SIG.STOP);
         times.mark('thaw');
+        if (ahead) {
+          ahead.writeBack(pagesWriter);
+          ahead.close();
+          times.mark('unprotect');
+        }
       } else {
         // One fork failed: copy everything from the frozen tree, whose stacks hold no frame of ckpt's then.
         for (const c of running) {
@@ -309,6 +353,8 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     closeSplicers();
     for (const snap of snapshots.values()) snap.discard();
     snapshots.clear();
+    ahead?.writeBack(pagesWriter);
+    ahead?.close();
     times.mark('pages');
     for (const c of procs) writer.add(processRecord(c, files.get(c.pid), (vmaRecs.get(c.pid) ?? []).map((vma) => vma()), pipes.get(c.pid) ?? [], sockets!.ofPid(c.pid).map(encodeSocket)));
     if (container) writer.add(encodeContainer(container));
@@ -336,9 +382,11 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     const calls = live.reduce((n, c) => n + c.live!.remote.calls, 0);
     const chained = live.reduce((n, c) => n + c.live!.remote.chained, 0);
     const spliced = copier instanceof PagePump && copier.spliced ? ` (${copier.spliced / PAGE_SIZE} spliced)` : '';
-    log(`dump of pid ${root}: ${tree.length} process(es), ${threads} thread(s), ${pages} pages${spliced}, ${calls} remote syscalls (${chained} in chains); ${times.format()}`);
+    const copiedAhead = ahead ? `, ${ahead.pages} copied while it ran (${ahead.rewritten} of them again, written meanwhile)` : '';
+    log(`dump of pid ${root}: ${tree.length} process(es), ${threads} thread(s), ${pages} pages${spliced}${copiedAhead}, ${calls} remote syscalls (${chained} in chains); ${times.format()}`);
     return { pids: tree.map((p) => p.pid), pages, bytes: pages * 4096, ms: performance.now() - t0, timings: times.record() };
   } catch (e) {
+    ahead?.close();
     closeSplicers();
     // Before the thaw, a snapshot's parent is reaped through the frozen main thread ckpt holds.
     for (const [pid, snap] of snapshots) snap.discard(released ? undefined : tree.find((p) => p.pid === pid)?.tasks[0]);

@@ -88,6 +88,8 @@ export class PagePump {
   private half = 0;
   private inflight?: { writing: BackgroundWrite; from: number; len: number; at: number };
   private get slotSize(): number { return this.ctl ? this.slots[0].size : this.chunk; }
+  /** pages.img's fd. */
+  get fd(): number { return this.writer.fd; }
 
   private copied = 0;
   /** Bytes that went from the process into pages.img by splice (the rest was read and written). */
@@ -304,7 +306,7 @@ export class PagePump {
 }
 
 /** Pages process_vm_readv cannot read (no PROT_READ): /proc/PID/mem can. Into buf from `base`. */
-function readForced(mem: TraceeMemory, buf: NativeMemory, base: number, batch: [number, number][], skip: number): void {
+export function readForced(mem: TraceeMemory, buf: NativeMemory, base: number, batch: [number, number][], skip: number): void {
   let at = 0;
   for (const [addr, len] of batch) {
     const from = Math.max(0, skip - at);

@@ -83,13 +83,18 @@ export interface ProcessFiles { fds: SavedFd[]; exe: string; cwd: string; root: 
  * `keepRemote`: the main thread's remote session stays open for a call that
  * follows (the snapshot fork), which saves leaving and entering it again while frozen.
  */
-function askProcess(tasks: FrozenTask[], vdsoStart: number, vdsoEnd: number, stat: Stat, status: Status, nspid: number, keepRemote: boolean): Remote {
+/** A `syscall` instruction in the task's vDSO, through which its remote calls go where it has no return path. */
+export function syscallGadget(task: FrozenTask, vmas: readonly SmapsVma[]): bigint {
+  const vdso = vmas.find((v) => v.path === '[vdso]');
+  if (!vdso) throw new CkptError('UNSUPPORTED', `pid ${task.tid} has no vDSO`, { pid: task.tid });
+  const at = task.memory().read(vdso.start, vdso.end - vdso.start).indexOf(Buffer.from([0x0f, 0x05]));
+  if (at < 0) throw new CkptError('UNSUPPORTED', `pid ${task.tid}: no syscall instruction in the vDSO`, { pid: task.tid });
+  return BigInt(vdso.start + at);
+}
+
+function askProcess(tasks: FrozenTask[], gadget: bigint, stat: Stat, status: Status, nspid: number, keepRemote: boolean): Remote {
   const [task, ...others] = tasks;
   const mem = task.memory();
-  const vdso = mem.read(vdsoStart, vdsoEnd - vdsoStart);
-  const at = vdso.indexOf(Buffer.from([0x0f, 0x05]));
-  if (at < 0) throw new CkptError('UNSUPPORTED', `pid ${task.tid}: no syscall instruction in the vDSO`, { pid: task.tid });
-  const gadget = BigInt(vdsoStart + at);
   const remote = task.enterRemote(gadget);
   let asked = false;
   try {
@@ -172,9 +177,7 @@ export function collectProcess(node: TreeProcess, nsOf: ReadonlyMap<number, numb
   if (node.zombie) return base;
   const smaps = early && sameLayout(early, readMaps(pid)) ? early : readSmaps(pid);
   const plans = smaps.map((v) => planVma(pid, v, { sysvShm: opts.container })).filter((p): p is VmaPlan => p !== undefined);
-  const vdso = smaps.find((v) => v.path === '[vdso]');
-  if (!vdso) throw new CkptError('UNSUPPORTED', `pid ${pid} has no vDSO`, { pid });
-  const remote = askProcess(node.tasks, vdso.start, vdso.end, stat, status, nspid, opts.keepRemote ?? false);
+  const remote = askProcess(node.tasks, syscallGadget(node.tasks[0], smaps), stat, status, nspid, opts.keepRemote ?? false);
   const pending = dumpPending(pid).filter((p) => p.shared);
   // Everything ptrace says of each thread, while all are stopped.
   const threads = node.tasks.map((t) => dumpThread(pid, nspid, t, remote.threads.get(t.tid)!));

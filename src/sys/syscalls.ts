@@ -96,6 +96,12 @@ export function memfdCreate(name: string, flags: number): number {
   return syscall(NR.memfd_create, [mem.addr, flags], { what: 'memfd_create' });
 }
 
+/** Free the blocks of [offset, offset + len) of a file, its size unchanged; false where the filesystem cannot. */
+export function punchHole(fd: number, offset: number, len: number): boolean {
+  const FALLOC_FL_KEEP_SIZE = 1, FALLOC_FL_PUNCH_HOLE = 2;
+  return trySyscall(NR.fallocate, fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, offset, len) === 0;
+}
+
 export function lseek(fd: number, offset: number, whence: number): number {
   return syscall(NR.lseek, [fd, offset, whence], { what: 'lseek', resource: `fd ${fd}` });
 }
@@ -260,7 +266,7 @@ const PAGEMAP_SCAN = 0xc0606610;
 const PM_SCAN_ARG_SIZE = 96;
 const PAGE_REGION_SIZE = 24;
 const SCAN_REGIONS = 4096;
-export const PAGE_IS = { FILE: 1 << 2, PRESENT: 1 << 3, SWAPPED: 1 << 4 } as const;
+export const PAGE_IS = { WRITTEN: 1 << 1, FILE: 1 << 2, PRESENT: 1 << 3, SWAPPED: 1 << 4 } as const;
 let scanMem: NativeMemory | undefined;
 let scanMissing = false;
 
