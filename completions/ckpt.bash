@@ -31,9 +31,9 @@ _ckpt() {
         -t|--tree) _ckpt_pids; return ;;
         -D|--images-dir) _ckpt_dirs; return ;;
         -o|--output|--log-file) _ckpt_files; return ;;
-        --compress) return ;;
+        --snapshot|--compress) return ;;
       esac
-      _ckpt_words "--tree --images-dir --stream --output --leave-running --shell-job --tcp-established --ext-unix-sk --compress --force --json --verbose --log-file" ;;
+      _ckpt_words "--tree --images-dir --stream --output --leave-running --snapshot --shell-job --tcp-established --ext-unix-sk --compress --force --json --verbose --log-file" ;;
     restore)
       case "$prev" in
         -D|--images-dir) _ckpt_dirs; return ;;
