@@ -238,6 +238,23 @@ describe('dump --leave-running', () => {
   });
 
   test('-R: the image is complete: once the original is killed, it restores and PASSes', SLOW, () => runsOnThenRestores('mem'));
+
+  // Write-protecting an empty page table entry in async mode fills in page tables for the
+  // whole range and leaves marks there that a later dump would take for swapped pages.
+  test('-R, copying ahead, twice: the second saves as many pages as the first, and no page table was added (mem.c\'s sparse region)', SLOW, async () => {
+    const { dir, pid } = await startChecked('mem');
+    const vmPte = () => /^VmPTE:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1];
+    const pte = vmPte();
+    const pages = [1, 2].map(() => {
+      const r = ckpt(['dump', '-R', '-v', '--force', '-t', String(pid), '-D', makeWorkDir('img')]);
+      assertSuccess(r, 'ckpt dump -R');
+      assert.match(r.stderr, / copied while it ran /, 'mem.c was not copied ahead');
+      return splicedOf(r.stderr).pages;
+    });
+    assert.equal(pages[1], pages[0], 'the second dump saved another number of pages');
+    assert.equal(vmPte(), pte, 'VmPTE grew');
+    assertPass(await requestCheck(dir));
+  });
 });
 
 describe('a process whose seccomp filter kills at pipe2 and vmsplice (the calls of a page splice)', () => {

@@ -20,7 +20,7 @@ import { CkptError } from '../errors.js';
 import { checkAbort, diePoint } from '../fault.js';
 import { close, pidfdGetfd, pidfdOpen, PAGE_IS, pagemapScan, processVmIo, punchHole } from '../sys/syscalls.js';
 import { mapNative, unmapNative, type NativeMemory } from '../sys/libc.js';
-import { uffdApiWpAsync, uffdProtect, UFFD_USER_MODE_ONLY } from '../sys/userfaultfd.js';
+import { uffdApiWpAsync, uffdRegister, uffdWriteProtect, UFFD_USER_MODE_ONLY } from '../sys/userfaultfd.js';
 import { E } from '../sys/errno.js';
 import { NR } from '../sys/nr.js';
 import { O, PAGE_SIZE, PROT } from '../sys/constants.js';
@@ -43,6 +43,8 @@ const AHEAD_MIN_VMA = 1024 * 1024;
  * VMA with more than fits is saved the usual way (a snapshot fork).
  */
 const MAX_WRITTEN_BYTES = 16 * 1024 * 1024;
+/** A VMA in more pieces than this costs too many ioctls to protect: saved the usual way. */
+const MAX_RUNS = 4096;
 /** VmFlags of a VMA some userfaultfd already watches (missing, write-protect, minor). */
 const UFFD_FLAGS = ['um', 'uw', 'ui'];
 
@@ -82,17 +84,22 @@ export class PreCopy {
         ahead.close();
         return undefined;
       }
-      const armed = plans.filter((p) => uffdProtect(uffd, p.vma.start, p.vma.end) === 0);
-      diePoint('ahead');
       const mem = new TraceeMemory(pid);
       const pagemap = new Pagemap(pid);
       const buf = Buffer.alloc(64 * 1024 * 8);
       try {
-        for (const plan of armed) {
-          checkAbort();
+        // Each VMA registered, then its pages protected, run by run (uffdWriteProtect says why).
+        // A page that comes or goes meanwhile changes the VMA's runs: it is saved the usual way then.
+        const armed: { plan: VmaPlan; runs: Run[] }[] = [];
+        for (const plan of plans) {
+          if (uffdRegister(uffd, plan.vma.start, plan.vma.end) !== 0) continue;
           const runs = selectPages(pagemap, plan, buf);
+          if (runs.length && runs.length <= MAX_RUNS && runs.every(([a, n]) => uffdWriteProtect(uffd, a, a + n * PAGE_SIZE) === 0)) armed.push({ plan, runs });
+        }
+        diePoint('ahead');
+        for (const { plan, runs } of armed) {
+          checkAbort();
           const nr = runs.reduce((n, [, k]) => n + k, 0);
-          if (nr === 0) continue;
           try {
             ahead.vmas.push({ plan, runs, copied: pump.copy(pid, mem, runs, plan.vma.prot) });
             ahead.pages += nr;

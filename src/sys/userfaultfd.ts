@@ -36,18 +36,24 @@ export function uffdApiWpAsync(uffd: number, pid: number): boolean {
   return (Number(m.buf.readBigUInt64LE(8)) & UFFD_FEATURE_WP_ASYNC) !== 0;
 }
 
-/**
- * Register [start, end) for write-protection and protect every page of it;
- * 0 or -errno (EBUSY: registered already, by a userfaultfd of the process's own).
- */
-export function uffdProtect(uffd: number, start: number, end: number): number {
+/** Register [start, end) for write-protection; 0 or -errno (EBUSY: some other userfaultfd has it). */
+export function uffdRegister(uffd: number, start: number, end: number): number {
   const m = arg();
   m.buf.fill(0, 0, 32);
   m.buf.writeBigUInt64LE(BigInt(start), 0);
   m.buf.writeBigUInt64LE(BigInt(end - start), 8);
   m.buf.writeBigUInt64LE(BigInt(UFFDIO_REGISTER_MODE_WP), 16);
-  const r = trySyscall(NR.ioctl, uffd, UFFDIO_REGISTER, m.addr);
-  if (r < 0) return r;
+  return trySyscall(NR.ioctl, uffd, UFFDIO_REGISTER, m.addr);
+}
+
+/**
+ * Write-protect [start, end), registered; 0 or -errno. Only pages that are
+ * there: in async mode the kernel also marks the empty entries of a range,
+ * filling in page tables for all of it (2 MiB of them per GiB), and those
+ * marks outlive the userfaultfd.
+ */
+export function uffdWriteProtect(uffd: number, start: number, end: number): number {
+  const m = arg();
   m.buf.fill(0, 0, 24);
   m.buf.writeBigUInt64LE(BigInt(start), 0);
   m.buf.writeBigUInt64LE(BigInt(end - start), 8);
