@@ -44,6 +44,7 @@ import {
   waitReady,
   whileRunning,
   startChecked,
+  track,
 } from './lib/index.js';
 import { ckptEnv } from './lib/safety.js';
 
@@ -239,22 +240,6 @@ describe('dump --leave-running', () => {
 
   test('-R: the image is complete: once the original is killed, it restores and PASSes', SLOW, () => runsOnThenRestores('mem'));
 
-  // Write-protecting an empty page table entry in async mode fills in page tables for the
-  // whole range and leaves marks there that a later dump would take for swapped pages.
-  test('-R, copying ahead, twice: the second saves as many pages as the first, and no page table was added (mem.c\'s sparse region)', SLOW, async () => {
-    const { dir, pid } = await startChecked('mem');
-    const vmPte = () => /^VmPTE:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1];
-    const pte = vmPte();
-    const pages = [1, 2].map(() => {
-      const r = ckpt(['dump', '-R', '-v', '--force', '-t', String(pid), '-D', makeWorkDir('img')]);
-      assertSuccess(r, 'ckpt dump -R');
-      assert.match(r.stderr, / copied while it ran /, 'mem.c was not copied ahead');
-      return splicedOf(r.stderr).pages;
-    });
-    assert.equal(pages[1], pages[0], 'the second dump saved another number of pages');
-    assert.equal(vmPte(), pte, 'VmPTE grew');
-    assertPass(await requestCheck(dir));
-  });
 });
 
 describe('a process whose seccomp filter kills at pipe2 and vmsplice (the calls of a page splice)', () => {
@@ -330,6 +315,51 @@ describe('dump -R of a process writing 2 pages a millisecond as it is dumped (di
       assertPass(await requestCheck(dir, AFTER_RESTORE));
     });
   }
+
+  // process_vm_readv pins each page it reads, and pinning a page shared copy-on-write
+  // makes the kernel copy it: copying ahead reads through /proc/PID/mem instead.
+  test('--snapshot copy of a process sharing its 64 MiB copy-on-write with a child: the sharing holds; the tree restores and PASSes', SLOW, async () => {
+    const { dir, pid } = await startChecked('dirty', ['64', '2', 'fork']);
+    const child = Number(readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim());
+    assert.ok(child > 0, 'dirty.c made no child');
+    track(child);
+    const pss = () => [pid, child].reduce((n, p) => n + Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${p}/smaps_rollup`, 'utf8'))![1]), 0);
+    const before = pss();
+    const image = makeWorkDir('img');
+    const r = ckpt(['dump', '-R', '-v', '-t', String(pid), '-D', image]);
+    assertSuccess(r, 'ckpt dump -R');
+    assert.match(r.stderr, / copied while it ran /, 'not copied ahead');
+    // The parent's own writes (2 pages a millisecond) unshare a few MiB meanwhile; a pinned read, all 64.
+    assert.ok(pss() - before < 32 * 1024, `the tree's Pss grew from ${before} to ${pss()} kB`);
+    assertPass(await requestCheck(dir));
+    for (const p of [pid, child]) process.kill(p, 'SIGKILL');
+    for (const p of [pid, child]) await waitGone(p);
+    assert.equal(restoreDetachedOk(image, join(makeWorkDir('pidfile'), 'pid')), pid);
+    assertPass(await requestCheck(dir, AFTER_RESTORE));
+  });
+
+  // Write-protecting an empty page table entry in async mode fills in page tables for the
+  // whole range and marks the entry; copying ahead protects only the pages that are there.
+  test('--snapshot copy of a process with 256 MiB mapped and 16 pages of it touched: its page tables do not grow, the dump saves what fork saves; it restores and PASSes', SLOW, async () => {
+    const { dir, pid } = await startChecked('dirty', ['64', '2', 'sparse']);
+    const vmPte = () => Number(/^VmPTE:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+    const pte = vmPte();
+    const image = makeWorkDir('img');
+    const pages = ['fork', 'copy'].map((way) => {
+      const r = ckpt(['dump', '-R', '-v', '--force', '--snapshot', way, '-t', String(pid), '-D', image]);
+      assertSuccess(r, `ckpt dump -R --snapshot ${way}`);
+      assert.equal(/ copied while it ran /.test(r.stderr), way === 'copy', `--snapshot ${way}: ${r.stderr}`);
+      return splicedOf(r.stderr).pages;
+    });
+    // 256 MiB of page tables filled in would be 512 KiB more.
+    assert.ok(vmPte() - pte < 128, `VmPTE went from ${pte} to ${vmPte()} kB`);
+    assert.ok(Math.abs(pages[1] - pages[0]) < 64, `--snapshot fork saved ${pages[0]} pages, copy ${pages[1]}`);
+    assertPass(await requestCheck(dir));
+    process.kill(pid, 'SIGKILL');
+    await waitGone(pid);
+    assert.equal(restoreDetachedOk(image, join(makeWorkDir('pidfile'), 'pid')), pid);
+    assertPass(await requestCheck(dir, AFTER_RESTORE));
+  });
 
   test('--snapshot without -R, or of another kind: one clear line and a non-zero exit', () => {
     assertCleanError(ckpt(['dump', '--snapshot', 'fork', '-t', String(process.pid), '-D', makeWorkDir('img')]), '--snapshot is for a dump that leaves the process running (-R)');

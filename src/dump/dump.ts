@@ -303,9 +303,10 @@ export function dumpSync(opts: DumpOptions): DumpResult {
       const unforked = new Map(live.map((c) => [c, todo(c).filter((i) => !followsFork(planned(c)[i]))]));
       for (const c of live) select(c, unforked.get(c)!);
       for (const c of live) unforked.get(c)!.forEach((i) => copyVma(c, i, sourceOf(c)));
-      // What is left of the process copied ahead, if little, is copied now rather than forked.
+      // What is left of the process copied ahead, if little, is copied now rather than forked;
+      // not if it has children in the tree: theirs are compared with its pages as frozen.
       const forkable = (c: Collected) => todo(c).reduce((n, i) => n + ((planned(c)[i].vma.fields.Rss ?? 0) + (planned(c)[i].vma.fields.Swap ?? 0)) * 1024, 0);
-      if (aheadProc && forkable(aheadProc) < SNAPSHOT_MIN_BYTES) {
+      if (aheadProc && forkable(aheadProc) < SNAPSHOT_MIN_BYTES && !live.some((c) => c.node.ppid === aheadProc.pid)) {
         const left = todo(aheadProc);
         select(aheadProc, left);
         left.forEach((i) => copyVma(aheadProc, i, sourceOf(aheadProc)));
