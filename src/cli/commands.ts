@@ -108,7 +108,7 @@ async function dumpStream(pid: number, o: Values, args: string[]): Promise<numbe
     const dir = path.join(tmp, 'image');
     const report = openReport('dump', args, { verbose: verbosity(o.verbose), logFile: o['log-file'] });
     const { value: r } = await runEngine<DumpResult>({
-      op: 'dump', opts: { pid, dir, leaveRunning, snapshot: snapshotWay(o.snapshot), shellJob: !!o['shell-job'], ...socketFlags(o), compress: compression(o.compress) },
+      op: 'dump', opts: { pid, dir, leaveRunning, waitForExit: false, snapshot: snapshotWay(o.snapshot), shellJob: !!o['shell-job'], ...socketFlags(o), compress: compression(o.compress) },
     }, report.engine, dumpAbandoned(pid));
     try {
       packImage(dir, out.sink);
@@ -210,7 +210,7 @@ after the process was killed, that directory is kept and the error names it.
       const dir = required('dump', o['images-dir'], '-D DIR');
       const out = openReport('dump', args, { verbose: verbosity(o.verbose), logFile: o['log-file'] });
       const { value: r } = await runEngine<DumpResult>({
-        op: 'dump', opts: { pid, dir, leaveRunning: !!o['leave-running'], snapshot: snapshotWay(o.snapshot), shellJob: !!o['shell-job'], force: !!o.force, ...socketFlags(o), compress: compression(o.compress) },
+        op: 'dump', opts: { pid, dir, leaveRunning: !!o['leave-running'], waitForExit: false, snapshot: snapshotWay(o.snapshot), shellJob: !!o['shell-job'], force: !!o.force, ...socketFlags(o), compress: compression(o.compress) },
       }, out.engine, dumpAbandoned(pid));
       if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
       return 0;
