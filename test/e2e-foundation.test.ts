@@ -216,6 +216,11 @@ async function runsOnThenRestores(name: string): Promise<void> {
   const image = makeWorkDir('img');
   await dumpOk(pid, image, '-R');
   assertPass(await requestCheck(dir));
+  await killedThenRestores(pid, dir, image);
+}
+
+/** Kill process `pid` (of program dir `dir`), restore `image` under its pid, and have it PASS. */
+async function killedThenRestores(pid: number, dir: string, image: string): Promise<void> {
   process.kill(pid, 'SIGKILL');
   await waitGone(pid);
   assert.equal(restoreDetachedOk(image, join(makeWorkDir('pidfile'), 'pid')), pid);
@@ -309,10 +314,7 @@ describe('dump -R of a process writing 2 pages a millisecond as it is dumped (di
       assert.ok(!/^VmFlags:.* (um|uw|ui)\b/m.test(readFileSync(`/proc/${pid}/smaps`, 'utf8')), 'a VMA is still registered with a userfaultfd');
       assert.deepEqual(userfaultfds(pid), [], 'the process holds a userfaultfd');
       assertPass(await requestCheck(dir));
-      process.kill(pid, 'SIGKILL');
-      await waitGone(pid);
-      assert.equal(restoreDetachedOk(image, join(makeWorkDir('pidfile'), 'pid')), pid);
-      assertPass(await requestCheck(dir, AFTER_RESTORE));
+      await killedThenRestores(pid, dir, image);
     });
   }
 
@@ -355,10 +357,7 @@ describe('dump -R of a process writing 2 pages a millisecond as it is dumped (di
     assert.ok(vmPte() - pte < 128, `VmPTE went from ${pte} to ${vmPte()} kB`);
     assert.ok(Math.abs(pages[1] - pages[0]) < 64, `--snapshot fork saved ${pages[0]} pages, copy ${pages[1]}`);
     assertPass(await requestCheck(dir));
-    process.kill(pid, 'SIGKILL');
-    await waitGone(pid);
-    assert.equal(restoreDetachedOk(image, join(makeWorkDir('pidfile'), 'pid')), pid);
-    assertPass(await requestCheck(dir, AFTER_RESTORE));
+    await killedThenRestores(pid, dir, image);
   });
 
   test('--snapshot without -R, or of another kind: one clear line and a non-zero exit', () => {

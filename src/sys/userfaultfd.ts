@@ -38,12 +38,7 @@ export function uffdApiWpAsync(uffd: number, pid: number): boolean {
 
 /** Register [start, end) for write-protection; 0 or -errno (EBUSY: some other userfaultfd has it). */
 export function uffdRegister(uffd: number, start: number, end: number): number {
-  const m = arg();
-  m.buf.fill(0, 0, 32);
-  m.buf.writeBigUInt64LE(BigInt(start), 0);
-  m.buf.writeBigUInt64LE(BigInt(end - start), 8);
-  m.buf.writeBigUInt64LE(BigInt(UFFDIO_REGISTER_MODE_WP), 16);
-  return trySyscall(NR.ioctl, uffd, UFFDIO_REGISTER, m.addr);
+  return trySyscall(NR.ioctl, uffd, UFFDIO_REGISTER, rangeArg(start, end, UFFDIO_REGISTER_MODE_WP, 32).addr);
 }
 
 /**
@@ -53,10 +48,15 @@ export function uffdRegister(uffd: number, start: number, end: number): number {
  * marks outlive the userfaultfd.
  */
 export function uffdWriteProtect(uffd: number, start: number, end: number): number {
+  return trySyscall(NR.ioctl, uffd, UFFDIO_WRITEPROTECT, rangeArg(start, end, UFFDIO_WRITEPROTECT_MODE_WP, 24).addr);
+}
+
+/** A struct of `size` bytes that starts with a uffdio_range [start, end) and a mode (uffdio_register, uffdio_writeprotect). */
+function rangeArg(start: number, end: number, mode: number, size: number): NativeMemory {
   const m = arg();
-  m.buf.fill(0, 0, 24);
+  m.buf.fill(0, 0, size);
   m.buf.writeBigUInt64LE(BigInt(start), 0);
   m.buf.writeBigUInt64LE(BigInt(end - start), 8);
-  m.buf.writeBigUInt64LE(BigInt(UFFDIO_WRITEPROTECT_MODE_WP), 16);
-  return trySyscall(NR.ioctl, uffd, UFFDIO_WRITEPROTECT, m.addr);
+  m.buf.writeBigUInt64LE(BigInt(mode), 16);
+  return m;
 }

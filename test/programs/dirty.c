@@ -25,9 +25,6 @@
 #include "protocol.h"
 #include "pattern.h"
 
-#include <signal.h>
-#include <sys/prctl.h>
-
 #define MAX_PAGES (256 * 256)
 enum { SALT_DIRTY = 11 };
 
@@ -101,16 +98,8 @@ int main(int argc, char **argv)
 		for (size_t at = 0; at < SPARSE_BYTES; at += SPARSE_STEP)
 			fill_page(sparse + at, SALT_DIRTY, at / PAGE);
 	}
-	if (argc > 4 && strcmp(argv[4], "fork") == 0) {
-		pid_t child = fork();
-		if (child < 0)
-			return 11;
-		if (child == 0) {
-			prctl(PR_SET_PDEATHSIG, SIGKILL);
-			for (;;)
-				pause();
-		}
-	}
+	if (argc > 4 && strcmp(argv[4], "fork") == 0 && proto_sleeping_child() < 0)
+		return 11;
 	proto_ready("");
 
 	uint64_t pick = 88172645463325252ULL;

@@ -41,14 +41,9 @@ int main(int argc, char **argv)
 	if (area_init(&area, AREA_PAGES, SALT_AREA) != 0)
 		return 10;
 
-	child = fork();
+	child = proto_sleeping_child();
 	if (child < 0)
 		return 11;
-	if (child == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		for (;;)
-			pause();
-	}
 	char facts[32];
 	snprintf(facts, sizeof facts, "child=%d", (int)child);
 	proto_ready(facts);

@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -161,6 +163,19 @@ static inline void proto_tick(long counter, proto_check_fn check)
 		proto_take("exit");
 		exit(atoi(code));
 	}
+}
+
+/* A child that only sleeps, and dies with its parent (PR_SET_PDEATHSIG), for
+ * programs whose tree has one; its pid, or -1. */
+static inline pid_t proto_sleeping_child(void)
+{
+	pid_t child = fork();
+	if (child == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (;;)
+			pause();
+	}
+	return child;
 }
 
 /* The usual main loop: a turn of the protocol every 20 ms, for ever. */
