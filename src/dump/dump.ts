@@ -11,7 +11,7 @@ import {
 } from '../image/index.js';
 import { readChildren, readSmaps, readStatus, readTids, Pagemap, type SmapsVma } from '../proc/index.js';
 import { PAGE_SIZE, SIG } from '../sys/constants.js';
-import { kill, tryKill, wait4 } from '../sys/syscalls.js';
+import { kill, startWriteback, tryKill, wait4 } from '../sys/syscalls.js';
 import { VERSION } from '../version.js';
 import { VMA, VMA_PATH, VmaKind, vmaFields, type VmaPlan } from '../kinds/vma.js';
 import { PAGE_RUNS, COW_RUNS, selectPages, selectPagesCow, encodeRuns, type Run } from '../kinds/pages.js';
@@ -364,10 +364,16 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     ahead?.writeBack(pagesWriter);
     ahead?.close();
     times.mark('pages');
+    // pages.img on its way to the disk while the records are made (tmpfs ignores it).
+    startWriteback(pagesWriter.fd);
     for (const c of procs) writer.add(processRecord(c, files.get(c.pid), (vmaRecs.get(c.pid) ?? []).map((vma) => vma()), pipes.get(c.pid) ?? [], sockets!.ofPid(c.pid).map(encodeSocket)));
     if (container) writer.add(encodeContainer(container));
     if (chunks) writer.add(encode(PAGE_CHUNKS, { codec, count: chunks.length }, encodeChunks(chunks)));
     fault('dump:write');
+    // ckpt.img too before the first fsync: that one then commits the metadata of both
+    // files in one journal transaction, and the second finds little left to do.
+    writer.end();
+    startWriteback(writer.fd);
     pagesWriter.close();
     writer.close();
     fault('dump:commit');

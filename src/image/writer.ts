@@ -71,6 +71,7 @@ export class ImageWriter {
   private count = 0;
   private bytes = 0;
   private closed = false;
+  private ended = false;
 
   private constructor(readonly fd: number, readonly path: string) {}
 
@@ -95,7 +96,7 @@ export class ImageWriter {
 
   /** Append one encoded top-level record; returns its offset. */
   add(rec: Buffer): number {
-    if (this.closed) throw new CkptError('INTERNAL', `${this.path}: add after close`);
+    if (this.closed || this.ended) throw new CkptError('INTERNAL', `${this.path}: add after ${this.closed ? 'close' : 'END'}`);
     if (rec.length < RECORD_HDR_LEN || rec.length % 8 !== 0 || rec.readBigUInt64LE(0) !== BigInt(rec.length)) {
       throw new CkptError('INTERNAL', `${this.path}: add of something that is not one encoded record`);
     }
@@ -115,10 +116,17 @@ export class ImageWriter {
     return this.add(encode(schema, fields, ...content));
   }
 
+  /** Write END: nothing more goes in (close() writes it if this did not). */
+  end(): void {
+    if (this.ended) return;
+    this.add(encode(END, { records: this.count }));
+    this.ended = true;
+  }
+
   /** Write END, fsync, close. */
   close(): void {
     if (this.closed) return;
-    this.add(encode(END, { records: this.count }));
+    this.end();
     this.closed = true;
     try {
       fs.fsyncSync(this.fd);

@@ -96,6 +96,16 @@ export function memfdCreate(name: string, flags: number): number {
   return syscall(NR.memfd_create, [mem.addr, flags], { what: 'memfd_create' });
 }
 
+/**
+ * Start writing a file's dirty pages to its disk, without waiting
+ * (sync_file_range SYNC_FILE_RANGE_WRITE): an fsync later finds them on their
+ * way or written. Ignored where the file cannot (tmpfs has no writeback).
+ */
+export function startWriteback(fd: number): void {
+  const SYNC_FILE_RANGE_WRITE = 2;
+  trySyscall(NR.sync_file_range, fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
 /** Free the blocks of [offset, offset + len) of a file, its size unchanged; false where the filesystem cannot. */
 export function punchHole(fd: number, offset: number, len: number): boolean {
   const FALLOC_FL_KEEP_SIZE = 1, FALLOC_FL_PUNCH_HOLE = 2;
