@@ -4,8 +4,8 @@
  * stream the pages, write the image, then kill the tree or let it run on.
  * Any failure puts every process back as it was.
  */
-import { CkptError } from '../errors.js';
 import os from 'node:os';
+import { CkptError } from '../errors.js';
 import {
   ImageWriter, PagesWriter, createImageDir, commitImageDir, abortImageDir, encode,
 } from '../image/index.js';
@@ -278,17 +278,21 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     // Each VMA's record, made once the pump has finished: a large dump's CRCs come from its writer worker.
     const vmaRecs = new Map<number, (() => Buffer)[]>(live.map((c) => [c.pid, new Array(planned(c).length)]));
     let pages = 0;
-    const copyVma = (c: Collected, i: number, from: Source) => {
+    // VMA i of process c, its saved pages at `offset` in pages.img.
+    const recordVma = (c: Collected, i: number, saved: Run[], offset: number, crc: () => number, cow?: Run[]) => {
       const plan = planned(c)[i];
-      const mine = runs.get(c.pid)![i];
-      const cow = cows.get(c.pid)?.[i];
-      const nr = mine.reduce((n, [, k]) => n + k, 0);
-      const { offset, crc } = nr ? copier!.copy(from.pid, from.mem, mine, plan.vma.prot, snapshots.has(c.pid), from.splicer) : { offset: 0, crc: () => 0 };
+      const nr = saved.reduce((n, [, k]) => n + k, 0);
       pages += nr;
       const kids = [encode(VMA_PATH, {}, plan.vma.path)];
-      if (nr) kids.push(encode(PAGE_RUNS, {}, encodeRuns(mine)));
+      if (nr) kids.push(encode(PAGE_RUNS, {}, encodeRuns(saved)));
       if (cow) kids.push(encode(COW_RUNS, {}, encodeRuns(cow)));
       vmaRecs.get(c.pid)![i] = () => encode(VMA, vmaFields(plan, nr ? offset : 0, nr, crc()), kids);
+    };
+    const copyVma = (c: Collected, i: number, from: Source) => {
+      const mine = runs.get(c.pid)![i];
+      const nr = mine.reduce((n, [, k]) => n + k, 0);
+      const { offset, crc } = nr ? copier!.copy(from.pid, from.mem, mine, planned(c)[i].vma.prot, snapshots.has(c.pid), from.splicer) : { offset: 0, crc: () => 0 };
+      recordVma(c, i, mine, offset, crc, cows.get(c.pid)?.[i]);
       if (nr) fault('dump:pages');
     };
     const all = (c: Collected) => planned(c).map((_, i) => i);
@@ -300,10 +304,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
       const aheadProc = ahead && live.find((c) => c.pid === ahead!.pid);
       if (ahead && aheadProc) {
         for (const { index, runs: saved, offset, crc } of ahead.settle(planned(aheadProc), aheadProc.node.tasks[0].memory(), pagesWriter.fd)) {
-          const plan = planned(aheadProc)[index];
-          const nr = saved.reduce((n, [, k]) => n + k, 0);
-          pages += nr;
-          vmaRecs.get(aheadProc.pid)![index] = () => encode(VMA, vmaFields(plan, offset, nr, crc()), [encode(VMA_PATH, {}, plan.vma.path), encode(PAGE_RUNS, {}, encodeRuns(saved))]);
+          recordVma(aheadProc, index, saved, offset, crc);
         }
       }
       const todo = (c: Collected) => all(c).filter((i) => !vmaRecs.get(c.pid)![i]);

@@ -8,8 +8,8 @@
  * slot's CRC. Where the process can splice its pages (dump/page-splice.ts: a
  * process killed after the dump, a snapshot child), each VMA streams from it
  * to the file with the kernel's one copy, and the helper maps each 8 MiB that
- * landed from the file for the CRC; otherwise this thread reads them with process_vm_readv into the
- * slot and the helper writes the slot. (1 GiB on tmpfs, page step: ~1.2 s
+ * landed from the file for the CRC; otherwise this thread reads them with
+ * process_vm_readv into the slot and the helper writes the slot. (1 GiB on tmpfs, page step: ~1.2 s
  * read-and-write, ~0.65 s spliced.) JavaScript never touches pages one by one.
  */
 import zlib from 'node:zlib';
@@ -88,8 +88,6 @@ export class PagePump {
   private half = 0;
   private inflight?: { writing: BackgroundWrite; from: number; len: number; at: number };
   private get slotSize(): number { return this.ctl ? this.slots[0].size : this.chunk; }
-  /** pages.img's fd. */
-  get fd(): number { return this.writer.fd; }
 
   private copied = 0;
   /** A small dump's write that failed. */
