@@ -108,7 +108,8 @@ async function dumpStream(pid: number, o: Values, args: string[]): Promise<numbe
     const dir = path.join(tmp, 'image');
     const report = openReport('dump', args, { verbose: verbosity(o.verbose), logFile: o['log-file'] });
     const { value: r } = await runEngine<DumpResult>({
-      op: 'dump', opts: { pid, dir, leaveRunning, waitForExit: false, snapshot: snapshotWay(o.snapshot), shellJob: !!o['shell-job'], ...socketFlags(o), compress: compression(o.compress) },
+      // ckpt lives on while it packs: the killed tasks are reaped, so that their parents hear of it now.
+      op: 'dump', opts: { pid, dir, leaveRunning, snapshot: snapshotWay(o.snapshot), shellJob: !!o['shell-job'], ...socketFlags(o), compress: compression(o.compress) },
     }, report.engine, dumpAbandoned(pid));
     try {
       packImage(dir, out.sink);

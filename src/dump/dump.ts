@@ -52,9 +52,10 @@ export interface DumpOptions {
   snapshot?: 'copy' | 'fork';
   /**
    * Without `leaveRunning`: wait until every killed process has exited (the
-   * default). The CLI, which exits at once, returns when SIGKILL is sent: the
-   * kernel frees their memory meanwhile (~100 ms for 1 GiB), and ckpt's exit
-   * hands them back to their parents.
+   * default). `ckpt dump -D`, which exits at once, returns when SIGKILL is
+   * sent: the kernel frees their memory meanwhile (~100 ms for 1 GiB), and
+   * ckpt's exit hands them back to their parents (`--stream` waits: ckpt lives
+   * on while it packs, and their parents would hear of it only then).
    */
   waitForExit?: boolean;
   /** The process uses a terminal inherited from a shell (`-j`). */
