@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import {
   appendingPython,
+  ckptBackground,
   assertCleanError,
   assertConsecutive,
   assertPass,
@@ -226,6 +227,21 @@ async function killedThenRestores(pid: number, dir: string, image: string): Prom
   assert.equal(restoreDetachedOk(image, join(makeWorkDir('pidfile'), 'pid')), pid);
   assertPass(await requestCheck(dir, AFTER_RESTORE));
 }
+
+describe('dump, then at once restore', () => {
+  // ckpt dump -D returns once SIGKILL is sent: the killed process may still be freeing its
+  // memory (~90 ms a GiB here) when the restore looks at its pid, which must wait for it.
+  // (The restore runs in the background: this test process is the parent that reaps it.)
+  test('dirty.c with 2 GiB: ckpt dump, then ckpt restore with no wait between: the restore waits for the pid, and the process PASSes', SLOW, async () => {
+    const { dir, pid } = await startChecked('dirty', ['2048', '0']);
+    const image = makeWorkDir('img');
+    assertSuccess(ckpt(['dump', '-t', String(pid), '-D', image]), 'ckpt dump');
+    const r = await ckptBackground(['restore', '-d', '-D', image]).exited;
+    assert.equal(r.status, 0, `ckpt restore: ${r.stderr}`);
+    track(pid);
+    assertPass(await requestCheck(dir, AFTER_RESTORE));
+  });
+});
 
 describe('dump --leave-running', () => {
   test('mem.c runs on intact; restoring its image meanwhile fails with "pid N is in use" and creates no process', SLOW, async () => {

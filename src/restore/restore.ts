@@ -10,7 +10,7 @@
  */
 import fs from 'node:fs';
 import { CkptError } from '../errors.js';
-import { readMaps, readStatus } from '../proc/index.js';
+import { readMaps, readStat, readStatus } from '../proc/index.js';
 import { Tracee } from '../ptrace/tracee.js';
 import { RemoteCaller } from '../ptrace/remote.js';
 import { TraceeMemory } from '../ptrace/memory.js';
@@ -67,17 +67,29 @@ function pidState(pid: number): string | undefined {
   try { return readStatus(pid).state; } catch { return undefined; }
 }
 
+/** PF_EXITING in /proc/PID/stat's flags: the task is in exit, freeing its memory. */
+const PF_EXITING = 0x4;
+
+/** Whether a pid is held by a process that is dying (exiting, a zombie) or live; undefined if by none. */
+function pidDying(pid: number): boolean | undefined {
+  try {
+    const st = readStat(pid);
+    return st.state === 'Z' || st.state === 'X' || (st.flags & PF_EXITING) !== 0;
+  } catch { return undefined; }
+}
+
 /**
  * A saved pid still held by a dying or not yet reaped process (its image may
- * have come through a pipe faster than it died) is waited for, a few seconds;
- * a live process holding it is refused at once.
+ * have come through a pipe faster than it died; `ckpt dump -D` returns while a
+ * killed process still frees its memory, ~90 ms per GiB) is waited for, a few
+ * seconds; a live process holding it is refused at once.
  */
 function waitPidFree(pid: number, timeoutMs = 5000): boolean {
   const until = performance.now() + timeoutMs;
   for (;;) {
-    const state = pidState(pid);
-    if (state === undefined) return true;
-    if ((state !== 'Z' && state !== 'X') || performance.now() > until) return false;
+    const dying = pidDying(pid);
+    if (dying === undefined) return true;
+    if (!dying || performance.now() > until) return false;
     sleepMs(20);
   }
 }

@@ -25,7 +25,7 @@
 #include "protocol.h"
 #include "pattern.h"
 
-#define MAX_PAGES (256 * 256)
+#define MAX_PAGES (2048 * 256)
 enum { SALT_DIRTY = 11 };
 
 static uint64_t ledger[MAX_PAGES];
