@@ -9,12 +9,12 @@ import { CkptError } from '../errors.js';
 import {
   ImageWriter, PagesWriter, createImageDir, commitImageDir, abortImageDir, encode,
 } from '../image/index.js';
-import { readChildren, readSmaps, readStatus, readTids, Pagemap, type SmapsVma } from '../proc/index.js';
+import { readChildren, readSmaps, readStatus, readTids, residentBytes, Pagemap, type SmapsVma } from '../proc/index.js';
 import { PAGE_SIZE, SIG } from '../sys/constants.js';
 import { kill, startWriteback, tryKill, wait4 } from '../sys/syscalls.js';
 import { VERSION } from '../version.js';
 import { VMA, VMA_PATH, VmaKind, vmaFields, type VmaPlan } from '../kinds/vma.js';
-import { PAGE_RUNS, COW_RUNS, selectPages, selectPagesCow, encodeRuns, type Run } from '../kinds/pages.js';
+import { PAGE_RUNS, COW_RUNS, pagesIn, selectPages, selectPagesCow, encodeRuns, type Run } from '../kinds/pages.js';
 import { PagePump } from './page-pump.js';
 import { PageSplicer } from './page-splice.js';
 import { ChunkPump } from './compress-pump.js';
@@ -128,16 +128,16 @@ export function dumpSync(opts: DumpOptions): DumpResult {
   let writer: ImageWriter;
   let pagesWriter: PagesWriter;
   // Resident and swapped memory decides how to copy (the exact page count comes later).
-  const residentBytes = [...early.values()].reduce((n, e) => n + (e.smaps ?? []).reduce((m, v) => m + ((v.fields.Rss ?? 0) + (v.fields.Swap ?? 0)) * 1024, 0), 0);
-  const onCopied = opts.onProgress && ((done: number) => opts.onProgress!({ phase: 'pages', done, total: residentBytes }));
+  const resident = [...early.values()].reduce((n, e) => n + (e.smaps ?? []).reduce((m, v) => m + residentBytes(v), 0), 0);
+  const onCopied = opts.onProgress && ((done: number) => opts.onProgress!({ phase: 'pages', done, total: resident }));
   try {
     writer = ImageWriter.create(partial, { utsRelease: os.release(), tool: `ckpt ${VERSION}` });
     pagesWriter = PagesWriter.create(partial);
-    copier = codec === Codec.NONE ? new PagePump(pagesWriter, residentBytes, onCopied) : new ChunkPump(pagesWriter, codec, residentBytes, onCopied);
+    copier = codec === Codec.NONE ? new PagePump(pagesWriter, resident, onCopied) : new ChunkPump(pagesWriter, codec, resident, onCopied);
     times.mark('validate');
     const rootEarly = early.get(root);
     // A stopped process would be let go by the short freeze that makes its userfaultfd.
-    if (opts.leaveRunning && (opts.snapshot ?? 'copy') === 'copy' && copier instanceof PagePump && residentBytes >= SNAPSHOT_MIN_BYTES && rootEarly?.smaps && ![...early.values()].some((e) => e.state === 'T' || e.state === 't')) {
+    if (opts.leaveRunning && (opts.snapshot ?? 'copy') === 'copy' && copier instanceof PagePump && resident >= SNAPSHOT_MIN_BYTES && rootEarly?.smaps && ![...early.values()].some((e) => e.state === 'T' || e.state === 't')) {
       ahead = PreCopy.run(root, rootEarly.smaps, copier, SNAPSHOT_MIN_BYTES);
       times.mark('ahead');
     }
@@ -175,7 +175,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     // Parents come before children: each child's parent pid, as the namespace sees it, is known by then.
     const nsOf = new Map<number, number>();
     // A process that will be forked for a snapshot keeps its remote session open until the fork.
-    const snapshotting = (opts.leaveRunning ?? false) && residentBytes >= SNAPSHOT_MIN_BYTES;
+    const snapshotting = (opts.leaveRunning ?? false) && resident >= SNAPSHOT_MIN_BYTES;
     const procs: Collected[] = tree.map((p) => {
       const state = early.get(p.pid)?.state ?? 'S';
       const c = collectProcess(p, nsOf, state, early.get(p.pid)?.smaps, { container: ns.container, keepRemote: snapshotting && state !== 'T' });
@@ -282,7 +282,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     // VMA i of process c, its saved pages at `offset` in pages.img.
     const recordVma = (c: Collected, i: number, saved: Run[], offset: number, crc: () => number, cow?: Run[]) => {
       const plan = planned(c)[i];
-      const nr = saved.reduce((n, [, k]) => n + k, 0);
+      const nr = pagesIn(saved);
       pages += nr;
       const kids = [encode(VMA_PATH, {}, plan.vma.path)];
       if (nr) kids.push(encode(PAGE_RUNS, {}, encodeRuns(saved)));
@@ -291,7 +291,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     };
     const copyVma = (c: Collected, i: number, from: Source) => {
       const mine = runs.get(c.pid)![i];
-      const nr = mine.reduce((n, [, k]) => n + k, 0);
+      const nr = pagesIn(mine);
       const { offset, crc } = nr ? copier!.copy(from.pid, from.mem, mine, planned(c)[i].vma.prot, snapshots.has(c.pid), from.splicer) : { offset: 0, crc: () => 0 };
       recordVma(c, i, mine, offset, crc, cows.get(c.pid)?.[i]);
       if (nr) fault('dump:pages');
@@ -314,7 +314,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
       for (const c of live) unforked.get(c)!.forEach((i) => copyVma(c, i, sourceOf(c)));
       // What is left of the process copied ahead, if little, is copied now rather than forked;
       // not if it has children in the tree: theirs are compared with its pages as frozen.
-      const forkable = (c: Collected) => todo(c).reduce((n, i) => n + ((planned(c)[i].vma.fields.Rss ?? 0) + (planned(c)[i].vma.fields.Swap ?? 0)) * 1024, 0);
+      const forkable = (c: Collected) => todo(c).reduce((n, i) => n + residentBytes(planned(c)[i].vma), 0);
       if (aheadProc && forkable(aheadProc) < SNAPSHOT_MIN_BYTES && !live.some((c) => c.node.ppid === aheadProc.pid)) {
         const left = todo(aheadProc);
         select(aheadProc, left);

@@ -22,7 +22,7 @@ import { mapNative, unmapNative, sharedNative, writeInBackground, type Backgroun
 import { processVmIo } from '../sys/syscalls.js';
 import { PAGE_SIZE, PROT } from '../sys/constants.js';
 import type { TraceeMemory } from '../ptrace/memory.js';
-import type { Run } from '../kinds/pages.js';
+import { pagesIn, type Run } from '../kinds/pages.js';
 import type { PageSplicer } from './page-splice.js';
 
 export const SLOT_SIZE = 8 * 1024 * 1024;
@@ -151,7 +151,7 @@ export class PagePump {
     let skip = 0;
     let at: number | undefined;
     if (splicer) {
-      const total = runs.reduce((n, [, k]) => n + k * PAGE_SIZE, 0);
+      const total = pagesIn(runs) * PAGE_SIZE;
       at = this.writer.reserve(total);
       const start = at;
       let handed = 0;

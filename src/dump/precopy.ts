@@ -24,10 +24,10 @@ import { uffdApiWpAsync, uffdRegister, uffdWriteProtect, UFFD_USER_MODE_ONLY } f
 import { E } from '../sys/errno.js';
 import { NR } from '../sys/nr.js';
 import { O, PAGE_SIZE, PROT } from '../sys/constants.js';
-import { Pagemap, readMaps, readStatus, type SmapsVma } from '../proc/index.js';
+import { Pagemap, readMaps, readStatus, residentBytes, type SmapsVma } from '../proc/index.js';
 import { TraceeMemory } from '../ptrace/memory.js';
 import { planVma, VmaKind, VM_FLAG_BITS, type VmaPlan } from '../kinds/vma.js';
-import { pagesCrc, selectPages, type Run } from '../kinds/pages.js';
+import { pagesCrc, pagesIn, selectPages, type Run } from '../kinds/pages.js';
 import { freezeTree, releaseTree } from './tree.js';
 import { syscallGadget } from './process.js';
 import { readForced, type PagePump, type Copied } from './page-pump.js';
@@ -76,7 +76,7 @@ export class PreCopy {
     const plans = vmas.filter((v) => v.end - v.start >= AHEAD_MIN_VMA && (v.prot & PROT.READ) && !v.vmFlags.some((f) => UFFD_FLAGS.includes(f)))
       .map((v) => planVma(pid, v))
       .filter((p): p is VmaPlan => p !== undefined && p.kind === VmaKind.ANON && (p.vmFlags & VM_FLAG_BITS.mg) === 0);
-    const resident = plans.reduce((n, p) => n + ((p.vma.fields.Rss ?? 0) + (p.vma.fields.Swap ?? 0)) * 1024, 0);
+    const resident = plans.reduce((n, p) => n + residentBytes(p.vma), 0);
     if (resident < minBytes || readStatus(pid).seccomp !== 0) return undefined;
     const uffd = takeUserfaultfd(pid, vmas);
     if (uffd === undefined) return undefined;
@@ -103,7 +103,7 @@ export class PreCopy {
         diePoint('ahead');
         for (const { plan, runs } of armed) {
           checkAbort();
-          const nr = runs.reduce((n, [, k]) => n + k, 0);
+          const nr = pagesIn(runs);
           try {
             // Read as from a snapshot, through /proc/PID/mem: process_vm_readv would pin each page,
             // and a page shared copy-on-write with a child would be copied for it.
@@ -145,7 +145,7 @@ export class PreCopy {
     try {
       for (const a of this.vmas) {
         const offset = a.copied.offset;
-        const len = a.runs.reduce((n, [, k]) => n + k, 0) * PAGE_SIZE;
+        const len = pagesIn(a.runs) * PAGE_SIZE;
         const drop = () => this.dropped.push([offset, len]);
         const index = plans.findIndex((p) => p.vma.start === a.plan.vma.start && p.vma.end === a.plan.vma.end && p.kind === a.plan.kind && p.vma.prot === a.plan.vma.prot);
         if (index < 0) { drop(); continue; }

@@ -22,6 +22,11 @@ export const PAGE_RUNS = defineRecord({ type: T.PAGE_RUNS, name: 'page_runs', co
 
 export type Run = [addr: number, pages: number];
 
+/** The pages that `runs` hold. */
+export function pagesIn(runs: readonly Run[]): number {
+  return runs.reduce((n, [, k]) => n + k, 0);
+}
+
 /**
  * Runs of pages a child still shared copy-on-write with its parent at dump
  * time (same page frame at the same address): not saved again; restore forks

@@ -12,6 +12,11 @@ export interface SmapsVma extends Vma {
 
 const FIELD = /^(\w+):\s+(\d+)(?: kB)?$/;
 
+/** The bytes of a VMA in memory or in swap (smaps says kB). */
+export function residentBytes(v: SmapsVma): number {
+  return ((v.fields.Rss ?? 0) + (v.fields.Swap ?? 0)) * 1024;
+}
+
 export function parseSmaps(text: string): SmapsVma[] {
   const vmas: SmapsVma[] = [];
   let cur: SmapsVma | undefined;
