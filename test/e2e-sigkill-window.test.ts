@@ -160,6 +160,9 @@ describe('the same in a process whose sleep goes on in restart_syscall', () => {
     const counter = () => readFileSync(join(p.dir, 'counter'), 'utf8');
     const was = counter();
     await waitFor('a new sleep', () => (counter() !== was ? true : undefined), 5_000);
+    // The counter moves before the protocol's file work: stopped then, the process would
+    // start a fresh sleep after SIGCONT and never be in restart_syscall.
+    await waitBlockedIn(p.pid, SYSCALL.clock_nanosleep, 5_000);
     process.kill(p.pid, 'SIGSTOP');
     await waitFor('the stop', () => (procInfo(p.pid)?.state === 'T' ? true : undefined), 5_000);
     process.kill(p.pid, 'SIGCONT');
