@@ -9,6 +9,7 @@ import { completionCommand } from './completion.js';
 import { endReport } from './report.js';
 import { VERSION } from '../version.js';
 import { startup } from './startup.js';
+import { exitNow } from '../sys/libc.js';
 
 startup.cli = performance.now();
 
@@ -31,6 +32,11 @@ async function main(argv: string[]): Promise<number> {
   if (!cmd) throw new CkptError('USAGE', `unknown command '${name}' (see ckpt --help)`);
   return cmd.run(rest);
 }
+
+// Last of the exit listeners (the loader's come first): stdout and stderr are
+// written synchronously here (files, pipes, terminals on Linux), so once they
+// have run, nothing is left that node's teardown would finish.
+process.on('exit', (code) => exitNow(code));
 
 // A reader that went away (ckpt show | head) is not an error of ours.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0); });

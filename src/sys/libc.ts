@@ -8,7 +8,7 @@ import path from 'node:path';
 import type Koffi from 'koffi';
 import { CkptError } from '../errors.js';
 import { errnoName } from './errno.js';
-import { syscallName } from './nr.js';
+import { NR, syscallName } from './nr.js';
 
 type Arg = number | bigint;
 type Fn = (...args: any[]) => any;
@@ -90,6 +90,15 @@ export function trySyscall(nr: number, a: Arg = 0, b: Arg = 0, c: Arg = 0, d: Ar
   const n = typeof r === 'bigint' ? Number(r) : r;
   if (n === -1) return -lib.koffi.errno();
   return n;
+}
+
+/**
+ * End this process now with `code` (exit_group), without node's own teardown
+ * (stopping helper threads, freeing the heap: ~10 ms after a dump's last line).
+ * Returns, doing nothing, if koffi was never loaded: then there is little to skip.
+ */
+export function exitNow(code: number): void {
+  loaded?.syscall(NR.exit_group, code, 0, 0, 0, 0, 0);
 }
 
 /** A syscall that throws CkptError('SYSCALL') naming the call, errno and pid. */
