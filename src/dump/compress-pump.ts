@@ -11,7 +11,7 @@
  * starts at 4096 as in an uncompressed pages.img; finish() returns the chunk
  * table that maps that stream to the file.
  */
-import zlib from 'node:zlib';
+import { crc32 } from '../sys/crc32.js';
 import { checkAbort } from '../fault.js';
 import { startHelperJob } from '../helper-thread.js';
 import { waitWritten } from './page-writer.js';
@@ -85,7 +85,7 @@ export class ChunkPump {
       const want = this.fill - from;
       const got = (prot & PROT.READ) && !snapshot ? processVmIo(false, pid, buf, from, batch) : 0;
       if (got !== want) readForced(mem, buf, from, batch, got);
-      crc = zlib.crc32(buf.buf.subarray(from, this.fill), crc);
+      crc = crc32(buf.buf.subarray(from, this.fill), crc);
       this.copied += want;
       this.onCopied?.(this.copied);
       batch = [];

@@ -12,7 +12,7 @@
  * process_vm_readv into the slot and the helper writes the slot. (1 GiB on tmpfs, page step: ~1.2 s
  * read-and-write, ~0.65 s spliced.) JavaScript never touches pages one by one.
  */
-import zlib from 'node:zlib';
+import { crc32 } from '../sys/crc32.js';
 import { checkAbort } from '../fault.js';
 import { startHelperJob } from '../helper-thread.js';
 import { waitWritten } from './page-writer.js';
@@ -191,7 +191,7 @@ export class PagePump {
         const writing = filled >= BACKGROUND_MIN_BYTES && 2 * this.chunk <= buf.size ? writeInBackground(this.writer.fd, buf, base, filled, pos) : undefined;
         if (writing) this.inflight = { writing, from: base, len: filled, at: pos };
         else this.write(buf.buf, base, filled, pos);
-        crc = zlib.crc32(buf.buf.subarray(base, base + filled), crc);
+        crc = crc32(buf.buf.subarray(base, base + filled), crc);
         if (2 * this.chunk <= buf.size) this.half ^= 1;
         first = false;
         this.copied += filled;

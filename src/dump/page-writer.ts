@@ -19,7 +19,7 @@
  * 4096 bytes), then puts [file offset, packed length] in results[2i, 2i+1].
  */
 import fs from 'node:fs';
-import zlib from 'node:zlib';
+import { crc32 } from '../sys/crc32.js';
 import { compressor } from '../kinds/page-chunks.js';
 import { mapFileRange } from '../sys/libc.js';
 
@@ -94,7 +94,7 @@ export function writePages(d: PageWriterJob): void {
         const mapped = inFile ? mapOrRead(d.fd, view, len, offsets[slot]) : undefined;
         try {
           if (slotCopy && crcs) {
-            crc = zlib.crc32(mapped?.buf ?? view, slotCopy[3 * slot + 1] ? 0 : crc);
+            crc = crc32(mapped?.buf ?? view, slotCopy[3 * slot + 1] ? 0 : crc);
             crcs[slotCopy[3 * slot] % d.crc!.ring] = crc | 0;
           }
         } finally {

@@ -4,7 +4,7 @@
  * its pages straight from pages.img into place (one remote syscall per batch
  * of up to 1024 runs; the kernel copies from the page cache, ckpt touches none).
  */
-import zlib from 'node:zlib';
+import { crc32 } from '../sys/crc32.js';
 import { CkptError } from '../errors.js';
 import { Content, defineRecord } from '../image/index.js';
 import { Pagemap, PM_FILE, PM_PRESENT, PM_SWAPPED } from '../proc/index.js';
@@ -64,7 +64,7 @@ export function pagesCrc(fd: number, offset: number, len: number): number {
   for (let done = 0; done < len; done += CRC_WINDOW) {
     const n = Math.min(CRC_WINDOW, len - done);
     const m = mapFileRange(fd, offset + done, n);
-    try { crc = zlib.crc32(m.buf, crc); } finally { m.unmap(); }
+    try { crc = crc32(m.buf, crc); } finally { m.unmap(); }
   }
   return crc;
 }

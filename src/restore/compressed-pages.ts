@@ -5,7 +5,7 @@
  * (inline: the data is read once), and process_vm_writev's it into the
  * target's VMAs, already mapped writable (architecture.md §5.4).
  */
-import zlib from 'node:zlib';
+import { crc32 } from '../sys/crc32.js';
 import { CkptError } from '../errors.js';
 import type { PagesReader } from '../image/index.js';
 import { allocNative, freeNative } from '../sys/libc.js';
@@ -69,7 +69,7 @@ export function restoreChunkedPages(pid: number, reader: PagesReader, table: Chu
         const from = lo - c.raw_offset;
         const to = hi - c.raw_offset;
         const v = crcs[s.vma];
-        v.crc = zlib.crc32(native.buf.subarray(from, to), v.crc);
+        v.crc = crc32(native.buf.subarray(from, to), v.crc);
         if (hi === v.end && v.crc !== v.expect) {
           const at = vmas[s.vma].fields.pages_off;
           throw new CkptError('BAD_IMAGE', `bad image ${reader.path}: page data at offset ${at} (VMA 0x${v.start.toString(16)} of pid ${pid}) fails its CRC`, { offset: at, path: reader.path });

@@ -1,8 +1,7 @@
 /**
  * The page CRC check of the verifier, on a helper thread (src/helper-thread.ts):
- * pread in 1 MiB windows into one buffer. It does not map the file as
- * page-crc.ts does, so that helper threads never load the FFI: each thread
- * that loads koffi keeps native memory after it exits.
+ * pread in 1 MiB windows into one buffer, rather than mapping the file as
+ * page-crc.ts does.
  *
  * The window is small on purpose. The buffer is malloc'd in the thread's glibc
  * arena (Node's ArrayBuffer allocator), not mmapped: glibc raises its mmap
@@ -15,7 +14,7 @@
  * 64 MiB), and the helper keeps its one window.
  */
 import fs from 'node:fs';
-import zlib from 'node:zlib';
+import { crc32 } from '../sys/crc32.js';
 import type { PageCheck } from './page-crc.js';
 
 const WINDOW = 1024 * 1024;
@@ -30,7 +29,7 @@ export function checkPageCrcsByRead(fd: number, checks: PageCheck[]): number {
     for (let done = 0; done < c.len;) {
       const n = fs.readSync(fd, buf, 0, Math.min(WINDOW, c.len - done), c.offset + done);
       if (n <= 0) return i;
-      crc = zlib.crc32(buf.subarray(0, n), crc);
+      crc = crc32(buf.subarray(0, n), crc);
       done += n;
     }
     if (crc !== c.crc) return i;

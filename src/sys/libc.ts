@@ -226,6 +226,17 @@ export function mapCode(code: Buffer): { addr: bigint; unmap(): void } {
   return { addr, unmap: () => { munmapFn(ptr, size); } };
 }
 
+/**
+ * Machine code of ours as a function this thread can call, with C
+ * `signature` (koffi's syntax; sys/crc32.ts). Its page stays mapped for
+ * as long as the thread lives.
+ */
+export function codeFunction(code: Buffer, signature: string): Fn {
+  const { koffi } = native();
+  const page = mapCode(code);
+  return koffi.decode(page.addr, koffi.proto(signature)) as Fn;
+}
+
 /** A read-only view of part of a file, mapped (no copy); unmap() when done. */
 export function mapFileRange(fd: number, offset: number, length: number): { buf: Buffer; unmap(): void } {
   const PROT_READ = 1, MAP_SHARED = 1;
