@@ -35,8 +35,11 @@ async function main(argv: string[]): Promise<number> {
 
 // Last of the exit listeners (the loader's come first): stdout and stderr are
 // written synchronously here (files, pipes, terminals on Linux), so once they
-// have run, nothing is left that node's teardown would finish.
-process.on('exit', (code) => exitNow(code));
+// have run, nothing is left that node's teardown would finish. Unless node was
+// asked for something it writes as it exits (--cpu-prof, coverage).
+if (process.execArgv.length === 0 && !process.env.NODE_OPTIONS && !process.env.NODE_V8_COVERAGE) {
+  process.on('exit', (code) => exitNow(code));
+}
 
 // A reader that went away (ckpt show | head) is not an error of ours.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0); });
