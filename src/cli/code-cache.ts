@@ -8,21 +8,22 @@
  * the source's text nor its data's integrity: corrupt data can crash it, and
  * node patch releases may share a version tag yet not a heap layout. So the
  * cache file starts with a line saying what it was made for, and its data is
- * offered to V8 only if all of it matches: the node version and arch, V8's
- * tag, the CRC of the bundle's text and the CRC of the data itself.
+ * offered to V8 only if all of it matches: the node version and arch, the CRC
+ * of the bundle's text and the CRC of the data itself. Other V8 flags are
+ * left to V8's own check, which refuses the data (cachedDataRejected): asking
+ * for its tag here would load node:v8, 1-4 ms of every command.
  */
-import v8 from 'node:v8';
 import vm from 'node:vm';
 import { crc32 } from 'node:zlib';
 
 export type CacheUse = 'used' | 'rejected' | 'none';
 
-interface Header { node: string; arch: string; v8: number; source: number; data: number }
+interface Header { node: string; arch: string; source: number; data: number }
 
 const wrap = (source: string) => `(function (exports, require, module, __filename, __dirname) {${source}\n})`;
 
 function headerFor(source: string, data: Uint8Array): Header {
-  return { node: process.version, arch: process.arch, v8: v8.cachedDataVersionTag(), source: crc32(source), data: crc32(data) };
+  return { node: process.version, arch: process.arch, source: crc32(source), data: crc32(data) };
 }
 
 /** The data of `file` if it was made for `source` by this node, intact; undefined otherwise. */
@@ -34,7 +35,7 @@ function dataFor(source: string, file: Buffer | undefined): Buffer | undefined {
   try { h = JSON.parse(file.subarray(0, nl).toString('latin1')) as Partial<Header>; } catch { return undefined; }
   const data = file.subarray(nl + 1);
   const want = headerFor(source, data);
-  const same = h.node === want.node && h.arch === want.arch && h.v8 === want.v8 && h.source === want.source && h.data === want.data;
+  const same = h.node === want.node && h.arch === want.arch && h.source === want.source && h.data === want.data;
   return same ? data : undefined;
 }
 

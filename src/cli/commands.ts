@@ -12,6 +12,7 @@ import { diffImages, formatDiff } from '../inspect/diff.js';
 import { openReport, imagePagesBytes } from './report.js';
 import * as path from 'node:path';
 import { builtin } from '../builtin.js';
+import { stdout } from './stdout.js';
 import {
   fdSink, fdSource, makeStreamTempDir, openOutputFile, packImage, packImageToFile, removeStreamTempDir, unpackImage,
   unpackImageFromFile, type ByteSink, type ByteSource,
@@ -122,7 +123,7 @@ async function dumpStream(pid: number, o: Values, args: string[]): Promise<numbe
       const kept = `pid ${pid} was dumped and killed; its image is kept in ${dir} (ckpt restore -D ${dir})`;
       throw e instanceof CkptError ? new CkptError(e.code, `${why}; ${kept}`, e.data) : new CkptError('INTERNAL', `${why}; ${kept}`);
     }
-    if (o.json) (toStdout ? process.stderr : process.stdout).write(JSON.stringify(r) + '\n');
+    if (o.json) (toStdout ? process.stderr : stdout()).write(JSON.stringify(r) + '\n');
     return 0;
   } catch (e) {
     try {
@@ -156,7 +157,7 @@ async function restoreStream(o: Values, args: string[]): Promise<number> {
   } finally {
     removeStreamTempDir(tmp);
   }
-  if (o.json) process.stdout.write(JSON.stringify(run.value) + '\n');
+  if (o.json) stdout().write(JSON.stringify(run.value) + '\n');
   if (o['restore-detached']) return 0;
   return run.exit;
 }
@@ -213,7 +214,7 @@ after the process was killed, that directory is kept and the error names it.
       const { value: r } = await runEngine<DumpResult>({
         op: 'dump', opts: { pid, dir, leaveRunning: !!o['leave-running'], waitForExit: false, snapshot: snapshotWay(o.snapshot), shellJob: !!o['shell-job'], force: !!o.force, ...socketFlags(o), compress: compression(o.compress) },
       }, out.engine, dumpAbandoned(pid));
-      if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
+      if (o.json) stdout().write(JSON.stringify(r) + '\n');
       return 0;
     },
   },
@@ -253,7 +254,7 @@ ckpt dump -t PID --stream | ckpt restore --stream moves a process through a pipe
       const run = await runEngine<RestoreResult>({
         op: 'restore', opts: { dir, detach: !!o['restore-detached'], pidfile: o.pidfile as string | undefined, shellJob: !!o['shell-job'] },
       }, out.engine, RESTORE_ABANDONED);
-      if (o.json) process.stdout.write(JSON.stringify(run.value) + '\n');
+      if (o.json) stdout().write(JSON.stringify(run.value) + '\n');
       if (o['restore-detached']) return 0;
       return run.exit;
     },
@@ -328,11 +329,11 @@ the section flags, print only those sections:
       const sections = SECTIONS.filter((s) => o[s]) as Section[];
       if (sections.length) {
         const j = showSections(dir, sections);
-        process.stdout.write(o.json ? JSON.stringify(j, null, 2) + '\n' : formatSections(j));
+        stdout().write(o.json ? JSON.stringify(j, null, 2) + '\n' : formatSections(j));
         return 0;
       }
       const img = showImage(dir);
-      process.stdout.write(o.json ? JSON.stringify(img, null, 2) + '\n' : formatImage(img));
+      stdout().write(o.json ? JSON.stringify(img, null, 2) + '\n' : formatImage(img));
       return 0;
     },
   },
@@ -347,10 +348,10 @@ Exits non-zero if a required one is missing.
       const o = parse('check', args, { json: { type: 'boolean' } });
       const { checkKernel } = await import('../check.js');
       const r = checkKernel();
-      if (o.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      if (o.json) stdout().write(JSON.stringify(r, null, 2) + '\n');
       else {
-        for (const p of r.probes) process.stdout.write(`${p.ok ? 'ok  ' : p.required ? 'FAIL' : 'no  '} ${p.name}: ${p.detail}\n`);
-        process.stdout.write(r.ok ? 'Looks good.\n' : 'Some required features are missing.\n');
+        for (const p of r.probes) stdout().write(`${p.ok ? 'ok  ' : p.required ? 'FAIL' : 'no  '} ${p.name}: ${p.detail}\n`);
+        stdout().write(r.ok ? 'Looks good.\n' : 'Some required features are missing.\n');
       }
       return r.ok ? 0 : 1;
     },
@@ -399,8 +400,8 @@ address outside every VMA is an error).
         const len = num('--len', required('mem', o.len, '--len N'), 1);
         const out = o.output as string | undefined;
         const { result, bytes } = memRead(dir, pid, addr, len, out);
-        if (o.json) process.stdout.write(JSON.stringify(out ? { ...result, output: out } : result, null, 2) + '\n');
-        else if (bytes) process.stdout.write(formatRead(result, bytes));
+        if (o.json) stdout().write(JSON.stringify(out ? { ...result, output: out } : result, null, 2) + '\n');
+        else if (bytes) stdout().write(formatRead(result, bytes));
         return 0;
       }
       if (o.output !== undefined) throw new CkptError('USAGE', 'mem: -o goes with --addr/--len');
@@ -409,7 +410,7 @@ address outside every VMA is an error).
         context: o.context === undefined ? undefined : num('--context', o.context, 0),
         max: o.max === undefined ? undefined : num('--max', o.max, 1),
       });
-      process.stdout.write(o.json ? JSON.stringify(r, null, 2) + '\n' : formatSearch(r));
+      stdout().write(o.json ? JSON.stringify(r, null, 2) + '\n' : formatSearch(r));
       return 0;
     },
   },
@@ -434,7 +435,7 @@ Exits 0 whether or not the images differ.
       }
       if (r.positionals.length !== 2) throw new CkptError('USAGE', 'diff: give two image directories: ckpt diff DIR_A DIR_B');
       const d = diffImages(r.positionals[0], r.positionals[1]);
-      process.stdout.write(r.values.json ? JSON.stringify(d, null, 2) + '\n' : formatDiff(d));
+      stdout().write(r.values.json ? JSON.stringify(d, null, 2) + '\n' : formatDiff(d));
       return 0;
     },
   },

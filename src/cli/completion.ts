@@ -9,6 +9,7 @@
  * --tree, directories for DIR, file names for FILE.
  */
 import { CkptError } from '../errors.js';
+import { stdout } from './stdout.js';
 
 interface Described { summary: string; help: string; run(args: string[]): Promise<number> }
 
@@ -128,7 +129,7 @@ pids (from /proc) for -t, directories for -D, file names for FILE arguments.
 The package also ships it as completions/ckpt.bash.
 `,
     async run(args) {
-      if (args.length === 1 && args[0] === 'bash') { process.stdout.write(bashCompletion(commands)); return 0; }
+      if (args.length === 1 && args[0] === 'bash') { stdout().write(bashCompletion(commands)); return 0; }
       if (args.length === 0) throw new CkptError('USAGE', 'completion: which shell? ckpt completion bash');
       throw new CkptError('USAGE', `completion: '${args.join(' ')}': only bash is supported (see ckpt help completion)`);
     },

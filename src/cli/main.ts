@@ -10,6 +10,7 @@ import { endReport } from './report.js';
 import { VERSION } from '../version.js';
 import { startup } from './startup.js';
 import { exitNow } from '../sys/libc.js';
+import { stdout } from './stdout.js';
 
 startup.cli = performance.now();
 
@@ -18,14 +19,14 @@ COMMANDS.completion = completionCommand(COMMANDS);
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (name === undefined || name === '--help' || name === '-h') { process.stdout.write(usage()); return name ? 0 : 2; }
-  if (name === '--version' || name === '-V') { process.stdout.write(`ckpt ${VERSION}\n`); return 0; }
+  if (name === undefined || name === '--help' || name === '-h') { stdout().write(usage()); return name ? 0 : 2; }
+  if (name === '--version' || name === '-V') { stdout().write(`ckpt ${VERSION}\n`); return 0; }
   if (name === 'help') {
     const what = rest[0];
-    if (what === undefined) { process.stdout.write(usage()); return 0; }
+    if (what === undefined) { stdout().write(usage()); return 0; }
     const h = commandHelp(what);
     if (!h) throw new CkptError('USAGE', `unknown command '${what}' (see ckpt --help)`);
-    process.stdout.write(h);
+    stdout().write(h);
     return 0;
   }
   const cmd = COMMANDS[name];
@@ -40,9 +41,6 @@ async function main(argv: string[]): Promise<number> {
 if (process.execArgv.length === 0 && !process.env.NODE_OPTIONS && !process.env.NODE_V8_COVERAGE) {
   process.on('exit', (code) => exitNow(code));
 }
-
-// A reader that went away (ckpt show | head) is not an error of ours.
-process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0); });
 
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; endReport({ code }); },
