@@ -34,10 +34,11 @@ async function main(argv: string[]): Promise<number> {
   return cmd.run(rest);
 }
 
-// Last of the exit listeners (the loader's come first): stdout and stderr are
-// written synchronously here (files, pipes, terminals on Linux), so once they
-// have run, nothing is left that node's teardown would finish. Unless node was
-// asked for something it writes as it exits (--cpu-prof, coverage).
+// Last of the exit listeners (the loader's come first). Node emits 'exit' on
+// its own only once its loop has nothing left, writes queued to a pipe
+// included, so what its teardown would still do is free memory and stop
+// threads. Unless node was asked for something it writes as it exits
+// (--cpu-prof, coverage).
 if (process.execArgv.length === 0 && !process.env.NODE_OPTIONS && !process.env.NODE_V8_COVERAGE) {
   process.on('exit', (code) => exitNow(code));
 }
