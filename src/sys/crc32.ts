@@ -6,7 +6,7 @@
  * that core to the process that vmsplices its pages (dump/page-splice.ts).
  *
  * The folding is machine code of ours (foldCode below): four 128-bit lanes
- * take the first 64 bytes, the CRC so far XORed into the first four; then for
+ * take the first 64 bytes, the CRC so far XORed into their first four; then for
  * each further 64 bytes each lane L becomes lo(L)·K1 ^ hi(L)·K2 ^ its next 16
  * bytes, which is L·x^512 modulo P; at the end the lanes fold into one the
  * same way, 128 bits apart. What is left is 128 bits with the same CRC as
