@@ -154,10 +154,11 @@ export class PreCopy {
         const written = pagemapScan(pagemap.fd, a.plan.vma.start, a.plan.vma.end, { inverted: 0, all: PAGE_IS.WRITTEN, any: PAGE_IS.PRESENT | PAGE_IS.SWAPPED });
         const dirty = written?.reduce((n, [, bytes]) => n + bytes, 0);
         if (dirty === undefined || total + dirty > MAX_WRITTEN_BYTES) { drop(); continue; }
-        for (const [addr, bytes] of written!) {
+        const at = positionsIn(runs, written!);
+        written!.forEach(([addr, bytes], k) => {
           pieces.push([addr, bytes]);
-          places.push([bytes, offset + positionIn(runs, addr)]);
-        }
+          places.push([bytes, offset + at[k]]);
+        });
         total += dirty;
         this.rewritten += dirty / PAGE_SIZE;
         // Pages written again change the VMA's CRC: taken from the file once every write is in.
@@ -249,12 +250,25 @@ function sameRuns(a: readonly Run[], b: readonly Run[]): boolean {
   return a.length === b.length && a.every(([addr, n], i) => addr === b[i][0] && n === b[i][1]);
 }
 
-/** Where the page at `addr` is among the bytes of `runs`. */
-function positionIn(runs: readonly Run[], addr: number): number {
+/**
+ * Where each of `regions` starts among the bytes of `runs`, both in address
+ * order (as PAGEMAP_SCAN and selectPages give them): one walk of the two,
+ * in the freeze, where a search of the runs for each region could take
+ * thousands times thousands of steps.
+ */
+function positionsIn(runs: readonly Run[], regions: ReadonlyArray<readonly [addr: number, bytes: number]>): number[] {
+  const out: number[] = [];
+  let r = 0;
   let at = 0;
-  for (const [start, n] of runs) {
-    if (addr >= start && addr < start + n * PAGE_SIZE) return at + (addr - start);
-    at += n * PAGE_SIZE;
+  for (const [addr] of regions) {
+    while (r < runs.length && addr >= runs[r][0] + runs[r][1] * PAGE_SIZE) {
+      at += runs[r][1] * PAGE_SIZE;
+      r++;
+    }
+    if (r === runs.length || addr < runs[r][0]) {
+      throw new CkptError('INTERNAL', `page 0x${addr.toString(16)} written but not among the VMA's saved pages`);
+    }
+    out.push(at + (addr - runs[r][0]));
   }
-  throw new CkptError('INTERNAL', `page 0x${addr.toString(16)} written but not among the VMA's saved pages`);
+  return out;
 }
