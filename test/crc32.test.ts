@@ -6,9 +6,11 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import zlib from 'node:zlib';
-import { readFileSync } from 'node:fs';
+import fs, { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
-import { crc32, crc32Folds } from '../src/sys/crc32.js';
+import { crc32, crc32At, crc32Folds, crc32OfFile } from '../src/sys/crc32.js';
 
 test('large buffers are folded with PCLMULQDQ where the CPU has it', (t) => {
   const cpuHasIt = /^flags\s*:.*\bpclmulqdq\b/m.test(cpuinfo());
@@ -42,6 +44,31 @@ test('crc32 of memory shared between threads and of all-zero and all-one pages',
   let c = 0;
   for (let at = 0; at < whole.length; at += 4096) c = crc32(whole.subarray(at, at + 4096), c);
   assert.equal(c, zlib.crc32(whole));
+});
+
+test('crc32OfFile reads a file through mappings, folded at their address', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckpt-crc-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'pages');
+  const data = crypto.randomBytes(3 * 1024 * 1024 + 3 * 4096);
+  fs.writeFileSync(file, data);
+  const fd = fs.openSync(file, 'r');
+  t.after(() => fs.closeSync(fd));
+  // Whole, from a page offset, in windows smaller than the range, and continuing a CRC so far.
+  assert.equal(crc32OfFile(fd, 0, data.length), zlib.crc32(data));
+  assert.equal(crc32OfFile(fd, 8192, 1 << 20), zlib.crc32(data.subarray(8192, 8192 + (1 << 20))));
+  assert.equal(crc32OfFile(fd, 4096, data.length - 4096, 0, 1 << 20), zlib.crc32(data.subarray(4096)));
+  const head = zlib.crc32(data.subarray(0, 4096));
+  assert.equal(crc32OfFile(fd, 4096, 2 * 4096, head), zlib.crc32(data.subarray(0, 3 * 4096)));
+  // A length the folding does not take whole still gets zlib's value.
+  assert.equal(crc32OfFile(fd, 0, 100), zlib.crc32(data.subarray(0, 100)));
+  assert.throws(() => crc32OfFile(-1, 0, 4096), /mmap/);
+});
+
+test('crc32At folds only what it can do whole', () => {
+  // No mapping needed for the refusals: they come before any memory is read.
+  assert.equal(crc32At(0n, 100), undefined, 'under 1 KiB');
+  assert.equal(crc32At(0n, 4096 + 8), undefined, 'not a multiple of 64');
 });
 
 function cpuinfo(): string {

@@ -19,9 +19,8 @@
  * 4096 bytes), then puts [file offset, packed length] in results[2i, 2i+1].
  */
 import fs from 'node:fs';
-import { crc32 } from '../sys/crc32.js';
+import { crc32, crc32OfFile } from '../sys/crc32.js';
 import { compressor } from '../kinds/page-chunks.js';
-import { mapFileRange } from '../sys/libc.js';
 
 export interface PageWriterJob {
   fd: number; slots: number; slotSize: number; data: SharedArrayBuffer; ctl: SharedArrayBuffer; offsets: SharedArrayBuffer; error: SharedArrayBuffer;
@@ -44,10 +43,15 @@ function writeAt(fd: number, buf: Uint8Array, len: number, at: number): void {
   while (done < len) done += fs.writeSync(fd, buf, done, len - done, at + done);
 }
 
-/** The file's bytes [at, at+len) mapped; where the file cannot be mapped, read into `view` (then undefined). */
-function mapOrRead(fd: number, view: Uint8Array, len: number, at: number): { buf: Uint8Array; unmap(): void } | undefined {
+/**
+ * The CRC of the file's bytes [at, at + len) after `crc`: folded straight
+ * from a mapping of them (no copy, and no JavaScript view: V8 counts each as
+ * external memory, and 1 GiB of them made this thread collect garbage), or
+ * read into `view` where the file cannot be mapped.
+ */
+function crcInFile(fd: number, view: Uint8Array, len: number, at: number, crc: number): number {
   try {
-    return mapFileRange(fd, at, len);
+    return crc32OfFile(fd, at, len, crc, len);
   } catch {
     let done = 0;
     while (done < len) {
@@ -55,7 +59,7 @@ function mapOrRead(fd: number, view: Uint8Array, len: number, at: number): { buf
       if (n === 0) throw new Error(`EIO: pages.img is ${len - done} bytes short at ${at + done}, read`);
       done += n;
     }
-    return undefined;
+    return crc32(view.subarray(0, len), crc);
   }
 }
 
@@ -90,15 +94,11 @@ export function writePages(d: PageWriterJob): void {
         pos += packed.length + pad;
       } else {
         const inFile = slotCopy !== undefined && slotCopy[3 * slot + 2] === 1;
-        // Spliced bytes are read where they landed, through a mapping (no copy), or read back.
-        const mapped = inFile ? mapOrRead(d.fd, view, len, offsets[slot]) : undefined;
-        try {
-          if (slotCopy && crcs) {
-            crc = crc32(mapped?.buf ?? view, slotCopy[3 * slot + 1] ? 0 : crc);
-            crcs[slotCopy[3 * slot] % d.crc!.ring] = crc | 0;
-          }
-        } finally {
-          mapped?.unmap();
+        if (slotCopy && crcs) {
+          // Spliced bytes are read where they landed.
+          const from = slotCopy[3 * slot + 1] ? 0 : crc;
+          crc = inFile ? crcInFile(d.fd, view, len, offsets[slot], from) : crc32(view, from);
+          crcs[slotCopy[3 * slot] % d.crc!.ring] = crc | 0;
         }
         if (!inFile) writeAt(d.fd, view, len, offsets[slot]);
       }

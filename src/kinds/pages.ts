@@ -4,12 +4,11 @@
  * its pages straight from pages.img into place (one remote syscall per batch
  * of up to 1024 runs; the kernel copies from the page cache, ckpt touches none).
  */
-import { crc32 } from '../sys/crc32.js';
+import { crc32OfFile } from '../sys/crc32.js';
 import { CkptError } from '../errors.js';
 import { Content, defineRecord } from '../image/index.js';
 import { Pagemap, PM_FILE, PM_PRESENT, PM_SWAPPED } from '../proc/index.js';
 import { PAGE_SIZE } from '../sys/constants.js';
-import { mapFileRange } from '../sys/libc.js';
 import { IOVEC_SIZE, encodeIovec } from '../sys/structs.js';
 import { NR } from '../sys/nr.js';
 import { PAGE_IS, pagemapScan } from '../sys/syscalls.js';
@@ -56,17 +55,9 @@ export function decodeRuns(buf: Buffer, v: VmaFields, expect = v.nr_pages): Run[
   return runs;
 }
 
-const CRC_WINDOW = 16 * 1024 * 1024;
-
 /** The CRC of `len` bytes of a pages.img at `offset`, read through mappings of it (`pages_crc`). */
 export function pagesCrc(fd: number, offset: number, len: number): number {
-  let crc = 0;
-  for (let done = 0; done < len; done += CRC_WINDOW) {
-    const n = Math.min(CRC_WINDOW, len - done);
-    const m = mapFileRange(fd, offset + done, n);
-    try { crc = crc32(m.buf, crc); } finally { m.unmap(); }
-  }
-  return crc;
+  return crc32OfFile(fd, offset, len);
 }
 
 const PAGEMAP_CHUNK = 64 * 1024; // pages per pagemap read

@@ -15,7 +15,7 @@
  */
 import fs from 'node:fs';
 import zlib from 'node:zlib';
-import { codeFunction } from './libc.js';
+import { codeFunctions, mapFile, type FileMapping } from './libc.js';
 
 /** Below this, the call into native code costs more than it saves. */
 const FOLD_MIN_BYTES = 1024;
@@ -92,7 +92,13 @@ function hasPclmul(): boolean {
   }
 }
 
-interface Folder { fold: (buf: Uint8Array, blocks: number, state: number, out: Buffer, k: Buffer) => void; out: Buffer; k: Buffer }
+interface Folder {
+  fold: (buf: Uint8Array, blocks: number, state: number, out: Buffer, k: Buffer) => void;
+  /** The same code, given an address (mapped memory) instead of a buffer. */
+  foldAt: (addr: bigint, blocks: number, state: number, out: Buffer, k: Buffer) => void;
+  out: Buffer;
+  k: Buffer;
+}
 /** This thread's folder; null where the CPU or the mapping of code says no. */
 let folder: Folder | null | undefined;
 
@@ -101,8 +107,10 @@ function getFolder(): Folder | null {
   folder = null;
   if (hasPclmul()) {
     try {
-      const fold = codeFunction(foldCode(), 'void ckpt_crc32_fold(const void *buf, uint64_t blocks, uint32_t state, void *out, const void *k)');
-      folder = { fold, out: Buffer.alloc(16), k: multipliers() };
+      const [fold, foldAt] = codeFunctions(foldCode(),
+        'void ckpt_crc32_fold(const void *buf, uint64_t blocks, uint32_t state, void *out, const void *k)',
+        'void ckpt_crc32_fold_at(uint64_t addr, uint64_t blocks, uint32_t state, void *out, const void *k)');
+      folder = { fold, foldAt, out: Buffer.alloc(16), k: multipliers() };
     } catch { /* no executable mapping here: zlib's */ }
   }
   return folder;
@@ -115,6 +123,38 @@ export function crc32(buf: Uint8Array, crc = 0): number {
   if (!f) return zlib.crc32(buf, crc);
   f.fold(buf, blocks, ~crc >>> 0, f.out, f.k);
   return zlib.crc32(buf.subarray(blocks * 64), zlib.crc32(f.out, 0xffffffff));
+}
+
+/**
+ * The CRC of `len` bytes at `addr`, memory this thread may read (a mapping of
+ * ckpt's), with no JavaScript view of them; undefined unless the folding does
+ * it all (PCLMULQDQ, and `len` a multiple of 64 from 1 KiB up, as page data is).
+ */
+export function crc32At(addr: bigint, len: number, crc = 0): number | undefined {
+  if (len < FOLD_MIN_BYTES || len % 64 !== 0) return undefined;
+  const f = getFolder();
+  if (!f) return undefined;
+  f.foldAt(addr, len / 64, ~crc >>> 0, f.out, f.k);
+  return zlib.crc32(f.out, 0xffffffff);
+}
+
+/** The CRC of a mapping's bytes [from, from + len): folded at its address where it can be, else through a view. */
+export function crc32OfMapping(m: FileMapping, from: number, len: number, crc = 0): number {
+  return crc32At(m.addr + BigInt(from), len, crc) ?? crc32(m.view().subarray(from, from + len), crc);
+}
+
+/**
+ * The CRC of `len` bytes of file `fd` from `offset` (page-aligned), `crc` the
+ * CRC so far, read through mappings of `window` bytes at most. Throws what
+ * mmap throws (a file that cannot be mapped).
+ */
+export function crc32OfFile(fd: number, offset: number, len: number, crc = 0, window = 16 * 1024 * 1024): number {
+  for (let done = 0; done < len; done += window) {
+    const n = Math.min(window, len - done);
+    const m = mapFile(fd, offset + done, n);
+    try { crc = crc32OfMapping(m, 0, n, crc); } finally { m.unmap(); }
+  }
+  return crc;
 }
 
 /** Whether large buffers go through the folding here (for the tests: this machine has PCLMULQDQ). */

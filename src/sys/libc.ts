@@ -227,23 +227,35 @@ export function mapCode(code: Buffer): { addr: bigint; unmap(): void } {
 }
 
 /**
- * Machine code of ours as a function this thread can call, with C
- * `signature` (koffi's syntax; sys/crc32.ts). Its page stays mapped for
- * as long as the thread lives.
+ * Machine code of ours as functions this thread can call, one per C
+ * `signature` (koffi's syntax; sys/crc32.ts), all on the same code. Its page
+ * stays mapped for as long as the thread lives.
  */
-export function codeFunction(code: Buffer, signature: string): Fn {
+export function codeFunctions(code: Buffer, ...signatures: string[]): Fn[] {
   const { koffi } = native();
   const page = mapCode(code);
-  return koffi.decode(page.addr, koffi.proto(signature)) as Fn;
+  return signatures.map((signature) => koffi.decode(page.addr, koffi.proto(signature)) as Fn);
 }
 
-/** A read-only view of part of a file, mapped (no copy); unmap() when done. */
-export function mapFileRange(fd: number, offset: number, length: number): { buf: Buffer; unmap(): void } {
+/** A read-only shared mapping of part of a file: `addr` for native code, a view only if asked. */
+export interface FileMapping { addr: bigint; view(): Buffer; unmap(): void }
+
+/**
+ * Map `length` bytes of `fd` from `offset` (a multiple of the page size),
+ * read-only and shared: no copy. The address is what native code takes; a
+ * JavaScript view costs a Buffer that V8 counts as external memory (a 1 GiB
+ * dump viewed 8 MiB at a time made the helper run full collections). unmap()
+ * when done; no view may be used after it.
+ */
+export function mapFile(fd: number, offset: number, length: number): FileMapping {
   const PROT_READ = 1, MAP_SHARED = 1;
   const { koffi, munmap: munmapFn } = native();
-  const { ptr } = mmapOrThrow(length, PROT_READ, MAP_SHARED, fd, offset, `fd ${fd}`);
-  const buf = Buffer.from(koffi.view(ptr, length) as ArrayBuffer);
-  return { buf, unmap: () => { munmapFn(ptr, length); } };
+  const { ptr, addr } = mmapOrThrow(length, PROT_READ, MAP_SHARED, fd, offset, `fd ${fd}`);
+  return {
+    addr,
+    view: () => Buffer.from(koffi.view(ptr, length) as ArrayBuffer),
+    unmap: () => { munmapFn(ptr, length); },
+  };
 }
 
 /** glibc's POSIX AIO (in libc.so.6 since glibc 2.34): one aiocb, for one write at a time. */
