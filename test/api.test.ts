@@ -31,6 +31,7 @@ import {
 } from './lib/index.js';
 import { errorFromWire } from '../src/api/engine.js';
 import { toWire } from '../src/api/wire.js';
+import { cpuMasks } from './lib/safety.js';
 
 afterEach(() => killAll());
 after(cleanup);
@@ -52,6 +53,11 @@ async function startMem(mib: number): Promise<{ pid: number; dir: string }> {
   await waitReady(dir, { pid, timeoutMs: 20_000 });
   assertPass(await requestCheck(dir));
   return { pid, dir };
+}
+
+/** The distinct CPU masks of this process's threads (workers come and go; none may keep a mask of its own). */
+function threadCpus(): string[] {
+  return [...new Set(cpuMasks(process.pid).split('\n').map((l) => l.replace(/^\d+: /, '')))].sort();
 }
 
 /** Time the main thread spent runnable but waiting for a CPU (ns): not the event loop's fault. */
@@ -98,9 +104,13 @@ describe('dump() and restore() run in workers: the caller\'s event loop keeps ti
     const image = join(makeWorkDir('api-img'), 'img');
 
     const phases: Progress[] = [];
+    const cpus = threadCpus();
     let meter = loopMeter();
     const r = await dump({ pid, dir: image, onProgress: (p) => phases.push(p) });
     const duringDump = meter.stop();
+    // The engine worker shared a CPU with the process while its pages moved (src/dump/cpu-pin.ts), and has its mask back.
+    assert.ok(phases.some((p) => p.phase === 'log' && /on one CPU with the process/.test(String(p.message))), 'the pages did not move on one CPU');
+    assert.deepEqual(threadCpus(), cpus, 'a thread of this process kept another CPU mask after the dump');
     assert.deepEqual(r.pids, [pid]);
     assert.ok(r.bytes >= BIG_MIB << 20, `only ${r.bytes} bytes dumped`);
     assert.equal(phases[0]?.phase, 'start');

@@ -48,6 +48,7 @@ import {
 import {
   addressSpaceAndFds,
   ckptEnv,
+  cpuMasks,
   diffDigests,
   leftovers,
   makeZombie,
@@ -98,10 +99,12 @@ describe('a dump that fails at any step leaves the process as it was and no imag
   let p: Program;
   let layout = '';
   let signals = '';
+  let cpus = '';
   before(async () => {
     p = await startChecked('mem');
     layout = addressSpaceAndFds(p.pid);
     signals = signalState(p.pid);
+    cpus = cpuMasks(p.pid);
   });
   after(() => killAll());
 
@@ -117,6 +120,7 @@ describe('a dump that fails at any step leaves the process as it was and no imag
         assertNoImage(image, `a dump that failed at ${step}`);
         assert.equal(signalState(p.pid), signals, `the signal state changed after a dump that failed at ${step}`);
         assert.equal(addressSpaceAndFds(p.pid), layout, `the maps or fds changed after a dump that failed at ${step}`);
+        assert.equal(cpuMasks(p.pid), cpus, `the CPU masks changed after a dump that failed at ${step}`);
         await assertFine(p, `after a dump that failed at ${step}`);
       });
     }

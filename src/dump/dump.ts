@@ -397,7 +397,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     const threads = live.reduce((n, c) => n + c.node.tasks.length, 0);
     const calls = live.reduce((n, c) => n + c.live!.remote.calls, 0);
     const chained = live.reduce((n, c) => n + c.live!.remote.chained, 0);
-    const spliced = copier instanceof PagePump && copier.spliced ? ` (${copier.spliced / PAGE_SIZE} spliced)` : '';
+    const spliced = copier instanceof PagePump && copier.spliced ? ` (${copier.spliced / PAGE_SIZE} spliced${copier.pinned ? ', on one CPU with the process' : ''})` : '';
     const copiedAhead = ahead ? `, ${ahead.pages} copied while it ran (${ahead.rewritten} of them again, written meanwhile)` : '';
     log(`dump of pid ${root}: ${tree.length} process(es), ${threads} thread(s), ${pages} pages${spliced}${copiedAhead}, ${calls} remote syscalls (${chained} in chains); ${times.format()}`);
     return { pids: tree.map((p) => p.pid), pages, bytes: pages * 4096, ms: performance.now() - t0, timings: times.record() };

@@ -94,6 +94,8 @@ export class PagePump {
   private failed?: { error: unknown };
   /** Bytes that went from the process into pages.img by splice (the rest was read and written). */
   spliced = 0;
+  /** Whether some of them moved with the process's thread on ckpt's CPU (dump/cpu-pin.ts). */
+  pinned = false;
 
   constructor(private writer: PagesWriter, totalBytes: number, private onCopied?: (bytes: number) => void) {
     if (totalBytes >= PIPELINE_MIN_BYTES) {
@@ -166,6 +168,7 @@ export class PagePump {
       skip = splicer.move(runs.map(([a, k]) => [a, k * PAGE_SIZE] as const), this.writer.fd, start, (upTo) => landed(upTo, false));
       landed(skip, true);
       this.spliced += skip;
+      if (splicer.pinned) this.pinned = true;
       at += skip;
     }
     let batch: [number, number][] = [];

@@ -21,6 +21,7 @@ import { F, O } from '../sys/constants.js';
 import { IOVEC_SIZE, encodeIovec } from '../sys/structs.js';
 import { close, pidfdGetfd, pidfdOpen, spliceToFile } from '../sys/syscalls.js';
 import { spliceFails } from '../fault.js';
+import { pinBeside } from './cpu-pin.js';
 import type { RemoteCaller } from '../ptrace/remote.js';
 import type { TraceeMemory } from '../ptrace/memory.js';
 
@@ -31,6 +32,8 @@ const SPLICE_F_NONBLOCK = 2;
 const MAX_IOV = 1024;
 /** One pipe fills while ckpt empties the other. */
 const PIPES = 2;
+/** A move of at least this many vmsplice calls runs with the process's thread on ckpt's CPU. */
+const PIN_MIN_CALLS = 4;
 
 /** One of the pipes: its write end in the process, its read end ckpt's. */
 interface Pipe { writeFd: number; readFd: number }
@@ -42,6 +45,8 @@ export class PageSplicer {
   private open = true;
   /** A splice failed: the pipe may hold bytes; nothing more goes through it. */
   private broken = false;
+  /** Whether a move ran with the process's thread on ckpt's CPU (for -v). */
+  pinned = false;
 
   private constructor(
     private readonly remote: RemoteCaller,
@@ -82,6 +87,10 @@ export class PageSplicer {
     if (this.broken) return 0;
     let moved = 0;
     let callers: { error: unknown } | undefined;
+    // A few calls gain nothing from sharing a CPU (dump/cpu-pin.ts).
+    const bytes = batch.reduce((n, [, len]) => n + len, 0);
+    const unpin = bytes >= PIN_MIN_CALLS * this.capacity ? pinBeside(this.remote.tracee.tid) : undefined;
+    if (unpin) this.pinned = true;
     try {
       this.moveAll(batch, fd, offset, (bytes) => {
         moved = bytes;
@@ -91,6 +100,8 @@ export class PageSplicer {
       if (callers) throw callers.error;
       // A file that takes no splice, a pipe left half full: from here on, read and write.
       this.broken = true;
+    } finally {
+      unpin?.();
     }
     return moved;
   }

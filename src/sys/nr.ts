@@ -8,7 +8,7 @@ export const NR = {
   setsid: 112, setgroups: 116, setresuid: 117, setresgid: 119, getpgid: 121, getsid: 124,
   capget: 125, capset: 126, sigaltstack: 131, personality: 135, setpriority: 141,
   getpriority: 140, sched_setscheduler: 144, sched_getscheduler: 145, sched_getparam: 143, sched_setparam: 142, mlock: 149, prctl: 157, arch_prctl: 158, setrlimit: 160,
-  chroot: 161, gettid: 186, futex: 202, sched_setaffinity: 203, sched_getaffinity: 204,
+  chroot: 161, gettid: 186, futex: 202, sched_setaffinity: 203, sched_getaffinity: 204, getcpu: 309,
   set_tid_address: 218, timer_settime: 223, timer_gettime: 224, timer_getoverrun: 225, restart_syscall: 219, timer_create: 222, clock_nanosleep: 230,
   exit_group: 231, tgkill: 234, rt_sigqueueinfo: 129, rt_tgsigqueueinfo: 297, setfsuid: 122, setfsgid: 123, openat: 257, set_robust_list: 273, get_robust_list: 274,
   splice: 275, tee: 276, vmsplice: 278, flock: 73, inotify_add_watch: 254, inotify_init1: 294, open_by_handle_at: 304, sync_file_range: 277, fstatfs: 138, timerfd_create: 283, fallocate: 285, timerfd_settime: 286, timerfd_gettime: 287, signalfd4: 289, eventfd2: 290, epoll_create1: 291, epoll_ctl: 233, dup3: 292, pipe2: 293, preadv: 295, pwritev: 296, prlimit64: 302, process_vm_readv: 310, process_vm_writev: 311,

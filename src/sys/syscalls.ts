@@ -172,6 +172,20 @@ export function schedGetaffinity(pid: number): Buffer {
   return Buffer.from(mem.buf.subarray(0, n));
 }
 
+/** sched_setaffinity(2): task `tid` (0: the calling thread) may run only on the CPUs in `mask`. */
+export function schedSetaffinity(tid: number, mask: Buffer): void {
+  const mem = out();
+  mask.copy(mem.buf, 0);
+  syscall(NR.sched_setaffinity, [tid, mask.length, mem.addr], { pid: tid, what: 'sched_setaffinity' });
+}
+
+/** getcpu(2): the CPU the calling thread runs on now. */
+export function getcpu(): number {
+  const mem = out();
+  syscall(NR.getcpu, [mem.addr, 0, 0], { what: 'getcpu' });
+  return mem.buf.readUInt32LE(0);
+}
+
 /** PTRACE_PEEKSIGINFO: queued siginfos (128 bytes each), private or shared queue. */
 export function peekSiginfo(pid: number, shared: boolean): Buffer[] {
   const mem = out();
@@ -329,3 +343,4 @@ export function pagemapScan(fd: number, start: number, end: number, m: { inverte
   }
   return out;
 }
+

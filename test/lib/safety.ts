@@ -210,6 +210,19 @@ export function signalState(pid: number): string {
     .join('\n');
 }
 
+/**
+ * The CPUs each thread of process `pid` may run on ("TID: LIST" per line): a
+ * large dump pins the thread that splices and its own thread to one CPU
+ * (src/dump/cpu-pin.ts), and must put both masks back.
+ */
+export function cpuMasks(pid: number): string {
+  const tids = readdirSync(`/proc/${pid}/task`).map(Number).sort((a, b) => a - b);
+  return tids
+    .map((tid) => `${tid}: ${/^Cpus_allowed_list:\s*(.*)$/m.exec(readOr(`/proc/${pid}/task/${tid}/status`))?.[1] ?? 'gone'}`)
+    .filter((l) => !l.endsWith('gone'))
+    .join('\n');
+}
+
 /** /proc/PID/maps and the fd table: what a failed dump (a leftover scratch mapping, a stolen fd) must not change. */
 export function addressSpaceAndFds(pid: number): string {
   // The test programs open their protocol files (W/.NAME.tmp, /proc/self/...) for an
