@@ -47,7 +47,7 @@ import {
   startChecked,
   track,
 } from './lib/index.js';
-import { ckptEnv } from './lib/safety.js';
+import { ckptEnv, cpuMasks } from './lib/safety.js';
 
 afterEach(() => killAll());
 after(cleanup);
@@ -74,12 +74,15 @@ describe('dump kills the process; restore brings it back under its pid', () => {
   test('mem.c: 64 MiB of memory, a private file mapping, the brk heap and ymm/zmm registers across a sleep all survive; the counter carries on', SLOW, async () => {
     const { dir, pid } = await startChecked('mem');
     const image = makeWorkDir('img');
+    const cpus = cpuMasks(pid);
     await dumpOk(pid, image);
     const saved = readCounter(dir);
 
     const restore = restoreInBackground(image);
     const report = await whileRunning(restore, requestCheck(dir, AFTER_RESTORE));
     assertPass(report);
+    // The dump ran its remote calls with the process on ckpt's CPU (src/ptrace/cpu-pin.ts); the image keeps its own mask.
+    assert.equal(cpuMasks(pid), cpus, 'the restored process has another CPU mask');
     assert.ok(reportedCounter(report) >= saved, `counter went back: ${saved} at dump, then ${report}`);
     await whileRunning(restore, waitCounterAbove(dir, reportedCounter(report)));
     assert.equal(procInfo(pid)?.ppid, restore.pid, 'without -d, ckpt restore is the parent of the restored process');

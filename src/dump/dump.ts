@@ -17,6 +17,7 @@ import { VMA, VMA_PATH, VmaKind, vmaFields, type VmaPlan } from '../kinds/vma.js
 import { PAGE_RUNS, COW_RUNS, pagesIn, selectPages, selectPagesCow, encodeRuns, type Run } from '../kinds/pages.js';
 import { PagePump } from './page-pump.js';
 import { PageSplicer } from './page-splice.js';
+import { pinBeside, unpinAll } from '../ptrace/cpu-pin.js';
 import { ChunkPump } from './compress-pump.js';
 import { PAGE_CHUNKS, Codec, parseCodec, encodeChunks, type Chunk } from '../kinds/page-chunks.js';
 import { forkSnapshot, followsFork, reapLeftoverSnapshots, SNAPSHOT_MIN_BYTES, type Snapshot } from './snapshot.js';
@@ -178,6 +179,8 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     const snapshotting = (opts.leaveRunning ?? false) && resident >= SNAPSHOT_MIN_BYTES;
     const procs: Collected[] = tree.map((p) => {
       const state = early.get(p.pid)?.state ?? 'S';
+      // A process that will not run on makes its remote calls on ckpt's CPU (ptrace/cpu-pin.ts).
+      if (!opts.leaveRunning && !p.zombie) pinBeside(p.pid);
       const c = collectProcess(p, nsOf, state, early.get(p.pid)?.smaps, { container: ns.container, keepRemote: snapshotting && state !== 'T' });
       nsOf.set(c.pid, c.nspid);
       return c;
@@ -358,6 +361,9 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     const rest = new Map(live.map((c) => [c, all(c).filter((i) => !vmaRecs.get(c.pid)![i])]));
     for (const c of live) select(c, rest.get(c)!);
     times.mark('select');
+    // The page copy pins by itself where it gains (dump/page-splice.ts); a thread started
+    // meanwhile (glibc's AIO thread, at a small dump's first write) would inherit ckpt's pin for good.
+    unpinAll();
     for (const c of live) rest.get(c)!.forEach((i) => copyVma(c, i, sourceOf(c)));
     const chunks: Chunk[] | void = copier.finish();
     closeSplicers();
@@ -407,11 +413,14 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     // Before the thaw, a snapshot's parent is reaped through the frozen main thread ckpt holds.
     for (const [pid, snap] of snapshots) snap.discard(released ? undefined : tree.find((p) => p.pid === pid)?.tasks[0]);
     sockets?.release();
+    // Each process runs on with the CPUs it had.
+    unpinAll();
     if (!released) releaseTree(tree);
     if (partial !== undefined) abortImageDir(opts.dir);
     throw e;
   } finally {
     copier?.close();
+    unpinAll();
   }
 }
 

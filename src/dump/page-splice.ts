@@ -21,7 +21,7 @@ import { F, O } from '../sys/constants.js';
 import { IOVEC_SIZE, encodeIovec } from '../sys/structs.js';
 import { close, pidfdGetfd, pidfdOpen, spliceToFile } from '../sys/syscalls.js';
 import { spliceFails } from '../fault.js';
-import { pinBeside } from './cpu-pin.js';
+import { maskBeforePin, pinBeside, unpin } from '../ptrace/cpu-pin.js';
 import type { RemoteCaller } from '../ptrace/remote.js';
 import type { TraceeMemory } from '../ptrace/memory.js';
 
@@ -87,10 +87,12 @@ export class PageSplicer {
     if (this.broken) return 0;
     let moved = 0;
     let callers: { error: unknown } | undefined;
-    // A few calls gain nothing from sharing a CPU (dump/cpu-pin.ts).
+    // The process's thread beside ckpt's (ptrace/cpu-pin.ts): pinned for the whole dump
+    // already, or for this move if it is long enough to gain from it.
+    const tid = this.remote.tracee.tid;
     const bytes = batch.reduce((n, [, len]) => n + len, 0);
-    const unpin = bytes >= PIN_MIN_CALLS * this.capacity ? pinBeside(this.remote.tracee.tid) : undefined;
-    if (unpin) this.pinned = true;
+    const pinnedHere = bytes >= PIN_MIN_CALLS * this.capacity && pinBeside(tid);
+    if (pinnedHere || maskBeforePin(tid)) this.pinned = true;
     try {
       this.moveAll(batch, fd, offset, (bytes) => {
         moved = bytes;
@@ -101,7 +103,7 @@ export class PageSplicer {
       // A file that takes no splice, a pipe left half full: from here on, read and write.
       this.broken = true;
     } finally {
-      unpin?.();
+      if (pinnedHere) unpin(tid);
     }
     return moved;
   }

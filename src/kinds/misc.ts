@@ -10,6 +10,7 @@ import type { Stat } from '../proc/index.js';
 import { NR } from '../sys/nr.js';
 import { PR } from '../sys/constants.js';
 import { schedGetaffinity } from '../sys/syscalls.js';
+import { maskBeforePin } from '../ptrace/cpu-pin.js';
 import type { RemoteCaller } from '../ptrace/remote.js';
 import { Question } from '../ptrace/question.js';
 import { T } from './ids.js';
@@ -44,7 +45,8 @@ export function dumpMisc(pid: number, stat: Stat, remote: RemoteCaller, subreape
       dumpable: remote.call(NR.prctl, [PR.GET_DUMPABLE], 'prctl(PR_GET_DUMPABLE)'),
       child_subreaper: subreaper,
     },
-    affinity: schedGetaffinity(pid),
+    // As the process had it: a dump may have pinned its thread beside ckpt's (ptrace/cpu-pin.ts).
+    affinity: maskBeforePin(pid) ?? schedGetaffinity(pid),
   };
 }
 
