@@ -361,9 +361,10 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     const rest = new Map(live.map((c) => [c, all(c).filter((i) => !vmaRecs.get(c.pid)![i])]));
     for (const c of live) select(c, rest.get(c)!);
     times.mark('select');
-    // The page copy pins by itself where it gains (dump/page-splice.ts); a thread started
-    // meanwhile (glibc's AIO thread, at a small dump's first write) would inherit ckpt's pin for good.
-    unpinAll();
+    // A small dump's first write starts glibc's AIO thread, which would inherit ckpt's pin
+    // for good: its pages are copied unpinned. A large one keeps the pins (its writer
+    // thread runs already), so that even its small VMAs' vmsplice calls gain.
+    if (!(copier instanceof PagePump && copier.pipelined)) unpinAll();
     for (const c of live) rest.get(c)!.forEach((i) => copyVma(c, i, sourceOf(c)));
     const chunks: Chunk[] | void = copier.finish();
     closeSplicers();
@@ -396,6 +397,8 @@ export function dumpSync(opts: DumpOptions): DumpResult {
         for (const c of live) if (c.state === 'T') kill(c.pid, SIG.STOP);
       }
     } else {
+      // Its exit (freeing every page) need not share ckpt's CPU.
+      unpinAll();
       killTree(tree, opts.waitForExit ?? true);
       sockets!.finish();
     }

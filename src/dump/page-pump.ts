@@ -88,6 +88,8 @@ export class PagePump {
   private half = 0;
   private inflight?: { writing: BackgroundWrite; from: number; len: number; at: number };
   private get slotSize(): number { return this.ctl ? this.slots[0].size : this.chunk; }
+  /** A large dump's: slots handed to a helper thread started already (no thread is started later). */
+  get pipelined(): boolean { return this.ctl !== undefined; }
 
   private copied = 0;
   /** A small dump's write that failed. */
