@@ -25,6 +25,7 @@ import { E } from '../sys/errno.js';
 import { watchAbort } from '../fault.js';
 import { fullGc } from '../full-gc.js';
 import { unlessTraced, whileTracing } from './traced.js';
+import { shareCpuClaims } from '../ptrace/cpu-pin.js';
 import { toWire, type EngineRequest, type WorkerMessage } from './wire.js';
 import { sysError } from '../sys/libc.js';
 
@@ -99,6 +100,7 @@ function run(req: EngineRequest): void {
     case 'dump': {
       const log = req.log ? (message: string) => post({ t: 'log', message }) : undefined;
       const onProgress = req.log ? (p: { phase: string; done: number; total: number }) => post({ t: 'progress', ...p }) : undefined;
+      shareCpuClaims(req.cpus);
       post({ t: 'result', value: whileTracing(req.traced, req.opts.pid, () => dumpSync({ ...req.opts, log, onProgress })) });
       return;
     }

@@ -10,6 +10,7 @@ import { CkptError } from '../errors.js';
 import type { EngineOp, EngineRequest, WireError, WorkerMessage } from './wire.js';
 import type { ProgressListener } from './types.js';
 import { newTracedTable } from './traced.js';
+import { CPU_CLAIMS_BYTES } from '../ptrace/cpu-pin.js';
 
 /** The caller's frames, taken synchronously at the API call (before any await). */
 export function callerFrames(above: Function): string {
@@ -112,6 +113,8 @@ interface Slot {
 const idle: Slot[] = [];
 /** The pids engine workers of this process are dumping (traced.ts). */
 const traced = newTracedTable();
+/** How many engine threads are pinned to each CPU (ptrace/cpu-pin.ts). */
+const cpus = new SharedArrayBuffer(CPU_CLAIMS_BYTES);
 const MAX_IDLE = 2;
 let lastId = 0;
 
@@ -167,7 +170,7 @@ function newSlot(req: EngineRequest): Slot {
 /** A pooled worker (or a new one) that has been sent `op`. */
 function takeWorker(op: EngineOp): { slot: Slot; id: number } {
   const id = ++lastId;
-  const req: EngineRequest = { ...(op.op === 'dump' || op.op === 'restore' ? { ...op, traced } : op), id };
+  const req: EngineRequest = { ...(op.op === 'dump' ? { ...op, traced, cpus } : op.op === 'restore' ? { ...op, traced } : op), id };
   const slot = idle.pop();
   if (!slot) return { slot: newSlot(req), id };
   try {

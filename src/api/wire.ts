@@ -7,7 +7,7 @@ type Plain<T> = Omit<T, 'log' | 'onProgress'>;
 
 /** What a worker is asked to do: one operation (workerData for a new worker, a message for a pooled one). */
 export type EngineOp =
-  | { op: 'dump'; opts: Plain<EngineDumpOptions>; log: boolean; abort?: SharedArrayBuffer; traced?: SharedArrayBuffer }
+  | { op: 'dump'; opts: Plain<EngineDumpOptions>; log: boolean; abort?: SharedArrayBuffer; traced?: SharedArrayBuffer; cpus?: SharedArrayBuffer }
   | { op: 'restore'; opts: Plain<EngineRestoreOptions>; log: boolean; abort?: SharedArrayBuffer; traced?: SharedArrayBuffer }
   | { op: 'show'; dir: string }
   | { op: 'check' };

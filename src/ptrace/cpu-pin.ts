@@ -26,11 +26,40 @@ const isSet = (mask: Buffer, cpu: number) => cpu >> 3 < mask.length && (mask[cpu
 let self: { mask: Buffer; cpu: number } | undefined;
 /** The pinned tasks and their masks before. */
 const pinned = new Map<number, Buffer>();
+/**
+ * How many of this process's threads are pinned to each CPU: shared by the
+ * library's engine workers (api/engine.ts passes it with every dump), so
+ * that two dumps at once do not both pin to the same CPU and leave another
+ * idle. A CLI command has one engine thread, and no table.
+ */
+let claims: Int32Array | undefined;
+
+/** The CPU table shared with the other engine threads of this process (a SharedArrayBuffer of CPU_CLAIMS_BYTES). */
+export function shareCpuClaims(buf: SharedArrayBuffer | undefined): void {
+  if (buf) claims = new Int32Array(buf);
+}
+
+export const CPU_CLAIMS_BYTES = 4 * 1024;
 
 function oneCpu(cpu: number, length: number): Buffer {
   const mask = Buffer.alloc(Math.max(length, (cpu >> 3) + 1));
   mask[cpu >> 3] = 1 << (cpu & 7);
   return mask;
+}
+
+/**
+ * The CPU to pin to: one both masks allow, the fewest of this process's
+ * threads pinned there (`claims`), then the one the calling thread is on
+ * (`current`), then the lowest. -1 if the masks share none.
+ */
+export function chooseCpu(ours: Buffer, theirs: Buffer, current: number, claims?: Int32Array): number {
+  const claimed = (c: number) => (claims && c < claims.length ? Atomics.load(claims, c) : 0);
+  let best = -1;
+  for (let c = 0; c < 8 * Math.min(ours.length, theirs.length); c++) {
+    if (!isSet(ours, c) || !isSet(theirs, c)) continue;
+    if (best < 0 || claimed(c) < claimed(best) || (claimed(c) === claimed(best) && c === current)) best = c;
+  }
+  return best;
 }
 
 /**
@@ -46,18 +75,14 @@ export function pinBeside(tid: number): boolean {
     let cpu: number;
     try {
       ours = schedGetaffinity(0);
-      cpu = getcpu();
+      cpu = chooseCpu(ours, theirs, getcpu(), claims);
+      if (cpu < 0) return false;
+      schedSetaffinity(0, oneCpu(cpu, ours.length));
     } catch {
       return false;
     }
-    const both = (c: number) => isSet(theirs, c) && isSet(ours, c);
-    if (!both(cpu)) {
-      cpu = -1;
-      for (let c = 0; c < 8 * Math.min(theirs.length, ours.length); c++) if (both(c)) { cpu = c; break; }
-      if (cpu < 0) return false;
-    }
-    try { schedSetaffinity(0, oneCpu(cpu, ours.length)); } catch { return false; }
     self = { mask: ours, cpu };
+    if (claims && cpu < claims.length) Atomics.add(claims, cpu, 1);
   }
   try {
     if (!isSet(theirs, self.cpu)) throw new Error('not allowed there');
@@ -95,7 +120,8 @@ export function unpinAll(): void {
 
 function restoreSelf(): void {
   if (!self) return;
-  const { mask } = self;
+  const { mask, cpu } = self;
   self = undefined;
+  if (claims && cpu < claims.length) Atomics.sub(claims, cpu, 1);
   try { schedSetaffinity(0, mask); } catch { /* its own mask, refused: the thread stays where it is */ }
 }
