@@ -27,7 +27,16 @@ import type { PageSplicer } from './page-splice.js';
 
 export const SLOT_SIZE = 8 * 1024 * 1024;
 const MIB = 1024 * 1024;
-const SLOTS = 4;
+/**
+ * Slots handed to the writer and not yet done: a ring of SLOTS. Only slots
+ * read here hold bytes, in one of BUFFERS buffers of SLOT_SIZE (slot k in
+ * buffer k % BUFFERS); spliced ones are in pages.img already and carry only
+ * where, for their CRC. So the copy runs up to SLOTS slots (128 MiB spliced)
+ * ahead of the writer: a dump whose helper is still starting (~55 ms) does not
+ * wait for it.
+ */
+const SLOTS = 16;
+const BUFFERS = 4;
 /**
  * The writer's CRC of copy k is in crcs[k % CRC_RING] once it wrote that
  * copy's last slot. A copy fills at least one slot and at most SLOTS are in
@@ -101,13 +110,13 @@ export class PagePump {
 
   constructor(private writer: PagesWriter, totalBytes: number, private onCopied?: (bytes: number) => void) {
     if (totalBytes >= PIPELINE_MIN_BYTES) {
-      const data = new SharedArrayBuffer(SLOTS * SLOT_SIZE);
+      const data = new SharedArrayBuffer(BUFFERS * SLOT_SIZE);
       const ctl = new SharedArrayBuffer(4 * (2 * SLOTS + 2));
       const offsets = new SharedArrayBuffer(8 * SLOTS);
       const error = new SharedArrayBuffer(1024);
       const slotCopy = new SharedArrayBuffer(4 * 3 * SLOTS);
       const crcs = new SharedArrayBuffer(4 * CRC_RING);
-      this.slots = Array.from({ length: SLOTS }, (_, i) => sharedNative(data, i * SLOT_SIZE, SLOT_SIZE));
+      this.slots = Array.from({ length: BUFFERS }, (_, i) => sharedNative(data, i * SLOT_SIZE, SLOT_SIZE));
       this.ctl = new Int32Array(ctl);
       this.offsets = new Float64Array(offsets);
       this.error = Buffer.from(error);
@@ -163,7 +172,7 @@ export class PagePump {
         while (upTo - handed >= this.slotSize || (last && upTo > handed)) {
           checkAbort();
           const len = Math.min(this.slotSize, upTo - handed);
-          handOn(this.takeSlot(), len, true, start + handed);
+          handOn(this.takeSlot(false), len, true, start + handed);
           handed += len;
         }
       };
@@ -178,8 +187,8 @@ export class PagePump {
     const flush = () => {
       if (filled === 0) return;
       checkAbort();
-      const slot = this.takeSlot();
-      const buf = this.slots[slot];
+      const slot = this.takeSlot(true);
+      const buf = this.slots[slot % this.slots.length];
       // Small dumps: the half of the buffer that is not being written.
       const base = this.ctl ? 0 : this.half * this.chunk;
       const got = (prot & PROT.READ) && !snapshot ? processVmIo(false, pid, buf, base, batch) : 0;
@@ -293,10 +302,13 @@ export class PagePump {
     this.own = undefined;
   }
 
-  private takeSlot(): number {
+  /** The next slot of the ring, once free; `buffered`: its buffer too (the slot BUFFERS before it is done). */
+  private takeSlot(buffered: boolean): number {
     if (!this.ctl) return 0;
     const slot = this.next;
     waitWritten(this.ctl, SLOTS, slot);
+    // That slot, in the ring still (SLOTS - BUFFERS slots are handed on before it is reused), is done or not yet.
+    if (buffered) waitWritten(this.ctl, SLOTS, (slot + SLOTS - BUFFERS) % SLOTS);
     this.checkWriter();
     this.collectCrcs();
     return slot;

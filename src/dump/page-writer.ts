@@ -6,7 +6,9 @@
  *   ctl[2i] = slot i state: 0 free, 1 full, 2 stop;  ctl[2i+1] = bytes in slot i
  *   ctl[STATUS] = 0 running, 1 failed (the message, utf-8, in `error`)
  *   ctl[DONE] = slots written so far
- * offsets: Float64Array, file offset of slot i.
+ * offsets: Float64Array, file offset of slot i. Slot i's bytes, when it has
+ * any, are in buffer i % B of `data` (B buffers of slotSize: fewer than the
+ * slots, as a spliced slot has none).
  * With `crc` (no codec), the writer also computes the CRC of each copy (a
  * VMA's pages, one or more slots): slotCopy[3i] = the copy slot i belongs to,
  * slotCopy[3i+1] = 1 if it is that copy's first slot, slotCopy[3i+2] = 1 if
@@ -73,6 +75,7 @@ export function writePages(d: PageWriterJob): void {
   const crcs = d.crc && new Int32Array(d.crc.crcs);
   let crc = 0;
   let slot = 0;
+  const buffers = d.data.byteLength / d.slotSize;
   try {
     const squeeze = d.codec ? compressor(d.codec) : undefined;
     const results = d.results ? new Float64Array(d.results) : undefined;
@@ -83,7 +86,8 @@ export function writePages(d: PageWriterJob): void {
       const state = Atomics.load(ctl, 2 * slot);
       if (state === 2) break;
       const len = ctl[2 * slot + 1];
-      const view = new Uint8Array(d.data, slot * d.slotSize, len);
+      // Slot i's bytes (if any) are in buffer i % buffers (page-pump.ts).
+      const view = new Uint8Array(d.data, (slot % buffers) * d.slotSize, len);
       if (squeeze && results) {
         const packed = squeeze.compress(view);
         writeAt(d.fd, packed, packed.length, pos);
