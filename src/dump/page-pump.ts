@@ -31,9 +31,9 @@ const MIB = 1024 * 1024;
  * Slots handed to the writer and not yet done: a ring of SLOTS. Only slots
  * read here hold bytes, in one of BUFFERS buffers of SLOT_SIZE (slot k in
  * buffer k % BUFFERS); spliced ones are in pages.img already and carry only
- * where, for their CRC. So the copy runs up to SLOTS slots (128 MiB spliced)
- * ahead of the writer: a dump whose helper is still starting (~55 ms) does not
- * wait for it.
+ * where, for their CRC. So until the helper has done its first slot, the copy
+ * runs up to SLOTS slots (128 MiB spliced) ahead of it: a dump whose helper is
+ * still starting (~55 ms) does not wait for it. After that, BUFFERS.
  */
 const SLOTS = 16;
 const BUFFERS = 4;
@@ -307,8 +307,10 @@ export class PagePump {
     if (!this.ctl) return 0;
     const slot = this.next;
     waitWritten(this.ctl, SLOTS, slot);
-    // That slot, in the ring still (SLOTS - BUFFERS slots are handed on before it is reused), is done or not yet.
-    if (buffered) waitWritten(this.ctl, SLOTS, (slot + SLOTS - BUFFERS) % SLOTS);
+    // The slot BUFFERS back: its buffer, for a slot read here; and once the helper works
+    // (it has done a slot), BUFFERS in flight are enough to keep it busy. That slot, in the
+    // ring still (SLOTS - BUFFERS slots are handed on before it is reused), is done or not yet.
+    if (buffered || Atomics.load(this.ctl, 2 * SLOTS + 1) > 0) waitWritten(this.ctl, SLOTS, (slot + SLOTS - BUFFERS) % SLOTS);
     this.checkWriter();
     this.collectCrcs();
     return slot;
