@@ -38,6 +38,18 @@ export function spliceFails(): boolean {
   return process.env.CKPT_FAULT === 'splice';
 }
 
+/**
+ * Test-only: CKPT_STEP_PAUSE_MS=N makes a dump or restore wait N ms after it
+ * reported each step (-vv), so that a test's signal lands between that step
+ * and the next check for one, however fast the steps after it have become
+ * (test/e2e-signals.test.ts). Nothing is checked here: the engine's own
+ * checks after the step see the signal.
+ */
+export function pauseAfterStep(): void {
+  const ms = Number(process.env.CKPT_STEP_PAUSE_MS ?? 0);
+  if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
 const DIE = process.env.CKPT_DIE;
 
 /**

@@ -7,7 +7,11 @@
  *  - restore: nothing of it left running, the image byte for byte the same.
  * The signal is sent as soon as ckpt -vv reports a step (so at a known moment):
  * early (freeze), in the remote-call window, and before the page copy of a
- * 64 MiB process (the copy checks between batches).
+ * 64 MiB process (the copy checks between batches). ckpt waits PAUSE_MS after
+ * each step it reports (CKPT_STEP_PAUSE_MS, src/fault.ts), so that the signal
+ * lands before its next check even when what follows takes a few ms (a
+ * restore's last steps after its pages took ~6 ms, less than this test takes
+ * to see the line and send the signal).
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -22,6 +26,7 @@ import { waitFor } from './lib/wait.js';
 
 after(cleanup);
 const SLOW = { timeout: 60_000 };
+const PAUSE = { CKPT_STEP_PAUSE_MS: '300' };
 const SIGNO = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
 type Sig = keyof typeof SIGNO;
 
@@ -69,7 +74,7 @@ describe('a signal to ckpt dump: it stops, puts the process back, leaves no imag
   for (const [step, sig, flags] of moments) {
     test(`${sig} after the ${step} step of ckpt dump ${flags.join(' ')}`.trimEnd(), SLOW, async () => {
       const image = join(makeWorkDir('img'), 'image');
-      const bg = ckptBackground(['dump', '-vv', '-t', String(p.pid), '-D', image, ...flags]);
+      const bg = ckptBackground(['dump', '-vv', '-t', String(p.pid), '-D', image, ...flags], PAUSE);
       await signalAt(bg, step, sig);
       const r = await bg.exited;
       assertInterrupted(r, sig, `dump, ${sig} after ${step}`);
@@ -96,7 +101,7 @@ describe('a signal to ckpt restore: it stops, kills what it made, leaves the ima
   for (const [step, sig] of [['load', 'SIGINT'], ['clone', 'SIGTERM'], ['pages', 'SIGHUP']] as [string, Sig][]) {
     test(`${sig} after the ${step} step of ckpt restore`, SLOW, async () => {
       await waitGone(p.pid);
-      const bg = ckptBackground(['restore', '-d', '-vv', '-D', image]);
+      const bg = ckptBackground(['restore', '-d', '-vv', '-D', image], PAUSE);
       await signalAt(bg, step, sig);
       const r = await bg.exited;
       assertInterrupted(r, sig, `restore, ${sig} after ${step}`);

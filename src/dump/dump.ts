@@ -35,7 +35,7 @@ import type { SavedPipe } from '../kinds/pipes.js';
 import { checkTreeNamespaces } from '../kinds/namespaces.js';
 import { dumpContainer, encodeContainer } from '../kinds/container.js';
 import { Timings } from '../timings.js';
-import { fault } from '../fault.js';
+import { fault, pauseAfterStep } from '../fault.js';
 
 export interface DumpOptions {
   /** The root of the tree to dump: it and all its descendants, with all their threads. */
@@ -113,7 +113,7 @@ interface Source { pid: number; mem: TraceeMemory; splicer?: () => PageSplicer |
 export function dumpSync(opts: DumpOptions): DumpResult {
   const t0 = performance.now();
   const log = opts.log ?? (() => {});
-  const times = new Timings((step) => opts.onProgress?.({ phase: step, done: 1, total: 1 }));
+  const times = new Timings((step) => { opts.onProgress?.({ phase: step, done: 1, total: 1 }); pauseAfterStep(); });
   const root = opts.pid;
   const codec = parseCodec(opts.compress ?? 'none');
   if (opts.snapshot !== undefined && opts.snapshot !== 'copy' && opts.snapshot !== 'fork') throw new CkptError('USAGE', `--snapshot ${String(opts.snapshot)}: expected copy or fork`);

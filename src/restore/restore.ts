@@ -39,7 +39,7 @@ import { attachShmVma } from '../kinds/sysvipc.js';
 import { setupContainerMounts } from '../kinds/mntns.js';
 import { Timings } from '../timings.js';
 import type { EngineProgress } from '../dump/dump.js';
-import { fault } from '../fault.js';
+import { fault, pauseAfterStep } from '../fault.js';
 
 export interface RestoreOptions {
   /** The image directory. */
@@ -161,7 +161,7 @@ interface Helper { proc: RestoredProcess; nspid: number; parent: RestoredProcess
 export function restoreSync(opts: RestoreOptions): RestoreResult {
   const t0 = performance.now();
   const log = opts.log ?? (() => {});
-  const times = new Timings((step) => opts.onProgress?.({ phase: step, done: 1, total: 1 }));
+  const times = new Timings((step) => { opts.onProgress?.({ phase: step, done: 1, total: 1 }); pauseAfterStep(); });
   // The page check's helper boots while the image is read (helper-thread.ts prepareHelper).
   // A compressed image, whose CRCs are checked as its chunks are read, has it for nothing.
   try {

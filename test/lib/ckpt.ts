@@ -28,8 +28,8 @@ export interface BackgroundCkpt {
 }
 
 /** Starts `ckpt ARGS...` without waiting (e.g. `restore` without -d, which stays the restored process's parent). */
-export function ckptBackground(args: string[]): BackgroundCkpt {
-  const child = spawn(CLI, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+export function ckptBackground(args: string[], env: Record<string, string> = {}): BackgroundCkpt {
+  const child = spawn(CLI, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   if (child.pid === undefined) throw new Error('cannot start ckpt');
   trackExact(child.pid);
   let stdout = '';
