@@ -305,7 +305,7 @@ describe('a page splice that fails after its first pipe (CKPT_FAULT=splice): the
     assertSuccess(r, 'ckpt dump');
     const { spliced, pages } = splicedOf(r.stderr);
     assert.ok(spliced >= 64 * 256, `${spliced} of ${pages} pages spliced`);
-    // Its thread and ckpt's shared a CPU while the pages moved (src/dump/cpu-pin.ts).
+    // Its thread and ckpt's shared a CPU while the pages moved (src/ptrace/cpu-pin.ts).
     assert.match(r.stderr, /spliced, on one CPU with the process\)/);
     await waitGone(pid);
   });

@@ -105,7 +105,7 @@ export class PagePump {
   private failed?: { error: unknown };
   /** Bytes that went from the process into pages.img by splice (the rest was read and written). */
   spliced = 0;
-  /** Whether some of them moved with the process's thread on ckpt's CPU (dump/cpu-pin.ts). */
+  /** Whether some of them moved with the process's thread on ckpt's CPU (ptrace/cpu-pin.ts). */
   pinned = false;
 
   constructor(private writer: PagesWriter, totalBytes: number, private onCopied?: (bytes: number) => void) {

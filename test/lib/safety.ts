@@ -213,7 +213,7 @@ export function signalState(pid: number): string {
 /**
  * The CPUs each thread of process `pid` may run on ("TID: LIST" per line): a
  * large dump pins the thread that splices and its own thread to one CPU
- * (src/dump/cpu-pin.ts), and must put both masks back.
+ * (src/ptrace/cpu-pin.ts), and must put both masks back.
  */
 export function cpuMasks(pid: number): string {
   const tids = readdirSync(`/proc/${pid}/task`).map(Number).sort((a, b) => a - b);
