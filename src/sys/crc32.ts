@@ -139,7 +139,7 @@ export function crc32At(addr: bigint, len: number, crc = 0): number | undefined 
 }
 
 /** The CRC of a mapping's bytes [from, from + len): folded at its address where it can be, else through a view. */
-export function crc32OfMapping(m: FileMapping, from: number, len: number, crc = 0): number {
+function crc32OfMapping(m: FileMapping, from: number, len: number, crc = 0): number {
   return crc32At(m.addr + BigInt(from), len, crc) ?? crc32(m.view().subarray(from, from + len), crc);
 }
 

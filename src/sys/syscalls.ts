@@ -343,4 +343,3 @@ export function pagemapScan(fd: number, start: number, end: number, m: { inverte
   }
   return out;
 }
-
