@@ -133,13 +133,19 @@ export function dumpSync(opts: DumpOptions): DumpResult {
   let tree: TreeProcess[];
   let writer: ImageWriter;
   let pagesWriter: PagesWriter;
+  // Their fds, closed on a failure once nothing writes to them (copier.close()).
+  const imageFiles: { discard(): void }[] = [];
   // Resident and swapped memory decides how to copy (the exact page count comes later).
   const resident = [...early.values()].reduce((n, e) => n + (e.smaps ?? []).reduce((m, v) => m + residentBytes(v), 0), 0);
+  // Of that, what a small dump's pages.img will likely hold: its private and swapped pages.
+  const anonymous = [...early.values()].reduce((n, e) => n + (e.smaps ?? []).reduce((m, v) => m + ((v.fields.Anonymous ?? 0) + (v.fields.Swap ?? 0)) * 1024, 0), 0);
   const onCopied = opts.onProgress && ((done: number) => opts.onProgress!({ phase: 'pages', done, total: resident }));
   try {
     writer = ImageWriter.create(partial, { utsRelease: os.release(), tool: `ckpt ${VERSION}` });
+    imageFiles.push(writer);
     pagesWriter = PagesWriter.create(partial);
-    copier = codec === Codec.NONE ? new PagePump(pagesWriter, resident, onCopied) : new ChunkPump(pagesWriter, codec, resident, onCopied);
+    imageFiles.push(pagesWriter);
+    copier = codec === Codec.NONE ? new PagePump(pagesWriter, resident, onCopied, anonymous) : new ChunkPump(pagesWriter, codec, resident, onCopied);
     times.mark('validate');
     const rootEarly = early.get(root);
     // A stopped process would be let go by the short freeze that makes its userfaultfd.
@@ -151,10 +157,12 @@ export function dumpSync(opts: DumpOptions): DumpResult {
   } catch (e) {
     ahead?.close();
     copier?.close();
+    for (const f of imageFiles) f.discard();
     abortImageDir(opts.dir);
     throw e;
   }
   times.mark('freeze');
+  if (copier instanceof PagePump) copier.preallocate();
   // --leave-running: a copy-on-write snapshot of each process, by its pid.
   const snapshots = new Map<number, Snapshot>();
   // The frozen processes' pipes for splicing, by pid (undefined: the process could not make one).
@@ -412,8 +420,9 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     const calls = live.reduce((n, c) => n + c.live!.remote.calls, 0);
     const chained = live.reduce((n, c) => n + c.live!.remote.chained, 0);
     const spliced = copier instanceof PagePump && copier.spliced ? ` (${copier.spliced / PAGE_SIZE} spliced${copier.pinned ? ', on one CPU with the process' : ''})` : '';
+    const allocated = copier instanceof PagePump && copier.allocatedAhead ? ` (pages.img allocated ahead on tmpfs: ${(copier.allocatedAhead / 2 ** 20).toFixed(1)} MiB)` : '';
     const copiedAhead = ahead ? `, ${ahead.pages} copied while it ran (${ahead.rewritten} of them again, written meanwhile)` : '';
-    log(`dump of pid ${root}: ${tree.length} process(es), ${threads} thread(s), ${pages} pages${spliced}${copiedAhead}, ${calls} remote syscalls (${chained} in chains); ${times.format()}`);
+    log(`dump of pid ${root}: ${tree.length} process(es), ${threads} thread(s), ${pages} pages${spliced}${allocated}${copiedAhead}, ${calls} remote syscalls (${chained} in chains); ${times.format()}`);
     return { pids: tree.map((p) => p.pid), pages, bytes: pages * 4096, ms: performance.now() - t0, timings: times.record() };
   } catch (e) {
     ahead?.close();
@@ -428,6 +437,8 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     throw e;
   } finally {
     copier?.close();
+    // After a failure (closed already after a success).
+    for (const f of imageFiles) f.discard();
     unpinAll();
   }
 }

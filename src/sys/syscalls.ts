@@ -1,6 +1,6 @@
 /** Typed wrappers of the syscalls ckpt makes in its own process. */
 import { CkptError } from '../errors.js';
-import { allocNative, syscall, sysError, trySyscall, type NativeMemory } from './libc.js';
+import { allocNative, syscall, syscallOnThread, sysError, trySyscall, type NativeMemory, type ThreadCall } from './libc.js';
 import { NR } from './nr.js';
 import { IOVEC_SIZE, encodeIovec } from './structs.js';
 import { WALL } from './constants.js';
@@ -104,12 +104,31 @@ export function memfdCreate(name: string, flags: number): number {
  * would push them out to it.
  */
 export function startWriteback(fd: number): void {
-  const TMPFS_MAGIC = 0x01021994, RAMFS_MAGIC = 0x858458f6, SYNC_FILE_RANGE_WRITE = 2;
-  const m = out();
-  if (trySyscall(NR.fstatfs, fd, m.addr) !== 0) return;
-  const type = Number(m.buf.readBigUInt64LE(0));
-  if (type === TMPFS_MAGIC || type === RAMFS_MAGIC) return;
+  const SYNC_FILE_RANGE_WRITE = 2;
+  if (onMemoryFs(fd) !== false) return;
   trySyscall(NR.sync_file_range, fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
+/** Whether fd's file is on tmpfs or ramfs (no disk behind it); undefined if fstatfs fails. */
+export function onMemoryFs(fd: number): boolean | undefined {
+  const TMPFS_MAGIC = 0x01021994, RAMFS_MAGIC = 0x858458f6;
+  const m = out();
+  if (trySyscall(NR.fstatfs, fd, m.addr) !== 0) return undefined;
+  const type = Number(m.buf.readBigUInt64LE(0));
+  return type === TMPFS_MAGIC || type === RAMFS_MAGIC;
+}
+
+/**
+ * fallocate(fd, 0, offset, len) on a thread of its own (sys/libc.ts
+ * syscallOnThread): the file's pages are allocated on another core while the
+ * caller goes on. wait() before fd is closed.
+ */
+export function fallocateOnThread(fd: number, offset: number, len: number): ThreadCall | undefined {
+  return syscallOnThread(NR.fallocate, [fd, 0, offset, len]);
+}
+
+export function ftruncate(fd: number, len: number): void {
+  syscall(NR.ftruncate, [fd, len], { what: 'ftruncate', resource: `fd ${fd}` });
 }
 
 /** Free the blocks of [offset, offset + len) of a file, its size unchanged; false where the filesystem cannot. */
