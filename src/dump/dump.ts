@@ -439,6 +439,8 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     copier?.close();
     // After a failure (closed already after a success).
     for (const f of imageFiles) f.discard();
+    // A process that runs on may have been read through /proc/PID/mem after its release (dump/precopy.ts).
+    for (const p of tree) for (const t of p.tasks) t.closeMemory();
     unpinAll();
   }
 }
