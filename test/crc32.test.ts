@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { crc32, crc32At, crc32Folds, crc32OfFile } from '../src/sys/crc32.js';
+import { mapFile } from '../src/sys/libc.js';
 
 test('large buffers are folded with PCLMULQDQ where the CPU has it', (t) => {
   const cpuHasIt = /^flags\s*:.*\bpclmulqdq\b/m.test(cpuinfo());
@@ -63,6 +64,28 @@ test('crc32OfFile reads a file through mappings, folded at their address', (t) =
   // A length the folding does not take whole still gets zlib's value.
   assert.equal(crc32OfFile(fd, 0, 100), zlib.crc32(data.subarray(0, 100)));
   assert.throws(() => crc32OfFile(-1, 0, 4096), /mmap/);
+});
+
+test('mapFile maps for one sequential read: no page it maps is marked accessed when it is unmapped', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckpt-crc-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'pages');
+  fs.writeFileSync(file, crypto.randomBytes(64 * 1024));
+  const fd = fs.openSync(file, 'r');
+  t.after(() => fs.closeSync(fd));
+  const m = mapFile(fd, 0, 64 * 1024);
+  try {
+    // MADV_SEQUENTIAL: VmFlags "sr". Unmapping a VM_SEQ_READ mapping skips folio_mark_accessed,
+    // which took the LRU lock the page writer's splice needs (a 1 GiB dump's CRC windows).
+    const start = m.addr.toString(16);
+    const smaps = readFileSync('/proc/self/smaps', 'utf8');
+    const at = smaps.indexOf(`${start}-`);
+    assert.ok(at >= 0, `mapping at 0x${start} not in /proc/self/smaps`);
+    const flags = /^VmFlags:(.*)$/m.exec(smaps.slice(at))?.[1].trim().split(/\s+/) ?? [];
+    assert.ok(flags.includes('sr'), `VmFlags of the mapping: ${flags.join(' ')}`);
+  } finally {
+    m.unmap();
+  }
 });
 
 test('crc32At folds only what it can do whole', () => {
