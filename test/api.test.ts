@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import { CkptError, dump, readImage, restore, waitRestored, type Progress } from '../src/index.js';
@@ -23,6 +23,7 @@ import {
   makeWorkDir,
   procInfo,
   requestCheck,
+  startOrphan,
   track,
   tracerPid,
   unusedPid,
@@ -174,6 +175,38 @@ describe('several operations at once', () => {
     const exits = await Promise.all(restored.map((r) => r.exited));
     assert.deepEqual(exits.map((e) => e.signal), ['SIGKILL', 'SIGKILL']);
     await Promise.all([waitGone(a.pid), waitGone(b.pid)]);
+  });
+});
+
+describe('the library writes nothing on the caller\'s stderr', () => {
+  test('a dump and a restore of a process with a pipe (blocked.c read), from another node process: its stderr stays empty', SLOW, async () => {
+    // A worker that tracked its fds warned, on the caller's stderr, at each fd ckpt made with a
+    // syscall and closed with fs ("File descriptor N closed but not opened in unmanaged mode":
+    // the restore's pipe ends). Such warnings go to stderr from the worker, not to this process's
+    // 'warning' event: a caller of its own shows them.
+    const dir = makeWorkDir('api-pipe');
+    const { pid } = startOrphan(compile('blocked'), [dir, 'read']);
+    await waitReady(dir, { pid });
+    const image = join(makeWorkDir('api-img'), 'img');
+    const script = [
+      `const api = await import(${JSON.stringify(new URL('../src/index.js', import.meta.url).href)});`,
+      `await api.dump({ pid: ${pid}, dir: ${JSON.stringify(image)} });`,
+      `while (await import('node:fs').then((fs) => fs.existsSync('/proc/${pid}'))) await new Promise((r) => setTimeout(r, 10));`,
+      `const r = await api.restore({ dir: ${JSON.stringify(image)}, detach: true });`,
+      'console.log(r.pid);',
+      // What a worker writes on stderr reaches this process's on a later turn.
+      'await new Promise((r) => setTimeout(r, 200));',
+      'process.exit(0);',
+    ].join('\n');
+    // A file, not -e: the workers would inherit --input-type.
+    const file = join(makeWorkDir('api-caller'), 'caller.mjs');
+    writeFileSync(file, script);
+    const r = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, `the caller failed: ${r.stderr}`);
+    assert.equal(Number(r.stdout.trim()), pid);
+    track(pid);
+    assertPass(await requestCheck(dir, { ...AFTER_RESTORE, poke: () => process.kill(pid, 'SIGUSR1') }));
+    assert.equal(r.stderr, '', 'the library wrote on its caller\'s stderr');
   });
 });
 

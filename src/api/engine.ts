@@ -133,8 +133,17 @@ function trim(): void {
   }
 }
 
+/**
+ * Node would track the fds a worker opens with `fs` (and close them when it
+ * ends), and warn, on the caller's stderr, each time the worker closes with
+ * `fs` an fd it made with a syscall (a restore's pipes, memfds, eventfds):
+ * "File descriptor N closed but not opened in unmanaged mode". The engine
+ * closes every fd it opens itself (dump.ts, restore.ts).
+ */
+const WORKER_OPTIONS = { trackUnmanagedFds: false };
+
 function newSlot(req: EngineRequest): Slot {
-  const slot: Slot = { worker: new Worker(WORKER_URL, { workerData: req }), owed: new Map(), held: 0, ended: false };
+  const slot: Slot = { worker: new Worker(WORKER_URL, { ...WORKER_OPTIONS, workerData: req }), owed: new Map(), held: 0, ended: false };
   let failure: string | undefined;
   slot.worker.on('message', (m: WorkerMessage) => {
     if (m.t === 'exit' || m.t === 'exit-error') {
