@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import { CkptError, dump, readImage, restore, waitRestored, type Progress } from '../src/index.js';
 import {
@@ -23,6 +23,7 @@ import {
   makeWorkDir,
   procInfo,
   requestCheck,
+  startMemOrphan,
   startOrphan,
   track,
   tracerPid,
@@ -43,18 +44,8 @@ const AFTER_RESTORE = { timeoutMs: 30_000 };
 const BIG_MIB = Number(process.env.CKPT_API_MIB ?? 256);
 const MAX_STALL_MS = 50;
 
-/** Starts test/programs/api-mem.c holding MIB MiB, as an orphan (its parent is a shell that exits at once). */
-async function startMem(mib: number): Promise<{ pid: number; dir: string }> {
-  const binary = compile('api-mem');
-  const dir = makeWorkDir(`api-mem${mib}`);
-  const r = spawnSync('sh', ['-c', '"$0" "$@" </dev/null >/dev/null 2>&1 & echo $!', binary, dir, String(mib)], { encoding: 'utf8' });
-  const pid = Number.parseInt(r.stdout, 10);
-  assert.ok(pid > 0, `cannot start api-mem: ${r.stderr}`);
-  track(pid, basename(binary));
-  await waitReady(dir, { pid, timeoutMs: 20_000 });
-  assertPass(await requestCheck(dir));
-  return { pid, dir };
-}
+/** api-mem.c holding MIB MiB, as an orphan (this process dumps it through the library). */
+const startMem = (mib: number) => startMemOrphan(mib);
 
 /** The distinct CPU masks of this process's threads (workers come and go; none may keep a mask of its own). */
 function threadCpus(): string[] {

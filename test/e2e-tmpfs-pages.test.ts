@@ -6,15 +6,14 @@
  * process lives on after it).
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import { dumpSync } from '../src/dump/dump.js';
 import { FAULT_STEPS } from '../src/fault.js';
 import {
-  assertPass, assertSuccess, ckpt, cleanup, compile, isRunning, killAll, makeWorkDir, readCounter, requestCheck,
-  restoreDetachedOk, track, tracerPid, waitCounterAbove, waitGone, waitReady,
+  assertPass, assertSuccess, ckpt, cleanup, isRunning, killAll, makeWorkDir, readCounter, requestCheck,
+  restoreDetachedOk, startMemOrphan, tracerPid, waitCounterAbove, waitGone,
 } from './lib/index.js';
 
 afterEach(() => killAll());
@@ -25,17 +24,7 @@ const SLOW = { timeout: 120_000 };
 const MIB = 12;
 
 /** api-mem.c holding `mib` MiB, as an orphan: this process may then dump it itself (dumpSync). */
-async function startMem(mib = MIB): Promise<{ pid: number; dir: string }> {
-  const binary = compile('api-mem');
-  const dir = makeWorkDir('tmpfs-pages');
-  const r = spawnSync('sh', ['-c', '"$0" "$@" </dev/null >/dev/null 2>&1 & echo $!', binary, dir, String(mib)], { encoding: 'utf8' });
-  const pid = Number.parseInt(r.stdout, 10);
-  assert.ok(pid > 0, `cannot start api-mem: ${r.stderr}`);
-  track(pid, basename(binary));
-  await waitReady(dir, { pid, timeoutMs: 20_000 });
-  assertPass(await requestCheck(dir));
-  return { pid, dir };
-}
+const startMem = (mib = MIB) => startMemOrphan(mib, 'tmpfs-pages');
 
 function onTmpfs(label: string): string {
   return mkdtempSync(join('/dev/shm', `ckpt-${label}-`));

@@ -1,5 +1,5 @@
 import { assertPass } from './assertions.js';
-import { startProgram, waitGone } from './processes.js';
+import { startOrphan, startProgram, waitGone } from './processes.js';
 import { dumpOk, restoreInBackground, whileRunning, type BackgroundCkpt } from './ckpt.js';
 import { compile } from './programs.js';
 import { requestCheck, waitReady } from './protocol.js';
@@ -10,6 +10,20 @@ export async function startChecked(name: string, args: string[] = [], cflags: st
   const dir = makeWorkDir(name);
   const { pid } = startProgram(compile(name, cflags), [dir, ...args]);
   await waitReady(dir, { pid });
+  assertPass(await requestCheck(dir));
+  return { dir, pid };
+}
+
+/**
+ * test/programs/api-mem.c holding `mib` MiB of pseudo-random memory, as an
+ * orphan (its parent is a shell that exits at once), once it has PASSed a
+ * first check: a process the test's own process may dump (the library,
+ * dumpSync), since libuv would take the ptrace stops of a child of its own.
+ */
+export async function startMemOrphan(mib: number, label = `api-mem${mib}`): Promise<{ dir: string; pid: number }> {
+  const dir = makeWorkDir(label);
+  const { pid } = startOrphan(compile('api-mem'), [dir, String(mib)]);
+  await waitReady(dir, { pid, timeoutMs: 20_000 });
   assertPass(await requestCheck(dir));
   return { dir, pid };
 }

@@ -51,4 +51,4 @@ export {
 export { cleanup } from './cleanup.js';
 export { assertPass } from './assertions.js';
 export { appendingPython, assertConsecutive, PYTHON, readAppendedLines } from './python.js';
-export { dumpAndRestore, startChecked } from './checked.js';
+export { dumpAndRestore, startChecked, startMemOrphan } from './checked.js';
