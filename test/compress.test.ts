@@ -14,7 +14,6 @@ import {
   assertSuccess,
   ckpt,
   cleanup,
-  compile,
   dumpOk,
   isRunning,
   killAll,
@@ -24,10 +23,8 @@ import {
   reportedCounter,
   requestCheck,
   restoreInBackground,
-  startProgram,
   waitFor,
   waitGone,
-  waitReady,
   whileRunning,
   startChecked,
 } from './lib/index.js';

@@ -9,15 +9,14 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import {
-  assertCleanError, assertPass, CLI, cleanup, compile, dumpAndRestore, startChecked, dumpOk, killAll, makeWorkDir, reportedCounter, requestCheck,
-  restoreInBackground, startProgram, waitCounterAbove, waitGone, waitReady, whileRunning, waitFor,
+  assertCleanError, assertPass, CLI, cleanup, dumpAndRestore, startChecked, dumpOk, killAll, makeWorkDir, reportedCounter, requestCheck,
+  restoreInBackground, startProgram, waitCounterAbove, waitGone, whileRunning, waitFor,
 } from './lib/index.js';
 
 afterEach(() => killAll());
 after(cleanup);
 
 const SLOW = { timeout: 180_000 };
-const AFTER_RESTORE = { timeoutMs: 60_000 };
 const tids = (pid: number) => readdirSync(`/proc/${pid}/task`).map(Number).sort((a, b) => a - b);
 
 describe('multi-threaded processes', () => {

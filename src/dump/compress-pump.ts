@@ -47,7 +47,7 @@ export class ChunkPump {
   private copied = 0;
   private get slotSize(): number { return this.slots[0].size; }
 
-  constructor(private writer: PagesWriter, private codec: Codec, totalBytes: number, private onCopied?: (bytes: number) => void) {
+  constructor(private writer: PagesWriter, codec: Codec, totalBytes: number, private onCopied?: (bytes: number) => void) {
     if (totalBytes >= COMPRESS_WORKER_MIN_BYTES) {
       const data = new SharedArrayBuffer(SLOTS * MAX_CHUNK_RAW);
       // The writer's protocol (page-writer.ts): two words per slot, its status, slots done.
