@@ -34,6 +34,20 @@ test('the call runs on another thread of this process and wait() gives its resul
   assert.equal(pid.wait(), getpid());
 });
 
+test('the thread runs on the CPUs asked, whatever the caller\'s mask', () => {
+  const mask = allocNative(8);
+  try {
+    const one = Buffer.alloc(8);
+    one[0] = 1; // CPU 0, which every machine has
+    const call = syscallOnThread(NR.sched_getaffinity, [0, 8, Number(mask.addr)], one);
+    assert.ok(call);
+    assert.equal(call.wait(), 8);
+    assert.deepEqual([...mask.buf.subarray(0, 8)], [...one]);
+  } finally {
+    freeNative(mask);
+  }
+});
+
 test('a failed call gives -errno', () => {
   const call = syscallOnThread(NR.fallocate, [987654, 0, 0, 4096]);
   assert.ok(call);

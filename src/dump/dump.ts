@@ -18,7 +18,7 @@ import { PAGE_RUNS, COW_RUNS, pagesIn, selectPages, selectPagesCow, encodeRuns, 
 import { PagePump, PIPELINE_MIN_BYTES } from './page-pump.js';
 import { prepareHelper } from '../helper-thread.js';
 import { PageSplicer } from './page-splice.js';
-import { pinBeside, unpinAll } from '../ptrace/cpu-pin.js';
+import { otherCpus, pinBeside, unpinAll } from '../ptrace/cpu-pin.js';
 import { ChunkPump, COMPRESS_WORKER_MIN_BYTES } from './compress-pump.js';
 import { PAGE_CHUNKS, Codec, parseCodec, encodeChunks, type Chunk } from '../kinds/page-chunks.js';
 import { forkSnapshot, followsFork, reapLeftoverSnapshots, SNAPSHOT_MIN_BYTES, type Snapshot } from './snapshot.js';
@@ -162,7 +162,6 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     throw e;
   }
   times.mark('freeze');
-  if (copier instanceof PagePump) copier.preallocate();
   // --leave-running: a copy-on-write snapshot of each process, by its pid.
   const snapshots = new Map<number, Snapshot>();
   // The frozen processes' pipes for splicing, by pid (undefined: the process could not make one).
@@ -227,6 +226,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     };
     // /proc and ptrace reads and the remote syscalls of every process.
     times.mark('collect');
+    if (copier instanceof PagePump) copier.preallocate(otherCpus());
     if (!snapshotting) {
       readTreeFiles();
       times.mark('files');

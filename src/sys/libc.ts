@@ -24,7 +24,7 @@ interface Native {
   syscall: (nr: number, a: Arg, b: Arg, c: Arg, d: Arg, e: Arg, f: Arg) => number | bigint;
   posixSpawn: Fn; spawnattrInit: Fn; spawnattrSetflags: Fn; spawnattrSetsigdefault: Fn;
   spawnattrSetsigmask: Fn; spawnattrDestroy: Fn; mmap: Fn; munmap: Fn;
-  pthreadCreate: Fn; pthreadJoin: Fn; attrInit: Fn; attrSetstacksize: Fn;
+  pthreadCreate: Fn; pthreadJoin: Fn; attrInit: Fn; attrSetstacksize: Fn; attrSetaffinity: Fn; attrDestroy: Fn;
 }
 let loaded: Native | undefined;
 
@@ -69,6 +69,8 @@ function native(): Native {
     pthreadJoin: libc.func('int pthread_join(uint64_t thread, void *ret)'),
     attrInit: libc.func('int pthread_attr_init(intptr_t attr)'),
     attrSetstacksize: libc.func('int pthread_attr_setstacksize(intptr_t attr, size_t size)'),
+    attrSetaffinity: libc.func('int pthread_attr_setaffinity_np(intptr_t attr, size_t size, const void *cpuset)'),
+    attrDestroy: libc.func('int pthread_attr_destroy(intptr_t attr)'),
   };
   return loaded;
 }
@@ -361,18 +363,19 @@ const THREAD_SYSCALL = Buffer.from([
   0xc3, //                   ret
 ]);
 let threadSyscall: bigint | undefined;
+/** pthread_attr_t (56 bytes) for syscallOnThread, made anew for each thread. */
 let attr: NativeMemory | undefined;
 /** Every signal, then the caller's own mask (rt_sigprocmask). */
 let masks: NativeMemory | undefined;
 
-/** pthread attributes for syscallOnThread: a small stack (the default maps 8 MiB). */
-function threadAttr(): bigint {
-  if (attr) return attr.addr;
-  const { attrInit, attrSetstacksize } = native();
+/** pthread attributes for syscallOnThread: a small stack (the default maps 8 MiB), and `cpus` if given. */
+function threadAttr(cpus?: Buffer): bigint | undefined {
+  const { attrInit, attrSetstacksize, attrSetaffinity } = native();
   const STACK = 64 * 1024;
-  attr = allocNative(64); // pthread_attr_t: 56 bytes
-  attrInit(attr.addr);
+  attr ??= allocNative(64);
+  if (attrInit(attr.addr) !== 0) return undefined;
   attrSetstacksize(attr.addr, STACK);
+  if (cpus && attrSetaffinity(attr.addr, cpus.length, cpus) !== 0) { native().attrDestroy(attr.addr); return undefined; }
   return attr.addr;
 }
 
@@ -385,29 +388,36 @@ export interface ThreadCall {
  * One syscall on a thread of its own (glibc's pthread_create, ~50 us), while
  * the caller goes on: no JavaScript runs there, only THREAD_SYSCALL. The
  * thread is made with every signal blocked, so that none is delivered to it,
- * and with the caller's CPU mask and scheduling (start it before
- * ptrace/cpu-pin.ts pins the caller). Not SCHED_IDLE: a thread that holds a
+ * and with the caller's scheduling, and CPU mask unless `cpus` gives one (a
+ * cpu_set_t). Not SCHED_IDLE: a thread that holds a
  * lock ckpt's thread then needs (a tmpfs file's, in fallocate) would starve
  * it on a busy machine. Anything the call uses (an fd) must stay as it is
  * until wait() returned. Undefined where the thread cannot be made.
  */
-export function syscallOnThread(nr: number, args: readonly number[]): ThreadCall | undefined {
-  const { pthreadCreate, pthreadJoin } = native();
+export function syscallOnThread(nr: number, args: readonly number[], cpus?: Buffer): ThreadCall | undefined {
+  const { pthreadCreate, pthreadJoin, attrDestroy } = native();
   threadSyscall ??= mapCode(THREAD_SYSCALL).addr;
-  const call = allocNative(64);
-  call.buf.writeBigInt64LE(BigInt(nr), 0);
-  args.forEach((a, i) => call.buf.writeBigInt64LE(BigInt(a), 8 * (i + 1)));
-  // The caller blocks every signal for a moment: the thread starts with its mask.
   masks ??= allocNative(16);
   masks.buf.fill(0xff, 0, 8);
   const SIG_SETMASK = 2;
-  if (trySyscall(NR.rt_sigprocmask, SIG_SETMASK, masks.addr, masks.addr + 8n, 8) !== 0) { freeNative(call); return undefined; }
+  const attrAddr = threadAttr(cpus);
+  if (attrAddr === undefined) return undefined;
+  const call = allocNative(64);
+  call.buf.writeBigInt64LE(BigInt(nr), 0);
+  args.forEach((a, i) => call.buf.writeBigInt64LE(BigInt(a), 8 * (i + 1)));
   const thread = [0];
-  let rc: number;
+  let rc = -1;
   try {
-    rc = pthreadCreate(thread, threadAttr(), threadSyscall, call.addr) as number;
+    // The caller blocks every signal for a moment: the thread starts with its mask.
+    if (trySyscall(NR.rt_sigprocmask, SIG_SETMASK, masks.addr, masks.addr + 8n, 8) === 0) {
+      try {
+        rc = pthreadCreate(thread, attrAddr, threadSyscall, call.addr) as number;
+      } finally {
+        trySyscall(NR.rt_sigprocmask, SIG_SETMASK, masks.addr + 8n, 0, 8);
+      }
+    }
   } finally {
-    trySyscall(NR.rt_sigprocmask, SIG_SETMASK, masks.addr + 8n, 0, 8);
+    attrDestroy(attrAddr);
   }
   if (rc !== 0) { freeNative(call); return undefined; }
   let result: number | undefined;

@@ -120,11 +120,11 @@ export function onMemoryFs(fd: number): boolean | undefined {
 
 /**
  * fallocate(fd, 0, offset, len) on a thread of its own (sys/libc.ts
- * syscallOnThread): the file's pages are allocated on another core while the
- * caller goes on. wait() before fd is closed.
+ * syscallOnThread), on `cpus` if given: the file's pages are allocated on
+ * another core while the caller goes on. wait() before fd is closed.
  */
-export function fallocateOnThread(fd: number, offset: number, len: number): ThreadCall | undefined {
-  return syscallOnThread(NR.fallocate, [fd, 0, offset, len]);
+export function fallocateOnThread(fd: number, offset: number, len: number, cpus?: Buffer): ThreadCall | undefined {
+  return syscallOnThread(NR.fallocate, [fd, 0, offset, len], cpus);
 }
 
 export function ftruncate(fd: number, len: number): void {
