@@ -96,7 +96,23 @@ export async function dumpOk(pid: number, dir: string, ...flags: string[]): Prom
   return r;
 }
 
-/** Whether a process of the image at DIR holds a test protocol's temporary file (W/.NAME.tmp). */
+/**
+ * `ckpt ARGS` (a dump -R into `dir`, under `env` added to this process's) must
+ * succeed; made again with --force while its image caught a test program
+ * inside proto_write (dumpOk). Returns the last run's result.
+ */
+export function dumpRunningOk(args: string[], dir: string, env: Record<string, string> = {}): CkptResult {
+  const run = (more: string[]) => ckpt([...args, ...more], { env: { ...process.env, ...env } });
+  let r = run([]);
+  assertSuccess(r, `ckpt ${args.join(' ')}`);
+  for (let again = 0; again < 5 && holdsProtocolTemp(dir); again++) {
+    r = run(args.includes('--force') ? [] : ['--force']);
+    assertSuccess(r, `ckpt ${args.join(' ')} (again)`);
+  }
+  return r;
+}
+
+/** Whether a process of the image at DIR holds a test protocol's temporary file (W/.NAME.tmp): see dumpOk. */
 function holdsProtocolTemp(dir: string): boolean {
   const r = ckpt(['show', '-D', dir, '--files', '--json']);
   assertSuccess(r, `ckpt show -D ${dir} --files`);

@@ -42,6 +42,7 @@ export {
   ckpt,
   ckptBackground,
   dumpOk,
+  dumpRunningOk,
   restoreDetachedOk,
   restoreInBackground,
   whileRunning,
