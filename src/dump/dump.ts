@@ -9,7 +9,7 @@ import { CkptError } from '../errors.js';
 import {
   ImageWriter, PagesWriter, createImageDir, commitImageDir, abortImageDir, encode,
 } from '../image/index.js';
-import { readChildren, readSmaps, readStatus, readTids, residentBytes, Pagemap, type SmapsVma } from '../proc/index.js';
+import { readChildren, readSmaps, readStatus, readTids, anonymousBytes, residentBytes, Pagemap, type SmapsVma } from '../proc/index.js';
 import { PAGE_SIZE, SIG } from '../sys/constants.js';
 import { kill, startWriteback, tryKill, wait4 } from '../sys/syscalls.js';
 import { VERSION } from '../version.js';
@@ -135,10 +135,11 @@ export function dumpSync(opts: DumpOptions): DumpResult {
   let pagesWriter: PagesWriter;
   // Their fds, closed on a failure once nothing writes to them (copier.close()).
   const imageFiles: { discard(): void }[] = [];
+  const treeBytes = (of: (v: SmapsVma) => number) => [...early.values()].reduce((n, e) => n + (e.smaps ?? []).reduce((m, v) => m + of(v), 0), 0);
   // Resident and swapped memory decides how to copy (the exact page count comes later).
-  const resident = [...early.values()].reduce((n, e) => n + (e.smaps ?? []).reduce((m, v) => m + residentBytes(v), 0), 0);
-  // Of that, what a small dump's pages.img will likely hold: its private and swapped pages.
-  const anonymous = [...early.values()].reduce((n, e) => n + (e.smaps ?? []).reduce((m, v) => m + ((v.fields.Anonymous ?? 0) + (v.fields.Swap ?? 0)) * 1024, 0), 0);
+  const resident = treeBytes(residentBytes);
+  // Of that, what a small dump's pages.img will likely hold (it is allocated ahead on tmpfs).
+  const anonymous = treeBytes(anonymousBytes);
   const onCopied = opts.onProgress && ((done: number) => opts.onProgress!({ phase: 'pages', done, total: resident }));
   try {
     writer = ImageWriter.create(partial, { utsRelease: os.release(), tool: `ckpt ${VERSION}` });

@@ -151,7 +151,7 @@ export class PagePump {
    * thread of its own, on `cpus` (not ckpt's: ptrace/cpu-pin.ts otherCpus),
    * once the tree is collected: while ckpt reads its files and chooses its
    * pages, which wakes no process. (Started at the freeze, it took the CPU the
-   * tree's remote calls wanted: the collection was 0.6-2.7 ms longer.) A
+   * tree's remote calls wanted: the collection was 0.3-2.7 ms longer.) A
    * write that comes first waits for the lock and loses nothing; what the
    * copy did not fill is cut off by finish(). Not on a disk, where fallocate
    * would only add unwritten extents to convert, nor with no other CPU.
