@@ -370,12 +370,12 @@ let masks: NativeMemory | undefined;
 
 /** pthread attributes for syscallOnThread: a small stack (the default maps 8 MiB), and `cpus` if given. */
 function threadAttr(cpus?: Buffer): bigint | undefined {
-  const { attrInit, attrSetstacksize, attrSetaffinity } = native();
+  const { attrInit, attrSetstacksize, attrSetaffinity, attrDestroy } = native();
   const STACK = 64 * 1024;
   attr ??= allocNative(64);
   if (attrInit(attr.addr) !== 0) return undefined;
   attrSetstacksize(attr.addr, STACK);
-  if (cpus && attrSetaffinity(attr.addr, cpus.length, cpus) !== 0) { native().attrDestroy(attr.addr); return undefined; }
+  if (cpus && attrSetaffinity(attr.addr, cpus.length, cpus) !== 0) { attrDestroy(attr.addr); return undefined; }
   return attr.addr;
 }
 
@@ -388,11 +388,11 @@ export interface ThreadCall {
  * One syscall on a thread of its own (glibc's pthread_create, ~50 us), while
  * the caller goes on: no JavaScript runs there, only THREAD_SYSCALL. The
  * thread is made with every signal blocked, so that none is delivered to it,
- * and with the caller's scheduling, and CPU mask unless `cpus` gives one (a
- * cpu_set_t). Not SCHED_IDLE: a thread that holds a
- * lock ckpt's thread then needs (a tmpfs file's, in fallocate) would starve
- * it on a busy machine. Anything the call uses (an fd) must stay as it is
- * until wait() returned. Undefined where the thread cannot be made.
+ * with the caller's scheduling, and with the caller's CPU mask unless `cpus`
+ * gives one (a cpu_set_t). Not SCHED_IDLE: a thread that holds a lock ckpt's
+ * thread then needs (a tmpfs file's, in fallocate) would starve it on a busy
+ * machine. Anything the call uses (an fd) must stay as it is until wait()
+ * returned. Undefined where the thread cannot be made.
  */
 export function syscallOnThread(nr: number, args: readonly number[], cpus?: Buffer): ThreadCall | undefined {
   const { pthreadCreate, pthreadJoin, attrDestroy } = native();
