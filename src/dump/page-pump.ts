@@ -1,8 +1,9 @@
 /**
  * Copies the saved pages out of a frozen process into pages.img.
  *
- * Small dumps: one native buffer, process_vm_readv, then the write on glibc's
- * AIO thread while this thread takes the CRC.
+ * Small dumps: one native buffer, a ring of 512 KiB batches: process_vm_readv
+ * into one, its write queued on glibc's AIO thread, its CRC taken here while
+ * the AIO thread writes the batches before it.
  * Large dumps use both cores: this (tracer) thread moves pages into pages.img,
  * 8 MiB slot by slot, while a helper thread (src/helper-thread.ts) takes each
  * slot's CRC. Where the process can splice its pages (dump/page-splice.ts: a
@@ -18,7 +19,7 @@ import { startHelperJob } from '../helper-thread.js';
 import { waitWritten } from './page-writer.js';
 import { CkptError } from '../errors.js';
 import type { PagesWriter } from '../image/index.js';
-import { mapNative, unmapNative, sharedNative, writeInBackground, type BackgroundWrite, type NativeMemory, type ThreadCall } from '../sys/libc.js';
+import { BACKGROUND_SLOTS, mapNative, unmapNative, sharedNative, writeInBackground, type BackgroundWrite, type NativeMemory, type ThreadCall } from '../sys/libc.js';
 import { fallocateOnThread, ftruncate, onMemoryFs, processVmIo } from '../sys/syscalls.js';
 import { PAGE_SIZE, PROT } from '../sys/constants.js';
 import type { TraceeMemory } from '../ptrace/memory.js';
@@ -49,8 +50,12 @@ const CRC_RING = 1024;
 export interface Copied { offset: number; crc(): number }
 /** Below this many bytes a worker's start-up costs more than it saves. */
 export const PIPELINE_MIN_BYTES = 48 * 1024 * 1024;
-/** Below this, a small dump writes a batch itself rather than on glibc's AIO thread. */
-const BACKGROUND_MIN_BYTES = 256 * 1024;
+/**
+ * A small dump's batch. The ring of BACKGROUND_SLOTS of them is its buffer
+ * (2 MiB): a CLI dump's buffer is fresh memory, whose page faults a larger
+ * ring would pay for (the 16 MiB of a sparse dump copied no faster through 8 MiB).
+ */
+const PART_SIZE = 512 * 1024;
 /** Below this, a small dump's pages.img is not allocated ahead (a thread costs ~50 us). */
 const PREALLOCATE_MIN_BYTES = MIB;
 
@@ -92,12 +97,16 @@ export class PagePump {
   private next = 0;
   private own?: NativeMemory;
   /**
-   * Small dumps: batches of `chunk` bytes go to alternate halves of the buffer,
-   * so that the next batch is read while the last one is written (`inflight`).
+   * Small dumps: batches of `chunk` bytes go round a ring of `chunks` parts of
+   * the buffer. The writes of those before are queued meanwhile (`writing`,
+   * oldest first): a write that waits (for the file's lock, held by the
+   * allocation ahead) holds up neither the reads nor the CRC until the ring
+   * comes round to its part.
    */
   private chunk = 0;
-  private half = 0;
-  private inflight?: { writing: BackgroundWrite; from: number; len: number; at: number };
+  private chunks = 1;
+  private part = 0;
+  private writing: { write: BackgroundWrite; part: number; from: number; len: number; at: number }[] = [];
   private get slotSize(): number { return this.ctl ? this.slots[0].size : this.chunk; }
   /** A large dump's: slots handed to a helper thread started already (no thread is started later). */
   get pipelined(): boolean { return this.ctl !== undefined; }
@@ -137,9 +146,10 @@ export class PagePump {
     } else {
       // Fresh memory costs its page faults: no bigger than the dump needs, in whole MiB
       // so that the next dump of about the same size takes the spare.
-      this.own = takeBuffer(Math.min(SLOT_SIZE, Math.ceil(Math.max(1, totalBytes) / MIB) * MIB));
+      this.own = takeBuffer(Math.min(BACKGROUND_SLOTS * PART_SIZE, Math.ceil(Math.max(1, totalBytes) / MIB) * MIB));
       this.slots = [this.own];
-      this.chunk = this.own.size >= 2 * MIB ? MIB : this.own.size;
+      this.chunk = Math.min(PART_SIZE, this.own.size);
+      this.chunks = Math.min(BACKGROUND_SLOTS, Math.floor(this.own.size / this.chunk));
       this.expected = expected;
     }
   }
@@ -230,24 +240,23 @@ export class PagePump {
       checkAbort();
       const slot = this.takeSlot(true);
       const buf = this.slots[slot % this.slots.length];
-      // Small dumps: the half of the buffer that is not being written.
-      const base = this.ctl ? 0 : this.half * this.chunk;
+      // Small dumps: the ring's next part, once its last write is done.
+      if (!this.ctl) this.settle(this.part);
+      const base = this.ctl ? 0 : this.part * this.chunk;
       const got = (prot & PROT.READ) && !snapshot ? processVmIo(false, pid, buf, base, batch) : 0;
       if (got !== filled) readForced(mem, buf, base, batch, got);
       if (this.slotCopy) {
         handOn(slot, filled, false, at);
         if (at !== undefined) at += filled;
       } else {
-        // The write runs on glibc's AIO thread while this thread takes the CRC of the same
-        // bytes and reads the next batch into the other half; a few pages are written
-        // faster than that thread is woken.
+        // Written on glibc's AIO thread, in the order queued, while this thread takes
+        // the CRC of the same bytes and reads the next batches into the ring's next parts.
         const pos = this.writer.reserve(filled);
-        this.settle();
-        const writing = filled >= BACKGROUND_MIN_BYTES && 2 * this.chunk <= buf.size ? writeInBackground(this.writer.fd, buf, base, filled, pos) : undefined;
-        if (writing) this.inflight = { writing, from: base, len: filled, at: pos };
+        const write = this.chunks > 1 ? writeInBackground(this.writer.fd, buf, base, filled, pos, this.part) : undefined;
+        if (write) this.writing.push({ write, part: this.part, from: base, len: filled, at: pos });
         else this.write(buf.buf, base, filled, pos);
         crc = crc32(buf.buf.subarray(base, base + filled), crc);
-        if (2 * this.chunk <= buf.size) this.half ^= 1;
+        this.part = (this.part + 1) % this.chunks;
         first = false;
         this.copied += filled;
         this.onCopied?.(this.copied);
@@ -309,15 +318,19 @@ export class PagePump {
   }
 
   /**
-   * Wait for the small dump's write in flight; what it did not write (none of
-   * it, on an error) is written here, and an error thrown as from write(2).
+   * Wait for the small dump's queued writes, oldest first: all of them, or up
+   * to the last one from ring part `part`. What one did not write (none of it,
+   * on an error) is written here, and an error thrown as from write(2).
    */
-  private settle(): void {
-    const w = this.inflight;
-    if (!w) return;
-    this.inflight = undefined;
-    const done = Math.max(0, w.writing.wait());
-    this.write(this.own!.buf, w.from + done, w.len - done, w.at + done);
+  private settle(part?: number): void {
+    let left = 0;
+    this.writing.forEach((w, i) => { if (part === undefined || w.part === part) left = i + 1; });
+    // One at a time: after a throw, close() still waits for the rest.
+    for (; left > 0; left--) {
+      const w = this.writing.shift()!;
+      const done = Math.max(0, w.write.wait());
+      this.write(this.own!.buf, w.from + done, w.len - done, w.at + done);
+    }
   }
 
   /** A small dump's write; a failure stays, and finish() throws it again (the pipelined writer's stays in its status). */
@@ -333,8 +346,7 @@ export class PagePump {
   /** Stop the writer: after a failure too, it writes nothing more once this returns. */
   close(): void {
     // The buffer is reused: no write of it may still be running.
-    this.inflight?.writing.wait();
-    this.inflight = undefined;
+    for (const w of this.writing.splice(0)) w.write.wait();
     this.endAllocation();
     if (this.ctl) {
       for (let i = 0; i < SLOTS; i++) waitWritten(this.ctl, SLOTS, i);

@@ -269,15 +269,22 @@ export function mapFile(fd: number, offset: number, length: number): FileMapping
   };
 }
 
-/** glibc's POSIX AIO (in libc.so.6 since glibc 2.34): one aiocb, for one write at a time. */
+/** Writes that may be in flight at once (writeInBackground's `slot`). */
+export const BACKGROUND_SLOTS = 4;
+
+/**
+ * glibc's POSIX AIO (in libc.so.6 since glibc 2.34): an aiocb per slot, and
+ * per slot the one-entry list aio_suspend takes. glibc runs the requests of
+ * one fd on one thread, in the order they came.
+ */
 interface Aio {
   write: (cb: bigint) => number;
   suspend: (list: bigint, n: number, timeout: bigint) => number;
   error: (cb: bigint) => number;
   result: (cb: bigint) => number | bigint;
-  cb: NativeMemory;
-  list: NativeMemory;
-  busy: boolean;
+  cbs: NativeMemory;
+  lists: NativeMemory;
+  busy: boolean[];
 }
 let aio: Aio | null | undefined;
 /** struct aiocb on x86_64 glibc: 168 bytes; aio_fildes 0, aio_buf 16, aio_nbytes 24, aio_sigevent.sigev_notify 44, aio_offset 128. */
@@ -294,7 +301,8 @@ function aioLib(): Aio | undefined {
         suspend: libc.func('int aio_suspend(intptr_t list, int n, intptr_t timeout)') as Aio['suspend'],
         error: libc.func('int aio_error(intptr_t cb)') as Aio['error'],
         result: libc.func('intptr_t aio_return(intptr_t cb)') as Aio['result'],
-        cb: allocNative(AIOCB_SIZE), list: allocNative(8), busy: false,
+        cbs: allocNative(BACKGROUND_SLOTS * AIOCB_SIZE), lists: allocNative(BACKGROUND_SLOTS * 8),
+        busy: new Array<boolean>(BACKGROUND_SLOTS).fill(false),
       };
     } catch {
       aio = null;
@@ -310,33 +318,36 @@ export interface BackgroundWrite {
 
 /**
  * Write mem[from, from + len) to fd at `offset` on glibc's AIO thread, while the caller
- * goes on (the bytes must not change until wait() returned). Undefined where
- * libc has no AIO, it refuses the request, or a write is in flight already:
- * then write them yourself.
+ * goes on (the bytes must not change until wait() returned). `slot` (below
+ * BACKGROUND_SLOTS) names this write among those in flight. Undefined where
+ * libc has no AIO, it refuses the request, or the slot's last write is not
+ * waited for yet: then write them yourself.
  */
-export function writeInBackground(fd: number, mem: NativeMemory, from: number, len: number, offset: number): BackgroundWrite | undefined {
+export function writeInBackground(fd: number, mem: NativeMemory, from: number, len: number, offset: number, slot = 0): BackgroundWrite | undefined {
   const a = aioLib();
-  if (!a || a.busy) return undefined;
-  const cb = a.cb.buf;
+  if (!a || !(slot >= 0 && slot < BACKGROUND_SLOTS) || a.busy[slot]) return undefined;
+  const cbAddr = a.cbs.addr + BigInt(slot * AIOCB_SIZE);
+  const listAddr = a.lists.addr + BigInt(slot * 8);
+  const cb = a.cbs.buf.subarray(slot * AIOCB_SIZE, (slot + 1) * AIOCB_SIZE);
   cb.fill(0);
   cb.writeInt32LE(fd, 0);
   cb.writeBigUInt64LE(mem.addr + BigInt(from), 16);
   cb.writeBigUInt64LE(BigInt(len), 24);
   cb.writeInt32LE(SIGEV_NONE, 44);
   cb.writeBigInt64LE(BigInt(offset), 128);
-  a.list.buf.writeBigUInt64LE(a.cb.addr, 0);
-  if (a.write(a.cb.addr) !== 0) return undefined;
-  a.busy = true;
+  a.lists.buf.writeBigUInt64LE(cbAddr, slot * 8);
+  if (a.write(cbAddr) !== 0) return undefined;
+  a.busy[slot] = true;
   return {
     wait() {
-      let e = a.error(a.cb.addr);
+      let e = a.error(cbAddr);
       // aio_suspend returns early on a signal: ask again.
       while (e === EINPROGRESS) {
-        a.suspend(a.list.addr, 1, 0n);
-        e = a.error(a.cb.addr);
+        a.suspend(listAddr, 1, 0n);
+        e = a.error(cbAddr);
       }
-      const r = Number(a.result(a.cb.addr));
-      a.busy = false;
+      const r = Number(a.result(cbAddr));
+      a.busy[slot] = false;
       return e === 0 ? r : -e;
     },
   };
