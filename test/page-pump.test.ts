@@ -1,10 +1,10 @@
 /**
  * The small dump's page copy (dump/page-pump.ts): batches go round a ring of
- * buffer parts whose writes are queued on glibc's AIO thread. Copied from this
- * process's own memory (process_vm_readv of itself), with pages.img allocated
- * ahead on tmpfs as a dump does, each copy must land whole at its offset with
- * its CRC, after the ring went round several times, and a second pump that
- * takes the first one's buffer must not write what the first left in it.
+ * buffer parts whose writes are queued on glibc's AIO thread. Copied from
+ * this process's own memory (process_vm_readv of itself) into a pages.img on
+ * tmpfs, each copy must land whole at its offset with its CRC, after the ring
+ * went round several times, and a second pump that takes the first one's
+ * buffer must not write what the first left in it.
  */
 import assert from 'node:assert/strict';
 import { randomFillSync } from 'node:crypto';
@@ -15,7 +15,6 @@ import { test } from 'node:test';
 import { PagePump, type Copied } from '../src/dump/page-pump.js';
 import { PagesWriter } from '../src/image/index.js';
 import { TraceeMemory } from '../src/ptrace/memory.js';
-import { otherCpus } from '../src/ptrace/cpu-pin.js';
 import { mapNative, unmapNative } from '../src/sys/libc.js';
 import { PAGE_SIZE, PROT } from '../src/sys/constants.js';
 import type { Run } from '../src/kinds/pages.js';
@@ -28,10 +27,9 @@ function pump(dir: string, copies: Run[][]): { image: Buffer; copied: Copied[] }
   mkdirSync(dir);
   const writer = PagesWriter.create(dir);
   const mem = new TraceeMemory(process.pid);
-  const p = new PagePump(writer, bytes, undefined, bytes);
+  const p = new PagePump(writer, bytes);
   assert.equal(p.pipelined, false, `${bytes} bytes took the large dump's copy`);
   try {
-    p.preallocate(otherCpus());
     const copied = copies.map((runs) => p.copy(process.pid, mem, runs, PROT.READ | PROT.WRITE));
     p.finish();
     return { image: readFileSync(writer.path), copied };

@@ -9,7 +9,7 @@ import { CkptError } from '../errors.js';
 import {
   ImageWriter, PagesWriter, createImageDir, commitImageDir, abortImageDir, encode,
 } from '../image/index.js';
-import { readChildren, readSmaps, readStatus, readTids, anonymousBytes, residentBytes, Pagemap, type SmapsVma } from '../proc/index.js';
+import { readChildren, readSmaps, readStatus, readTids, residentBytes, Pagemap, type SmapsVma } from '../proc/index.js';
 import { PAGE_SIZE, SIG } from '../sys/constants.js';
 import { kill, startWriteback, tryKill, wait4 } from '../sys/syscalls.js';
 import { VERSION } from '../version.js';
@@ -18,7 +18,7 @@ import { PAGE_RUNS, COW_RUNS, pagesIn, selectPages, selectPagesCow, encodeRuns, 
 import { PagePump, PIPELINE_MIN_BYTES } from './page-pump.js';
 import { prepareHelper } from '../helper-thread.js';
 import { PageSplicer } from './page-splice.js';
-import { otherCpus, pinBeside, unpinAll } from '../ptrace/cpu-pin.js';
+import { pinBeside, unpinAll } from '../ptrace/cpu-pin.js';
 import { ChunkPump, COMPRESS_WORKER_MIN_BYTES } from './compress-pump.js';
 import { PAGE_CHUNKS, Codec, parseCodec, encodeChunks, type Chunk } from '../kinds/page-chunks.js';
 import { forkSnapshot, followsFork, reapLeftoverSnapshots, SNAPSHOT_MIN_BYTES, type Snapshot } from './snapshot.js';
@@ -138,15 +138,13 @@ export function dumpSync(opts: DumpOptions): DumpResult {
   const treeBytes = (of: (v: SmapsVma) => number) => [...early.values()].reduce((n, e) => n + (e.smaps ?? []).reduce((m, v) => m + of(v), 0), 0);
   // Resident and swapped memory decides how to copy (the exact page count comes later).
   const resident = treeBytes(residentBytes);
-  // Of that, what a small dump's pages.img will likely hold (it is allocated ahead on tmpfs).
-  const anonymous = treeBytes(anonymousBytes);
   const onCopied = opts.onProgress && ((done: number) => opts.onProgress!({ phase: 'pages', done, total: resident }));
   try {
     writer = ImageWriter.create(partial, { utsRelease: os.release(), tool: `ckpt ${VERSION}` });
     imageFiles.push(writer);
     pagesWriter = PagesWriter.create(partial);
     imageFiles.push(pagesWriter);
-    copier = codec === Codec.NONE ? new PagePump(pagesWriter, resident, onCopied, anonymous) : new ChunkPump(pagesWriter, codec, resident, onCopied);
+    copier = codec === Codec.NONE ? new PagePump(pagesWriter, resident, onCopied) : new ChunkPump(pagesWriter, codec, resident, onCopied);
     times.mark('validate');
     const rootEarly = early.get(root);
     // A stopped process would be let go by the short freeze that makes its userfaultfd.
@@ -227,7 +225,6 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     };
     // /proc and ptrace reads and the remote syscalls of every process.
     times.mark('collect');
-    if (copier instanceof PagePump) copier.preallocate(otherCpus());
     if (!snapshotting) {
       readTreeFiles();
       times.mark('files');
@@ -421,9 +418,8 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     const calls = live.reduce((n, c) => n + c.live!.remote.calls, 0);
     const chained = live.reduce((n, c) => n + c.live!.remote.chained, 0);
     const spliced = copier instanceof PagePump && copier.spliced ? ` (${copier.spliced / PAGE_SIZE} spliced${copier.pinned ? ', on one CPU with the process' : ''})` : '';
-    const allocated = copier instanceof PagePump && copier.allocatedAhead ? ` (pages.img allocated ahead on tmpfs: ${(copier.allocatedAhead / 2 ** 20).toFixed(1)} MiB)` : '';
     const copiedAhead = ahead ? `, ${ahead.pages} copied while it ran (${ahead.rewritten} of them again, written meanwhile)` : '';
-    log(`dump of pid ${root}: ${tree.length} process(es), ${threads} thread(s), ${pages} pages${spliced}${allocated}${copiedAhead}, ${calls} remote syscalls (${chained} in chains); ${times.format()}`);
+    log(`dump of pid ${root}: ${tree.length} process(es), ${threads} thread(s), ${pages} pages${spliced}${copiedAhead}, ${calls} remote syscalls (${chained} in chains); ${times.format()}`);
     return { pids: tree.map((p) => p.pid), pages, bytes: pages * 4096, ms: performance.now() - t0, timings: times.record() };
   } catch (e) {
     ahead?.close();

@@ -19,8 +19,8 @@ import { startHelperJob } from '../helper-thread.js';
 import { waitWritten } from './page-writer.js';
 import { CkptError } from '../errors.js';
 import type { PagesWriter } from '../image/index.js';
-import { BACKGROUND_SLOTS, mapNative, unmapNative, sharedNative, writeInBackground, type BackgroundWrite, type NativeMemory, type ThreadCall } from '../sys/libc.js';
-import { fallocateOnThread, ftruncate, onMemoryFs, processVmIo } from '../sys/syscalls.js';
+import { BACKGROUND_SLOTS, mapNative, unmapNative, sharedNative, writeInBackground, type BackgroundWrite, type NativeMemory } from '../sys/libc.js';
+import { processVmIo } from '../sys/syscalls.js';
 import { PAGE_SIZE, PROT } from '../sys/constants.js';
 import type { TraceeMemory } from '../ptrace/memory.js';
 import { pagesIn, type Run } from '../kinds/pages.js';
@@ -56,8 +56,6 @@ export const PIPELINE_MIN_BYTES = 48 * 1024 * 1024;
  * ring would pay for (the 16 MiB of a sparse dump copied no faster through 8 MiB).
  */
 const PART_SIZE = 512 * 1024;
-/** Below this, a small dump's pages.img is not allocated ahead (a thread costs ~50 us). */
-const PREALLOCATE_MIN_BYTES = MIB;
 
 /**
  * The small dump's buffer (huge pages where the kernel gives them), kept for
@@ -99,9 +97,9 @@ export class PagePump {
   /**
    * Small dumps: batches of `chunk` bytes go round a ring of `chunks` parts of
    * the buffer. The writes of those before are queued meanwhile (`writing`,
-   * oldest first): a write that waits (for the file's lock, held by the
-   * allocation ahead) holds up neither the reads nor the CRC until the ring
-   * comes round to its part.
+   * oldest first): a write that waits (a tmpfs write allocates and zeroes each
+   * page under the file's lock) holds up neither the reads nor the CRC until
+   * the ring comes round to its part.
    */
   private chunk = 0;
   private chunks = 1;
@@ -114,21 +112,13 @@ export class PagePump {
   private copied = 0;
   /** A small dump's write that failed. */
   private failed?: { error: unknown };
-  /** A small dump's pages.img on tmpfs, being allocated on a thread of its own (preallocate()). */
-  private allocating?: ThreadCall;
-  private expected = 0;
   /** Bytes that went from the process into pages.img by splice (the rest was read and written). */
   spliced = 0;
   /** Whether some of them moved with the process's thread on ckpt's CPU (ptrace/cpu-pin.ts). */
   pinned = false;
-  /** Bytes of pages.img allocated ahead on tmpfs (preallocate()). */
-  allocatedAhead = 0;
 
-  /**
-   * `totalBytes`: what the process has resident, which decides how pages are
-   * copied; `expected`: what the copy will likely write (its anonymous memory).
-   */
-  constructor(private writer: PagesWriter, totalBytes: number, private onCopied?: (bytes: number) => void, expected = 0) {
+  /** `totalBytes`: what the process has resident, which decides how pages are copied. */
+  constructor(private writer: PagesWriter, totalBytes: number, private onCopied?: (bytes: number) => void) {
     if (totalBytes >= PIPELINE_MIN_BYTES) {
       const data = new SharedArrayBuffer(BUFFERS * SLOT_SIZE);
       const ctl = new SharedArrayBuffer(4 * (2 * SLOTS + 2));
@@ -150,37 +140,7 @@ export class PagePump {
       this.slots = [this.own];
       this.chunk = Math.min(PART_SIZE, this.own.size);
       this.chunks = Math.min(BACKGROUND_SLOTS, Math.floor(this.own.size / this.chunk));
-      this.expected = expected;
     }
-  }
-
-  /**
-   * On tmpfs, a write into a new file allocates and zeroes each page under the
-   * file's lock: 5 MiB took ~3.7 ms here, against ~1.6 ms into pages allocated
-   * already. So a small dump's pages.img is allocated ahead (fallocate) on a
-   * thread of its own, on `cpus` (not ckpt's: ptrace/cpu-pin.ts otherCpus),
-   * once the tree is collected: while ckpt reads its files and chooses its
-   * pages, which wakes no process. (Started at the freeze, it took the CPU the
-   * tree's remote calls wanted: the collection was 0.3-2.7 ms longer.) A
-   * write that comes first waits for the lock and loses nothing; what the
-   * copy did not fill is cut off by finish(). Not on a disk, where fallocate
-   * would only add unwritten extents to convert, nor with no other CPU.
-   */
-  preallocate(cpus: Buffer | undefined): void {
-    const bytes = Math.ceil(this.expected / PAGE_SIZE) * PAGE_SIZE;
-    this.expected = 0;
-    if (!cpus || bytes < PREALLOCATE_MIN_BYTES || onMemoryFs(this.writer.fd) !== true) return;
-    this.allocating = fallocateOnThread(this.writer.fd, this.writer.offset, bytes, cpus);
-    if (this.allocating) this.allocatedAhead = bytes;
-  }
-
-  /** Join the allocating thread, before pages.img is cut to size or its fd closed. */
-  private endAllocation(): boolean {
-    const call = this.allocating;
-    this.allocating = undefined;
-    // A tmpfs too small for it takes nothing (the writes then fail as they would have).
-    if (call && call.wait() < 0) this.allocatedAhead = 0;
-    return call !== undefined;
   }
 
   /**
@@ -299,8 +259,6 @@ export class PagePump {
     if (this.failed) throw this.failed.error;
     if (!this.ctl) {
       this.settle();
-      // What was allocated beyond the pages written goes.
-      if (this.endAllocation()) ftruncate(this.writer.fd, this.writer.offset);
       return;
     }
     for (let i = 0; i < SLOTS; i++) waitWritten(this.ctl, SLOTS, i);
@@ -347,7 +305,6 @@ export class PagePump {
   close(): void {
     // The buffer is reused: no write of it may still be running.
     for (const w of this.writing.splice(0)) w.write.wait();
-    this.endAllocation();
     if (this.ctl) {
       for (let i = 0; i < SLOTS; i++) waitWritten(this.ctl, SLOTS, i);
       const slot = this.next;

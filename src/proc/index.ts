@@ -1,5 +1,5 @@
 export { PROT_READ, PROT_WRITE, PROT_EXEC, parseMaps, parseVmaLine, readMaps, type Vma } from './maps.js';
-export { anonymousBytes, parseSmaps, readSmaps, residentBytes, type SmapsVma } from './smaps.js';
+export { parseSmaps, readSmaps, residentBytes, type SmapsVma } from './smaps.js';
 export { innermost, parseStatus, readStatus, readTaskStatus, type Status, type IdQuad } from './status.js';
 export { parseStat, readStat, type Stat } from './stat.js';
 export { parseFdinfo, parseFdinfoPairs, readFdinfo, type Fdinfo } from './fdinfo.js';

@@ -17,11 +17,6 @@ export function residentBytes(v: SmapsVma): number {
   return ((v.fields.Rss ?? 0) + (v.fields.Swap ?? 0)) * 1024;
 }
 
-/** Of those, the private pages (anonymous, or file pages written to) and the swapped ones: what a dump saves. */
-export function anonymousBytes(v: SmapsVma): number {
-  return ((v.fields.Anonymous ?? 0) + (v.fields.Swap ?? 0)) * 1024;
-}
-
 export function parseSmaps(text: string): SmapsVma[] {
   const vmas: SmapsVma[] = [];
   let cur: SmapsVma | undefined;

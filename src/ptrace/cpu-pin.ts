@@ -96,24 +96,6 @@ export function pinBeside(tid: number): boolean {
   return true;
 }
 
-/**
- * The CPUs this thread may run on but the one it is pinned to (or, not
- * pinned, the one it is on now): for work that should not take that CPU
- * from ckpt and the task beside it. Undefined if there is no other.
- */
-export function otherCpus(): Buffer | undefined {
-  let mask: Buffer;
-  let cpu: number;
-  try {
-    mask = Buffer.from(self?.mask ?? schedGetaffinity(0));
-    cpu = self?.cpu ?? getcpu();
-  } catch {
-    return undefined;
-  }
-  if (cpu >> 3 < mask.length) mask[cpu >> 3] &= ~(1 << (cpu & 7));
-  return mask.some((b) => b !== 0) ? mask : undefined;
-}
-
 /** The mask task `tid` had before it was pinned, or undefined if it is not pinned (then it is its own). */
 export function maskBeforePin(tid: number): Buffer | undefined {
   return pinned.get(tid);

@@ -24,7 +24,6 @@ interface Native {
   syscall: (nr: number, a: Arg, b: Arg, c: Arg, d: Arg, e: Arg, f: Arg) => number | bigint;
   posixSpawn: Fn; spawnattrInit: Fn; spawnattrSetflags: Fn; spawnattrSetsigdefault: Fn;
   spawnattrSetsigmask: Fn; spawnattrDestroy: Fn; mmap: Fn; munmap: Fn;
-  pthreadCreate: Fn; pthreadJoin: Fn; attrInit: Fn; attrSetstacksize: Fn; attrSetaffinity: Fn; attrDestroy: Fn;
 }
 let loaded: Native | undefined;
 
@@ -65,12 +64,6 @@ function native(): Native {
     spawnattrDestroy: libc.func('int posix_spawnattr_destroy(void *attr)'),
     mmap: libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, intptr_t offset)'),
     munmap: libc.func('int munmap(void *addr, size_t length)'),
-    pthreadCreate: libc.func('int pthread_create(_Out_ uint64_t *thread, void *attr, intptr_t start, intptr_t arg)'),
-    pthreadJoin: libc.func('int pthread_join(uint64_t thread, void *ret)'),
-    attrInit: libc.func('int pthread_attr_init(intptr_t attr)'),
-    attrSetstacksize: libc.func('int pthread_attr_setstacksize(intptr_t attr, size_t size)'),
-    attrSetaffinity: libc.func('int pthread_attr_setaffinity_np(intptr_t attr, size_t size, const void *cpuset)'),
-    attrDestroy: libc.func('int pthread_attr_destroy(intptr_t attr)'),
   };
   return loaded;
 }
@@ -349,97 +342,6 @@ export function writeInBackground(fd: number, mem: NativeMemory, from: number, l
       const r = Number(a.result(cbAddr));
       a.busy[slot] = false;
       return e === 0 ? r : -e;
-    },
-  };
-}
-
-/**
- * A thread's start routine of our own: arg points to { nr, six arguments, result }
- * (eight u64); it makes the syscall, stores what it returned and ends.
- */
-const THREAD_SYSCALL = Buffer.from([
-  0x53, //                   push rbx
-  0x48, 0x89, 0xfb, //       mov rbx, rdi
-  0x48, 0x8b, 0x03, //       mov rax, [rbx]
-  0x48, 0x8b, 0x7b, 0x08, // mov rdi, [rbx + 8]
-  0x48, 0x8b, 0x73, 0x10, // mov rsi, [rbx + 16]
-  0x48, 0x8b, 0x53, 0x18, // mov rdx, [rbx + 24]
-  0x4c, 0x8b, 0x53, 0x20, // mov r10, [rbx + 32]
-  0x4c, 0x8b, 0x43, 0x28, // mov r8, [rbx + 40]
-  0x4c, 0x8b, 0x4b, 0x30, // mov r9, [rbx + 48]
-  0x0f, 0x05, //             syscall
-  0x48, 0x89, 0x43, 0x38, // mov [rbx + 56], rax
-  0x31, 0xc0, //             xor eax, eax
-  0x5b, //                   pop rbx
-  0xc3, //                   ret
-]);
-let threadSyscall: bigint | undefined;
-/** pthread_attr_t (56 bytes) for syscallOnThread, made anew for each thread. */
-let attr: NativeMemory | undefined;
-/** Every signal, then the caller's own mask (rt_sigprocmask). */
-let masks: NativeMemory | undefined;
-
-/** pthread attributes for syscallOnThread: a small stack (the default maps 8 MiB), and `cpus` if given. */
-function threadAttr(cpus?: Buffer): bigint | undefined {
-  const { attrInit, attrSetstacksize, attrSetaffinity, attrDestroy } = native();
-  const STACK = 64 * 1024;
-  attr ??= allocNative(64);
-  if (attrInit(attr.addr) !== 0) return undefined;
-  attrSetstacksize(attr.addr, STACK);
-  if (cpus && attrSetaffinity(attr.addr, cpus.length, cpus) !== 0) { attrDestroy(attr.addr); return undefined; }
-  return attr.addr;
-}
-
-export interface ThreadCall {
-  /** Join the thread (always, once: it holds its memory until then): what the syscall returned, or -errno. */
-  wait(): number;
-}
-
-/**
- * One syscall on a thread of its own (glibc's pthread_create, ~50 us), while
- * the caller goes on: no JavaScript runs there, only THREAD_SYSCALL. The
- * thread is made with every signal blocked, so that none is delivered to it,
- * with the caller's scheduling, and with the caller's CPU mask unless `cpus`
- * gives one (a cpu_set_t). Not SCHED_IDLE: a thread that holds a lock ckpt's
- * thread then needs (a tmpfs file's, in fallocate) would starve it on a busy
- * machine. Anything the call uses (an fd) must stay as it is until wait()
- * returned. Undefined where the thread cannot be made.
- */
-export function syscallOnThread(nr: number, args: readonly number[], cpus?: Buffer): ThreadCall | undefined {
-  const { pthreadCreate, pthreadJoin, attrDestroy } = native();
-  threadSyscall ??= mapCode(THREAD_SYSCALL).addr;
-  masks ??= allocNative(16);
-  masks.buf.fill(0xff, 0, 8);
-  const SIG_SETMASK = 2;
-  const attrAddr = threadAttr(cpus);
-  if (attrAddr === undefined) return undefined;
-  const call = allocNative(64);
-  call.buf.writeBigInt64LE(BigInt(nr), 0);
-  args.forEach((a, i) => call.buf.writeBigInt64LE(BigInt(a), 8 * (i + 1)));
-  const thread = [0];
-  let rc = -1;
-  try {
-    // The caller blocks every signal for a moment: the thread starts with its mask.
-    if (trySyscall(NR.rt_sigprocmask, SIG_SETMASK, masks.addr, masks.addr + 8n, 8) === 0) {
-      try {
-        rc = pthreadCreate(thread, attrAddr, threadSyscall, call.addr) as number;
-      } finally {
-        trySyscall(NR.rt_sigprocmask, SIG_SETMASK, masks.addr + 8n, 0, 8);
-      }
-    }
-  } finally {
-    attrDestroy(attrAddr);
-  }
-  if (rc !== 0) { freeNative(call); return undefined; }
-  let result: number | undefined;
-  return {
-    wait() {
-      if (result === undefined) {
-        pthreadJoin(thread[0], null);
-        result = Number(call.buf.readBigInt64LE(56));
-        freeNative(call);
-      }
-      return result;
     },
   };
 }

@@ -1,6 +1,6 @@
 /** Typed wrappers of the syscalls ckpt makes in its own process. */
 import { CkptError } from '../errors.js';
-import { allocNative, syscall, syscallOnThread, sysError, trySyscall, type NativeMemory, type ThreadCall } from './libc.js';
+import { allocNative, syscall, sysError, trySyscall, type NativeMemory } from './libc.js';
 import { NR } from './nr.js';
 import { IOVEC_SIZE, encodeIovec } from './structs.js';
 import { WALL } from './constants.js';
@@ -116,19 +116,6 @@ export function onMemoryFs(fd: number): boolean | undefined {
   if (trySyscall(NR.fstatfs, fd, m.addr) !== 0) return undefined;
   const type = Number(m.buf.readBigUInt64LE(0));
   return type === TMPFS_MAGIC || type === RAMFS_MAGIC;
-}
-
-/**
- * fallocate(fd, 0, offset, len) on a thread of its own (sys/libc.ts
- * syscallOnThread), on `cpus` if given: the file's pages are allocated on
- * another core while the caller goes on. wait() before fd is closed.
- */
-export function fallocateOnThread(fd: number, offset: number, len: number, cpus?: Buffer): ThreadCall | undefined {
-  return syscallOnThread(NR.fallocate, [fd, 0, offset, len], cpus);
-}
-
-export function ftruncate(fd: number, len: number): void {
-  syscall(NR.ftruncate, [fd, len], { what: 'ftruncate', resource: `fd ${fd}` });
 }
 
 /** Free the blocks of [offset, offset + len) of a file, its size unchanged; false where the filesystem cannot. */
