@@ -12,7 +12,7 @@ import { diffImages, formatDiff } from '../inspect/diff.js';
 import { openReport, imagePagesBytes } from './report.js';
 import * as path from 'node:path';
 import { builtin } from '../builtin.js';
-import { stdout } from './stdout.js';
+import { stdout, writeLine } from './stdout.js';
 import {
   fdSink, fdSource, makeStreamTempDir, openOutputFile, packImage, packImageToFile, removeStreamTempDir, unpackImage,
   unpackImageFromFile, type ByteSink, type ByteSource,
@@ -123,7 +123,7 @@ async function dumpStream(pid: number, o: Values, args: string[]): Promise<numbe
       const kept = `pid ${pid} was dumped and killed; its image is kept in ${dir} (ckpt restore -D ${dir})`;
       throw e instanceof CkptError ? new CkptError(e.code, `${why}; ${kept}`, e.data) : new CkptError('INTERNAL', `${why}; ${kept}`);
     }
-    if (o.json) (toStdout ? process.stderr : stdout()).write(JSON.stringify(r) + '\n');
+    if (o.json) writeLine(toStdout ? 2 : 1, JSON.stringify(r) + '\n');
     return 0;
   } catch (e) {
     try {
@@ -157,7 +157,7 @@ async function restoreStream(o: Values, args: string[]): Promise<number> {
   } finally {
     removeStreamTempDir(tmp);
   }
-  if (o.json) stdout().write(JSON.stringify(run.value) + '\n');
+  if (o.json) writeLine(1, JSON.stringify(run.value) + '\n');
   if (o['restore-detached']) return 0;
   return run.exit;
 }
@@ -214,7 +214,7 @@ after the process was killed, that directory is kept and the error names it.
       const { value: r } = await runEngine<DumpResult>({
         op: 'dump', opts: { pid, dir, leaveRunning: !!o['leave-running'], waitForExit: false, snapshot: snapshotWay(o.snapshot), shellJob: !!o['shell-job'], force: !!o.force, ...socketFlags(o), compress: compression(o.compress) },
       }, out.engine, dumpAbandoned(pid));
-      if (o.json) stdout().write(JSON.stringify(r) + '\n');
+      if (o.json) writeLine(1, JSON.stringify(r) + '\n');
       return 0;
     },
   },
@@ -254,7 +254,7 @@ ckpt dump -t PID --stream | ckpt restore --stream moves a process through a pipe
       const run = await runEngine<RestoreResult>({
         op: 'restore', opts: { dir, detach: !!o['restore-detached'], pidfile: o.pidfile as string | undefined, shellJob: !!o['shell-job'] },
       }, out.engine, RESTORE_ABANDONED);
-      if (o.json) stdout().write(JSON.stringify(run.value) + '\n');
+      if (o.json) writeLine(1, JSON.stringify(run.value) + '\n');
       if (o['restore-detached']) return 0;
       return run.exit;
     },

@@ -10,7 +10,7 @@ import { endReport } from './report.js';
 import { VERSION } from '../version.js';
 import { startup } from './startup.js';
 import { exitNow } from '../sys/libc.js';
-import { stdout } from './stdout.js';
+import { stdout, writeLine } from './stdout.js';
 
 startup.cli = performance.now();
 
@@ -47,15 +47,15 @@ main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; endReport({ code }); },
   (e: unknown) => {
     if (isCkptError(e)) {
-      process.stderr.write(`ckpt: ${e.message}\n`);
+      writeLine(2, `ckpt: ${e.message}\n`);
       // Stopped by signal N: 128+N, as a shell reports a command that signal N ended.
       const code = e.code === 'INTERRUPTED' && e.data.signal ? 128 + e.data.signal : exitCodeOf(e.code);
       process.exitCode = code;
       endReport({ code, error: e.message });
     } else {
       const msg = e instanceof Error ? e.message : String(e);
-      process.stderr.write(`ckpt: internal error: ${msg.split('\n')[0]}\n`);
-      if (process.env.CKPT_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+      writeLine(2, `ckpt: internal error: ${msg.split('\n')[0]}\n`);
+      if (process.env.CKPT_DEBUG && e instanceof Error) writeLine(2, `${e.stack}\n`);
       process.exitCode = 70;
       endReport({ code: 70, error: `internal error: ${msg.split('\n')[0]}` });
     }

@@ -5,13 +5,14 @@
  * timestamps, whatever the verbosity on stderr.
  *
  * The engine runs synchronously in this process (see commands.ts), so every
- * report arrives while the event loop is blocked: stderr on a TTY or a pipe is
- * written synchronously on Linux, and the log file is written with writeSync.
+ * report arrives while the event loop is blocked: stderr is written with
+ * write(2) (stdout.ts writeLine), and the log file with writeSync.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { CkptError } from '../errors.js';
 import { VERSION } from '../version.js';
+import { writeLine } from './stdout.js';
 
 /** Progress is drawn only for images bigger than this. */
 export const PROGRESS_MIN_BYTES = 64 * 1024 * 1024;
@@ -110,7 +111,7 @@ export class Report {
     const done = this.pagesFrom === undefined ? this.total : this.lastDone;
     const ms = this.pagesFrom === undefined ? stepMs : now - this.pagesFrom;
     this.draw(done, done, ms);
-    process.stderr.write('\n');
+    writeLine(2, '\n');
     this.drawn = '';
     this.pagesOver = true;
   }
@@ -126,14 +127,14 @@ export class Report {
     if (!this.showsProgress()) return;
     const rate = ms > 0 && done > 0 ? `${Math.round(done / MiB / (ms / 1000))} MiB/s` : '';
     this.drawn = `ckpt: ${this.cmd}: ${mib(done)} / ${mib(total)} MiB  ${rate}`;
-    process.stderr.write(`\r${this.drawn}\x1b[K`);
+    writeLine(2, `\r${this.drawn}\x1b[K`);
   }
 
   /** A whole line on stderr, clearing the progress line first and redrawing it after. */
   private line(s: string): void {
-    if (this.drawn) process.stderr.write('\r\x1b[K');
-    process.stderr.write(`${s}\n`);
-    if (this.drawn) process.stderr.write(this.drawn);
+    if (this.drawn) writeLine(2, '\r\x1b[K');
+    writeLine(2, `${s}\n`);
+    if (this.drawn) writeLine(2, this.drawn);
   }
 
   private file(msg: string): void {
@@ -145,7 +146,7 @@ export class Report {
 
   /** The command is over: a last line in the log file, which is closed. */
   end(code: number, error?: string): void {
-    if (this.drawn) { process.stderr.write('\n'); this.drawn = ''; }
+    if (this.drawn) { writeLine(2, '\n'); this.drawn = ''; }
     const ms = (performance.now() - this.t0).toFixed(1);
     this.file(error === undefined ? `${this.cmd}: done after ${ms} ms, exit ${code}` : `${this.cmd}: failed after ${ms} ms, exit ${code}: ${error}`);
     if (this.fd !== undefined) { try { fs.closeSync(this.fd); } catch { /* nothing to do */ } }
