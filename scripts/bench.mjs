@@ -29,9 +29,11 @@
 //  4. references on the same filesystem, for the dumped number of bytes (bench/ioref.c):
 //     write() + fsync() + close() of a file (ckpt fsyncs its image files), and read()
 //     of that file, still in the page cache, into fresh memory.
-// Wall times include node's start-up of ckpt (the whole CLI command), and ~1 ms of the
-// RSS wrapper (GNU time's %M if /usr/bin/time exists, else bench/maxrss.c; both are
-// wait4's ru_maxrss).
+// Wall times are the whole CLI command's life, node's start-up and exit included, as
+// bench/maxrss.c (the wrapper around each command) sees it: from just before its fork
+// to wait4's return. The bench's own spawning of the wrapper (~10 ms here: a fork of
+// this node process, the wrapper's exec, the pipes' close) is left out; `harnessMs`
+// in the JSON has it in. Peak RSS is wait4's ru_maxrss.
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -102,7 +104,7 @@ function killPid(pid) {
   try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
 }
 
-/** pid and its descendants (a ckpt run is /usr/bin/time -> node ckpt -> a process it restores). */
+/** pid and its descendants (a ckpt run is the wrapper -> node ckpt -> a process it restores). */
 function tree(pid) {
   const all = [pid];
   for (let i = 0; i < all.length; i++) {
@@ -157,20 +159,17 @@ function run(cmd, args, { track = true } = {}) {
   });
 }
 
-let rssTool; // { kind: 'gnu-time' | 'maxrss', bin }
+let wrapper; // bench/maxrss.c, built
 
-/** Run `ckpt ARGS` under the RSS wrapper: {ok, code, ms, rssKiB, json, stderr, vline}. */
+/** Run `ckpt ARGS` under the wrapper: {ok, code, ms, harnessMs, rssKiB, json, stderr, vline}. */
 async function ckpt(args, work) {
-  const rssFile = path.join(work, `rss.${process.hrtime.bigint()}`);
-  const wrapped = rssTool.kind === 'gnu-time'
-    ? ['-f', '%M', '-o', rssFile, ckptBin, ...args]
-    : [rssFile, ckptBin, ...args];
-  const r = await run(rssTool.bin, wrapped);
+  const outFile = path.join(work, `rss.${process.hrtime.bigint()}`);
+  const r = await run(wrapper, [outFile, ckptBin, ...args]);
   let rssKiB = NaN;
+  let ms = NaN;
   try {
-    const lines = fs.readFileSync(rssFile, 'utf8').trim().split('\n');
-    rssKiB = Number(lines[lines.length - 1]);
-    fs.rmSync(rssFile, { force: true });
+    [rssKiB, ms] = fs.readFileSync(outFile, 'utf8').trim().split(' ').map(Number);
+    fs.rmSync(outFile, { force: true });
   } catch { /* no figure */ }
   let json;
   const last = r.stdout.trim().split('\n').pop();
@@ -178,7 +177,7 @@ async function ckpt(args, work) {
   const isV = (l) => /^ckpt: (dump|restore) of pid/.test(l) || /^ckpt: time since start/.test(l);
   const vline = r.stderr.split('\n').filter(isV).join('\n    ') || undefined;
   const errText = r.stderr.split('\n').filter((l) => l && !isV(l) && !/^Command exited/.test(l)).join(' | ');
-  return { ok: r.code === 0, code: r.code, ms: r.ms, rssKiB, json, stderr: errText, vline };
+  return { ok: r.code === 0, code: r.code, ms: Number.isFinite(ms) ? ms : r.ms, harnessMs: r.ms, rssKiB, json, stderr: errText, vline };
 }
 
 /** A memhog process with its control directory, driven through files (see bench/memhog.c). */
@@ -430,7 +429,7 @@ function table(headers, rows) {
 function formatResults(res) {
   const out = [];
   out.push(`ckpt ${res.meta.ckptVersion} bench, ${res.meta.date}: kernel ${res.meta.kernel}, ${res.meta.cpus} CPUs, node ${res.meta.node}; ` +
-    `medians of ${res.meta.runs} run(s); peak RSS via ${res.meta.rssTool}`);
+    `medians of ${res.meta.runs} run(s); wall time and peak RSS of each ckpt process from bench/maxrss.c (fork to wait4)`);
   const headers = ['fs', 'case', 'MiB', 'dump ms', 'MiB/s', 'wref ms', 'dump/w', 'rest ms', 'rref ms', 'rest/r',
     'du MiB', 'app MiB', 'rss d', 'rss r', 'frozen', 'idle', 'dump-R', 'verify'];
   const rows = res.rows.map((row) => {
@@ -441,7 +440,7 @@ function formatResults(res) {
       row.pass ? 'PASS' : `FAIL ${row.runs.filter((r) => !r.pass).length}/${row.runs.length}`];
   });
   out.push(table(headers, rows));
-  out.push('MiB: bytes dumped; dump/rest ms: wall of the ckpt CLI; wref/rref: write()+fsync / read() of the same bytes on the same fs;');
+  out.push('MiB: bytes dumped; dump/rest ms: wall of the ckpt CLI, its process from fork to exit; wref/rref: write()+fsync / read() of the same bytes on the same fs;');
   out.push('du/app: image size allocated/apparent; rss d/r: ckpt peak RSS MiB; frozen: largest gap (ms) the process saw during dump -R;');
   out.push('idle: largest gap in 100 ms without ckpt (noise floor); dump-R: wall ms of that dump -R.');
   for (const s of res.sparse) {
@@ -639,8 +638,7 @@ async function main() {
     bins[name] = path.join(build, name);
     execFileSync('cc', ['-O2', '-o', bins[name], path.join(root, 'bench', `${name}.c`)], { stdio: 'inherit' });
   }
-  rssTool = fs.existsSync('/usr/bin/time') ? { kind: 'gnu-time', bin: '/usr/bin/time' } : { kind: 'maxrss', bin: bins.maxrss };
-  if (process.env.CKPT_BENCH_RSS === 'maxrss') rssTool = { kind: 'maxrss', bin: bins.maxrss };
+  wrapper = bins.maxrss;
 
   const kinds = opts.fs === 'both' ? ['tmpfs', 'disk'] : [opts.fs];
   const fss = kinds.map(setupFs);
@@ -653,7 +651,7 @@ async function main() {
     meta: {
       ckptVersion, gitRev, date: new Date().toISOString(), kernel: os.release(), cpus: os.cpus().length,
       cpuModel: os.cpus()[0]?.model, memTotalMiB: Math.round(os.totalmem() / MiB), node: process.version,
-      runs: opts.small ? 10 : opts.runs, rssTool: rssTool.kind, filesystems: fss.map(({ kind, dir, type }) => ({ kind, dir, type })),
+      runs: opts.small ? 10 : opts.runs, rssTool: 'maxrss', wallClock: 'bench/maxrss.c: fork to wait4', filesystems: fss.map(({ kind, dir, type }) => ({ kind, dir, type })),
       references: 'write: open+write()+fsync()+close() of the dumped bytes; read: read() of that file from the page cache into fresh memory',
     },
     rows: [], sparse: [],
