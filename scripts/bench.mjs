@@ -33,7 +33,7 @@
 // bench/maxrss.c (the wrapper around each command) sees it: from just before its fork
 // to wait4's return. The bench's own spawning of the wrapper (~10 ms here: a fork of
 // this node process, the wrapper's exec, the pipes' close) is left out; `harnessMs`
-// in the JSON has it in. Peak RSS is wait4's ru_maxrss.
+// in the JSON's runs (dumpHarnessMs, restoreHarnessMs) has it in. Peak RSS is wait4's ru_maxrss.
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -355,6 +355,7 @@ async function oneRun(bins, fsx, c, runNo, seed) {
     // Dump (kills it).
     const d = await ckpt(['dump', '-t', String(hog.pid), '-D', img, '--json'], ctl);
     r.dumpMs = d.ms;
+    r.dumpHarnessMs = d.harnessMs;
     r.dumpRssKiB = d.rssKiB;
     r.dumpTimings = d.json?.timings;
     // The dump's own time (ckpt's engine), without node's start-up and the loading of ckpt.
@@ -373,6 +374,7 @@ async function oneRun(bins, fsx, c, runNo, seed) {
     const rs = await ckpt(['restore', '-D', img, '-d', '--json'], ctl);
     if (rs.ok) live.add(hog.pid); // the restored process, ours to kill
     r.restoreMs = rs.ms;
+    r.restoreHarnessMs = rs.harnessMs;
     r.restoreRssKiB = rs.rssKiB;
     r.restoreTimings = rs.json?.timings;
     if (!rs.ok) return fail(`restore exited ${rs.code}: ${rs.stderr}`);
