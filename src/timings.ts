@@ -1,13 +1,15 @@
 /** Wall-clock marks for the -v breakdown of where a dump or restore spends its time. */
+import { uptimeMs } from './clock.js';
+
 export class Timings {
-  private last = performance.now();
+  private last = uptimeMs();
   private steps: [string, number][] = [];
 
   /** `onStep` hears each step as it ends (progress for callers). */
   constructor(private onStep?: (step: string, ms: number) => void) {}
 
   mark(step: string): void {
-    const now = performance.now();
+    const now = uptimeMs();
     this.onStep?.(step, now - this.last);
     this.steps.push([step, now - this.last]);
     this.last = now;

@@ -18,6 +18,7 @@ import { CkptError, isCkptError } from '../errors.js';
 import { watchAbort } from '../fault.js';
 import { flagSignals } from '../sys/signal-flag.js';
 import { startup, formatStartup } from './startup.js';
+import { uptimeMs } from '../clock.js';
 
 const SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
 
@@ -40,7 +41,7 @@ export async function runEngine<T>(req: Omit<Request, 'log' | 'abort'>, listener
   // Loaded only now: the other commands never pay for the engine's code.
   const restoring = req.op === 'restore' ? await import('../restore/restore.js') : undefined;
   const engine = restoring?.restoreSync ?? (await import('../dump/dump.js')).dumpSync;
-  startup.engineLoaded = performance.now();
+  startup.engineLoaded = uptimeMs();
   const abort = new SharedArrayBuffer(4);
   const putBack = flagSignals(abort, Object.values(SIGNALS));
   watchAbort(abort);
@@ -54,7 +55,7 @@ export async function runEngine<T>(req: Omit<Request, 'log' | 'abort'>, listener
     watchAbort(undefined);
     putBack();
   }
-  startup.engineDone = performance.now();
+  startup.engineDone = uptimeMs();
   log?.(formatStartup(startup));
   const pid = (value as { pid: number }).pid;
   // The restored process is this thread's child: ckpt waits for it as `ckpt run` does.

@@ -16,8 +16,9 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { compileCli, cacheFileOf } from './code-cache.js';
 import type { LoaderMarks } from './startup.js';
+import { uptimeMs } from '../clock.js';
 
-const start = performance.now();
+const start = uptimeMs();
 const dir = fileURLToPath(new URL('.', import.meta.url));
 const bundle = `${dir}ckpt-cli.js`;
 const cacheFile = `${dir}ckpt-cli.cache`;

@@ -11,8 +11,9 @@ import { VERSION } from '../version.js';
 import { startup } from './startup.js';
 import { exitNow } from '../sys/libc.js';
 import { stdout, writeLine } from './stdout.js';
+import { uptimeMs } from '../clock.js';
 
-startup.cli = performance.now();
+startup.cli = uptimeMs();
 
 // `ckpt completion bash` reads every command's help: it is added last, so it knows them all.
 COMMANDS.completion = completionCommand(COMMANDS);

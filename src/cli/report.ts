@@ -13,6 +13,7 @@ import path from 'node:path';
 import { CkptError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { writeLine } from './stdout.js';
+import { uptimeMs } from '../clock.js';
 
 /** Progress is drawn only for images bigger than this. */
 export const PROGRESS_MIN_BYTES = 64 * 1024 * 1024;
@@ -37,7 +38,7 @@ let current: Report | undefined;
 
 export class Report {
   private fd?: number;
-  private t0 = performance.now();
+  private t0 = uptimeMs();
   private lastStepAt = this.t0;
   private pagesFrom?: number;
   private total = 0;
@@ -82,7 +83,7 @@ export class Report {
   }
 
   private step(name: string): void {
-    const now = performance.now();
+    const now = uptimeMs();
     const ms = now - this.lastStepAt;
     this.lastStepAt = now;
     if (name === 'pages') this.pagesDone(now, ms);
@@ -98,7 +99,7 @@ export class Report {
     if (this.pagesFrom === undefined) this.pagesFrom = this.lastStepAt;
     this.total = total;
     this.lastDone = done;
-    const now = performance.now();
+    const now = uptimeMs();
     if (now - this.lastDraw < REDRAW_MS) return;
     this.lastDraw = now;
     this.draw(done, Math.max(done, total), now - this.pagesFrom);
@@ -147,7 +148,7 @@ export class Report {
   /** The command is over: a last line in the log file, which is closed. */
   end(code: number, error?: string): void {
     if (this.drawn) { writeLine(2, '\n'); this.drawn = ''; }
-    const ms = (performance.now() - this.t0).toFixed(1);
+    const ms = (uptimeMs() - this.t0).toFixed(1);
     this.file(error === undefined ? `${this.cmd}: done after ${ms} ms, exit ${code}` : `${this.cmd}: failed after ${ms} ms, exit ${code}: ${error}`);
     if (this.fd !== undefined) { try { fs.closeSync(this.fd); } catch { /* nothing to do */ } }
     this.fd = undefined;

@@ -1,8 +1,9 @@
 /**
  * Where a CLI command's time goes before and around the engine, for -v:
- * marks in ms since this process started (performance.now()).
+ * marks in ms since this process started (clock.ts).
  */
 import type { CacheUse } from './code-cache.js';
+import { uptimeMs } from '../clock.js';
 
 /** What the executable (cli/loader.ts) leaves for -v. */
 export interface LoaderMarks {
@@ -24,10 +25,10 @@ export interface StartupMarks {
 }
 
 const loader = (globalThis as { [k: symbol]: unknown })[Symbol.for('ckpt.loader')] as LoaderMarks | undefined;
-export const startup: StartupMarks = { bin: loader?.start ?? performance.now(), loader };
+export const startup: StartupMarks = { bin: loader?.start ?? uptimeMs(), loader };
 
 /** The -v line: where the command's time went, from the process's start. */
-export function formatStartup(m: StartupMarks, now = performance.now()): string {
+export function formatStartup(m: StartupMarks, now = uptimeMs()): string {
   const f = (x: number) => x.toFixed(1);
   const parts = [`node ${f(m.bin)} ms`];
   const cache = m.loader ? ` (code cache ${m.loader.cache})` : '';

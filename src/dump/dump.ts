@@ -36,6 +36,7 @@ import { checkTreeNamespaces } from '../kinds/namespaces.js';
 import { dumpContainer, encodeContainer } from '../kinds/container.js';
 import { Timings } from '../timings.js';
 import { fault, pauseAfterStep } from '../fault.js';
+import { uptimeMs } from '../clock.js';
 
 export interface DumpOptions {
   /** The root of the tree to dump: it and all its descendants, with all their threads. */
@@ -111,7 +112,7 @@ function readEarly(root: number): Map<number, { state: string; smaps?: SmapsVma[
 interface Source { pid: number; mem: TraceeMemory; splicer?: () => PageSplicer | undefined }
 
 export function dumpSync(opts: DumpOptions): DumpResult {
-  const t0 = performance.now();
+  const t0 = uptimeMs();
   const log = opts.log ?? (() => {});
   const times = new Timings((step) => { opts.onProgress?.({ phase: step, done: 1, total: 1 }); pauseAfterStep(); });
   const root = opts.pid;
@@ -420,7 +421,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     const spliced = copier instanceof PagePump && copier.spliced ? ` (${copier.spliced / PAGE_SIZE} spliced${copier.pinned ? ', on one CPU with the process' : ''})` : '';
     const copiedAhead = ahead ? `, ${ahead.pages} copied while it ran (${ahead.rewritten} of them again, written meanwhile)` : '';
     log(`dump of pid ${root}: ${tree.length} process(es), ${threads} thread(s), ${pages} pages${spliced}${copiedAhead}, ${calls} remote syscalls (${chained} in chains); ${times.format()}`);
-    return { pids: tree.map((p) => p.pid), pages, bytes: pages * 4096, ms: performance.now() - t0, timings: times.record() };
+    return { pids: tree.map((p) => p.pid), pages, bytes: pages * 4096, ms: uptimeMs() - t0, timings: times.record() };
   } catch (e) {
     ahead?.close();
     closeSplicers();

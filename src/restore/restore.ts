@@ -40,6 +40,7 @@ import { setupContainerMounts } from '../kinds/mntns.js';
 import { Timings } from '../timings.js';
 import type { EngineProgress } from '../dump/dump.js';
 import { fault, pauseAfterStep } from '../fault.js';
+import { uptimeMs } from '../clock.js';
 
 export interface RestoreOptions {
   /** The image directory. */
@@ -89,11 +90,11 @@ function pidDying(pid: number): boolean | undefined {
  * seconds; a live process holding it is refused at once.
  */
 function waitPidFree(pid: number, timeoutMs = 5000): boolean {
-  const until = performance.now() + timeoutMs;
+  const until = uptimeMs() + timeoutMs;
   for (;;) {
     const dying = pidDying(pid);
     if (dying === undefined) return true;
-    if (!dying || performance.now() > until) return false;
+    if (!dying || uptimeMs() > until) return false;
     sleepMs(20);
   }
 }
@@ -159,7 +160,7 @@ interface Helper { proc: RestoredProcess; nspid: number; parent: RestoredProcess
 
 
 export function restoreSync(opts: RestoreOptions): RestoreResult {
-  const t0 = performance.now();
+  const t0 = uptimeMs();
   const log = opts.log ?? (() => {});
   const times = new Timings((step) => { opts.onProgress?.({ phase: step, done: 1, total: 1 }); pauseAfterStep(); });
   // The page check's helper boots while the image is read (helper-thread.ts prepareHelper).
@@ -248,7 +249,7 @@ export function restoreSync(opts: RestoreOptions): RestoreResult {
     const host = root.host;
     if (opts.pidfile) fs.writeFileSync(opts.pidfile, `${host}\n`);
     log(`restore of pid ${plan.root.pid}${plan.container ? ` (a container; host pid ${host})` : ''}: ${live.length} process(es); ${times.format()}`);
-    return { pid: host, pids: plan.order.map((n) => procs.get(n)!.host), ms: performance.now() - t0, timings: times.record() };
+    return { pid: host, pids: plan.order.map((n) => procs.get(n)!.host), ms: uptimeMs() - t0, timings: times.record() };
   } catch (e) {
     files.abort();
     for (const p of procs.values()) p.close();
