@@ -17,7 +17,7 @@ import { TASK, taskFields } from '../kinds/task.js';
 import { THREAD, threadQuestions, threadAnswers, robustList, type ThreadAnswers } from '../kinds/thread.js';
 import { REGS, XSTATE, regsFields, xstateFields } from '../kinds/regs.js';
 import { MM, AUXV, EXE, mmFields } from '../kinds/mm.js';
-import { planVma, type VmaPlan } from '../kinds/vma.js';
+import { planVma, type MappedFiles, type VmaPlan } from '../kinds/vma.js';
 import { SIGACTION, sigactionQuestions, nonDefaultSignals, type SigactionFields } from '../kinds/sigactions.js';
 import { FS, FS_ROOT } from '../kinds/fs.js';
 import { CREDS, credsFields, encodeGroups } from '../kinds/creds.js';
@@ -176,7 +176,8 @@ export function collectProcess(node: TreeProcess, nsOf: ReadonlyMap<number, numb
   const base = { node, pid, nspid, nsppid, state: node.zombie ? 'Z' : state, stat, status };
   if (node.zombie) return base;
   const smaps = early && sameLayout(early, readMaps(pid)) ? early : readSmaps(pid);
-  const plans = smaps.map((v) => planVma(pid, v, { sysvShm: opts.container })).filter((p): p is VmaPlan => p !== undefined);
+  const files: MappedFiles = new Map();
+  const plans = smaps.map((v) => planVma(pid, v, { sysvShm: opts.container, files })).filter((p): p is VmaPlan => p !== undefined);
   const remote = askProcess(node.tasks, syscallGadget(node.tasks[0], smaps), stat, status, nspid, opts.keepRemote ?? false);
   const pending = dumpPending(pid).filter((p) => p.shared);
   // Everything ptrace says of each thread, while all are stopped.

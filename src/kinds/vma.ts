@@ -61,8 +61,15 @@ export interface VmaPlan {
   fileMtimeNs: bigint;
 }
 
-/** Decide how a VMA is saved, or refuse it; undefined means skip ([vsyscall]). */
-export function planVma(pid: number, vma: SmapsVma, opts: { sysvShm?: boolean } = {}): VmaPlan | undefined {
+/** A mapped file's size and mtime, by its device and inode (`${major}:${minor}:${ino}`). */
+export type MappedFiles = Map<string, { size: number; mtimeNs: bigint }>;
+
+/**
+ * Decide how a VMA is saved, or refuse it; undefined means skip ([vsyscall]).
+ * `files`: the files stat'ed already for this process (a library maps one file
+ * in four or five VMAs), filled in as it goes.
+ */
+export function planVma(pid: number, vma: SmapsVma, opts: { sysvShm?: boolean; files?: MappedFiles } = {}): VmaPlan | undefined {
   if (vma.path === '[vsyscall]') return undefined;
   const vmFlags = vma.vmFlags.reduce((acc, f) => acc | (VM_FLAG_BITS[f] ?? 0), 0);
   const plan = (kind: VmaKind, fileSize = 0, fileMtimeNs = 0n): VmaPlan => ({ vma, kind, vmFlags, fileSize, fileMtimeNs });
@@ -86,13 +93,18 @@ export function planVma(pid: number, vma: SmapsVma, opts: { sysvShm?: boolean } 
   if (vma.deleted) {
     throw new CkptError('UNSUPPORTED', `not supported yet: pid ${pid} maps deleted file ${vma.path} at ${range}`, { pid, resource: vma.path });
   }
-  let st: fs.BigIntStats;
-  try {
-    st = fs.statSync(`/proc/${pid}/map_files/${vma.start.toString(16)}-${vma.end.toString(16)}`, { bigint: true });
-  } catch (e) {
-    throw new CkptError('UNSUPPORTED', `pid ${pid}: cannot stat the file mapped at ${range} (${vma.path}): ${(e as Error).message}`, { pid, resource: vma.path });
+  const key = `${vma.major}:${vma.minor}:${vma.ino}`;
+  let file = opts.files?.get(key);
+  if (!file) {
+    try {
+      const st = fs.statSync(`/proc/${pid}/map_files/${vma.start.toString(16)}-${vma.end.toString(16)}`, { bigint: true });
+      file = { size: Number(st.size), mtimeNs: st.mtimeNs };
+    } catch (e) {
+      throw new CkptError('UNSUPPORTED', `pid ${pid}: cannot stat the file mapped at ${range} (${vma.path}): ${(e as Error).message}`, { pid, resource: vma.path });
+    }
+    opts.files?.set(key, file);
   }
-  return plan(vma.shared ? VmaKind.FILE_SHARED : VmaKind.FILE_PRIVATE, Number(st.size), st.mtimeNs);
+  return plan(vma.shared ? VmaKind.FILE_SHARED : VmaKind.FILE_PRIVATE, file.size, file.mtimeNs);
 }
 
 export function vmaFields(p: VmaPlan, pagesOff: number, nrPages: number, crc: number): VmaFields {
@@ -108,13 +120,19 @@ export function isFileBacked(kind: number): boolean {
   return kind === VmaKind.FILE_PRIVATE || kind === VmaKind.FILE_SHARED;
 }
 
-/** Before anything is created: every mapped file is still the one that was dumped. */
-export function checkMappedFile(v: VmaFields, path: string): void {
-  let st: fs.BigIntStats;
-  try {
-    st = fs.statSync(path, { bigint: true });
-  } catch (e) {
-    throw new CkptError('FILE_CHANGED', `mapped file ${path} is gone since the dump (${(e as NodeJS.ErrnoException).code})`, { path });
+/**
+ * Before anything is created: every mapped file is still the one that was
+ * dumped. `seen`: the files stat'ed already, by path (filled in as it goes).
+ */
+export function checkMappedFile(v: VmaFields, path: string, seen?: Map<string, fs.BigIntStats>): void {
+  let st = seen?.get(path);
+  if (!st) {
+    try {
+      st = fs.statSync(path, { bigint: true });
+    } catch (e) {
+      throw new CkptError('FILE_CHANGED', `mapped file ${path} is gone since the dump (${(e as NodeJS.ErrnoException).code})`, { path });
+    }
+    seen?.set(path, st);
   }
   if (Number(st.size) !== v.file_size || st.mtimeNs !== v.file_mtime_ns) {
     throw new CkptError('FILE_CHANGED', `mapped file ${path} changed since the dump (size ${v.file_size} → ${st.size})`, { path });

@@ -118,8 +118,9 @@ function preflight(img: LoadedImage, plan: TreePlan, opts: RestoreOptions): void
       if (!waitPidFree(id)) throw new CkptError('PID_IN_USE', `pid ${id} (a session or group of the image whose leader is gone) is in use`, { pid: id });
     }
   }
+  const mapped = new Map<string, fs.BigIntStats>();
   for (const p of img.processes) {
-    for (const v of p.vmas) if (isFileBacked(v.fields.kind)) checkMappedFile(v.fields, v.path);
+    for (const v of p.vmas) if (isFileBacked(v.fields.kind)) checkMappedFile(v.fields, v.path, mapped);
     for (const f of p.fds) {
       if (f.fields.kind === FdKind.TTY && !opts.shellJob) {
         throw new CkptError('USAGE', `fd ${f.fields.fd} of pid ${p.pid} was a terminal: restore with --shell-job`, { pid: p.pid });
