@@ -78,11 +78,6 @@ export interface Collected {
  */
 export interface ProcessFiles { fds: SavedFd[]; exe: string; cwd: string; root: string }
 
-/**
- * What only the process can tell: remote syscalls through a vDSO `syscall`.
- * `keepRemote`: the main thread's remote session stays open for a call that
- * follows (the snapshot fork), which saves leaving and entering it again while frozen.
- */
 /** A `syscall` instruction in the task's vDSO, through which its remote calls go where it has no return path. */
 export function syscallGadget(task: FrozenTask, vmas: readonly SmapsVma[]): bigint {
   const vdso = vmas.find((v) => v.path === '[vdso]');
@@ -92,6 +87,11 @@ export function syscallGadget(task: FrozenTask, vmas: readonly SmapsVma[]): bigi
   return BigInt(vdso.start + at);
 }
 
+/**
+ * What only the process can tell: remote syscalls through a vDSO `syscall`.
+ * `keepRemote`: the main thread's remote session stays open for a call that
+ * follows (the snapshot fork), which saves leaving and entering it again while frozen.
+ */
 function askProcess(tasks: FrozenTask[], gadget: bigint, stat: Stat, status: Status, nspid: number, keepRemote: boolean): Remote {
   const [task, ...others] = tasks;
   const mem = task.memory();
