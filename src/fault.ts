@@ -30,15 +30,6 @@ export function fault(step: FaultStep): void {
 export type DiePoint = 'parked' | 'masked' | 'call' | 'entry' | 'exit' | 'moved' | 'leave' | 'unmasked' | 'child' | 'chain' | 'chained' | 'ahead';
 
 /**
- * Test-only: CKPT_FAULT=splice makes a page splice fail after its first pipe
- * went into pages.img, as a file that stops taking splices would. Not a step:
- * the dump reads and writes the rest of the pages and succeeds.
- */
-export function spliceFails(): boolean {
-  return process.env.CKPT_FAULT === 'splice';
-}
-
-/**
  * Test-only: CKPT_STEP_PAUSE_MS=N makes a dump or restore wait N ms after it
  * reported each step (-vv), so that a test's signal lands between that step
  * and the next check for one, however fast the steps after it have become

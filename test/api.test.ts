@@ -100,8 +100,7 @@ describe('dump() and restore() run in workers: the caller\'s event loop keeps ti
     let meter = loopMeter();
     const r = await dump({ pid, dir: image, onProgress: (p) => phases.push(p) });
     const duringDump = meter.stop();
-    // The engine worker shared a CPU with the process while its pages moved (src/ptrace/cpu-pin.ts), and has its mask back.
-    assert.ok(phases.some((p) => p.phase === 'log' && /on one CPU with the process/.test(String(p.message))), 'the pages did not move on one CPU');
+    // The engine worker shared a CPU with the process for its remote calls (src/ptrace/cpu-pin.ts), and has its mask back.
     assert.deepEqual(threadCpus(), cpus, 'a thread of this process kept another CPU mask after the dump');
     assert.deepEqual(r.pids, [pid]);
     assert.ok(r.bytes >= BIG_MIB << 20, `only ${r.bytes} bytes dumped`);

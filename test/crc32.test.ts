@@ -76,7 +76,7 @@ test('mapFile maps for one sequential read: no page it maps is marked accessed w
   const m = mapFile(fd, 0, 64 * 1024);
   try {
     // MADV_SEQUENTIAL: VmFlags "sr". Unmapping a VM_SEQ_READ mapping skips folio_mark_accessed,
-    // which took the LRU lock the page writer's splice needs (a 1 GiB dump's CRC windows).
+    // which took the LRU lock every write of a new page needs (a 1 GiB image's CRC windows).
     const start = m.addr.toString(16);
     const smaps = readFileSync('/proc/self/smaps', 'utf8');
     const at = smaps.indexOf(`${start}-`);

@@ -33,7 +33,7 @@ describe('refusals the machine imposes', () => {
     assert.ok(!existsSync(`/proc/${pid}`), 'a refused restore created the process');
   });
 
-  // mem.c (68 MiB) takes the two-stage copy; api-mem.c at 12 MiB the small dump's, whose writes run on glibc's AIO thread.
+  // mem.c (68 MiB) and api-mem.c at 12 MiB: the page copy's writes run on glibc's AIO thread, several in flight.
   for (const [name, args] of [['mem', []], ['api-mem', ['12']]] as [string, string[]][]) {
     test(`a dump of ${[`${name}.c`, ...args].join(' ')} onto a filesystem that fills up fails with ENOSPC; the process runs on and no image is left`, SLOW, async (t) => {
       await dumpOntoFullFs(t, name, args);

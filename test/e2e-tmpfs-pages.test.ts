@@ -69,7 +69,7 @@ describe('a small dump onto tmpfs', () => {
 });
 
 describe('a dump closes what it opened, failed at any step or not (a library process lives on after it)', () => {
-  // 12 MiB: the small copy; 64 MiB: the two-stage copy, and with -R the copy made while it runs (dump/precopy.ts).
+  // 12 and 64 MiB; with -R, 64 MiB is copied while it runs (dump/precopy.ts).
   for (const mib of [MIB, 64]) {
     for (const fs of ['tmpfs', 'disk'] as const) {
       test(`api-mem.c ${mib}, in this process (dumpSync), onto ${fs}: no fd left open, no image after a failure, the process runs on`, SLOW, async () => {

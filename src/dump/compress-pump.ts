@@ -61,7 +61,7 @@ export class ChunkPump {
       startHelperJob({
         kind: 'write-pages',
         data: {
-          fd: writer.fd, slots: SLOTS, slotSize: MAX_CHUNK_RAW, data, ctl, offsets: new SharedArrayBuffer(8 * SLOTS), error,
+          fd: writer.fd, slots: SLOTS, slotSize: MAX_CHUNK_RAW, data, ctl, error,
           codec, results, start: writer.offset,
         },
       });

@@ -10,14 +10,13 @@ import {
   ImageWriter, PagesWriter, createImageDir, commitImageDir, abortImageDir, encode,
 } from '../image/index.js';
 import { readChildren, readSmaps, readStatus, readTids, residentBytes, Pagemap, type SmapsVma } from '../proc/index.js';
-import { PAGE_SIZE, SIG } from '../sys/constants.js';
+import { SIG } from '../sys/constants.js';
 import { kill, startWriteback, tryKill, wait4 } from '../sys/syscalls.js';
 import { VERSION } from '../version.js';
 import { VMA, VMA_PATH, VmaKind, vmaFields, type VmaPlan } from '../kinds/vma.js';
 import { PAGE_RUNS, COW_RUNS, pagesIn, selectPages, selectPagesCow, encodeRuns, type Run } from '../kinds/pages.js';
-import { PagePump, PIPELINE_MIN_BYTES } from './page-pump.js';
+import { PagePump } from './page-pump.js';
 import { prepareHelper } from '../helper-thread.js';
-import { PageSplicer } from './page-splice.js';
 import { pinBeside, unpinAll } from '../ptrace/cpu-pin.js';
 import { ChunkPump, COMPRESS_WORKER_MIN_BYTES } from './compress-pump.js';
 import { PAGE_CHUNKS, Codec, parseCodec, encodeChunks, type Chunk } from '../kinds/page-chunks.js';
@@ -108,8 +107,8 @@ function readEarly(root: number): Map<number, { state: string; smaps?: SmapsVma[
   return out;
 }
 
-/** Where a VMA's pages come from: the frozen process or its snapshot; `splicer` if they can be spliced (dump/page-splice.ts). */
-interface Source { pid: number; mem: TraceeMemory; splicer?: () => PageSplicer | undefined }
+/** Where a VMA's pages come from: the frozen process or its snapshot. */
+interface Source { pid: number; mem: TraceeMemory }
 
 export function dumpSync(opts: DumpOptions): DumpResult {
   const t0 = uptimeMs();
@@ -120,10 +119,9 @@ export function dumpSync(opts: DumpOptions): DumpResult {
   if (opts.snapshot !== undefined && opts.snapshot !== 'copy' && opts.snapshot !== 'fork') throw new CkptError('USAGE', `--snapshot ${String(opts.snapshot)}: expected copy or fork`);
   if (opts.snapshot !== undefined && !opts.leaveRunning) throw new CkptError('USAGE', '--snapshot is for a dump that leaves the process running (-R)');
   const { status: rootStatus } = checkDumpablePid(root);
-  // The page copy's helper boots while the tree is read and frozen, when the root alone
-  // says the copy will be pipelined (its smaps, read next, take ~28 ms for 1 GiB).
-  const helperFrom = codec === Codec.NONE ? PIPELINE_MIN_BYTES : COMPRESS_WORKER_MIN_BYTES;
-  if (((rootStatus.kB.VmRSS ?? 0) + (rootStatus.kB.VmSwap ?? 0)) * 1024 >= helperFrom) prepareHelper();
+  // A compressed copy's helper boots while the tree is read and frozen, when the root alone
+  // says it will need one (its smaps, read next, take ~28 ms for 1 GiB).
+  if (codec !== Codec.NONE && ((rootStatus.kB.VmRSS ?? 0) + (rootStatus.kB.VmSwap ?? 0)) * 1024 >= COMPRESS_WORKER_MIN_BYTES) prepareHelper();
   const early = readEarly(root);
   // The image directory, its writers and the page copier are made before the
   // freeze: none of it needs the tree stopped, and all of it would lengthen the stop.
@@ -164,14 +162,6 @@ export function dumpSync(opts: DumpOptions): DumpResult {
   times.mark('freeze');
   // --leave-running: a copy-on-write snapshot of each process, by its pid.
   const snapshots = new Map<number, Snapshot>();
-  // The frozen processes' pipes for splicing, by pid (undefined: the process could not make one).
-  const splicers = new Map<number, PageSplicer | undefined>();
-  const closeSplicers = () => {
-    for (const sp of splicers.values()) {
-      try { sp?.close(); } catch { /* the process is gone: so is its end */ }
-    }
-    splicers.clear();
-  };
   let released = false;
   let sockets: SocketDump | undefined;
   try {
@@ -241,24 +231,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     // A shared object (MAP_SHARED anonymous memory) mapped by several VMAs is saved once.
     const sharedSeen = new Set<string>();
     // Where a process's pages are read: its snapshot if it has one, else the frozen process.
-    // A process that is killed after the dump splices its own pages into pages.img; one
-    // that runs on (-R without a snapshot) keeps no pipe of ours, even for a moment.
-    const sourceOf = (c: Collected): Source => snapshots.get(c.pid)
-      ?? { pid: c.pid, mem: c.node.tasks[0].memory(), splicer: opts.leaveRunning ? undefined : () => frozenSplicer(c) };
-    const frozenSplicer = (c: Collected): PageSplicer | undefined => {
-      if (!splicers.has(c.pid)) {
-        const task = c.node.tasks[0];
-        let splicer: PageSplicer | undefined;
-        try {
-          const remote = task.enterRemote(c.live!.remote.gadget);
-          splicer = PageSplicer.open(c.pid, remote, task.memory(), task.scratchMapping().addr);
-        } catch {
-          // No remote session now: read its pages the old way (the release puts back what there is).
-        }
-        splicers.set(c.pid, splicer);
-      }
-      return splicers.get(c.pid);
-    };
+    const sourceOf = (c: Collected): Source => snapshots.get(c.pid) ?? { pid: c.pid, mem: c.node.tasks[0].memory() };
     const select = (c: Collected, which: number[]) => {
       const plans = c.live!.plans;
       const mine = runs.get(c.pid) ?? runs.set(c.pid, new Array(plans.length)).get(c.pid)!;
@@ -307,7 +280,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     const copyVma = (c: Collected, i: number, from: Source) => {
       const mine = runs.get(c.pid)![i];
       const nr = pagesIn(mine);
-      const { offset, crc } = nr ? copier!.copy(from.pid, from.mem, mine, planned(c)[i].vma.prot, snapshots.has(c.pid), from.splicer) : { offset: 0, crc: () => 0 };
+      const { offset, crc } = nr ? copier!.copy(from.pid, from.mem, mine, planned(c)[i].vma.prot, snapshots.has(c.pid)) : { offset: 0, crc: () => 0 };
       recordVma(c, i, mine, offset, crc, cows.get(c.pid)?.[i]);
       if (nr) fault('dump:pages');
     };
@@ -373,13 +346,11 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     const rest = new Map(live.map((c) => [c, all(c).filter((i) => !vmaRecs.get(c.pid)![i])]));
     for (const c of live) select(c, rest.get(c)!);
     times.mark('select');
-    // A small dump's first write starts glibc's AIO thread, which would inherit ckpt's pin
-    // for good: its pages are copied unpinned. A large one keeps the pins (its writer
-    // thread runs already), so that even its small VMAs' vmsplice calls gain.
-    if (!(copier instanceof PagePump && copier.pipelined)) unpinAll();
+    // The first write starts glibc's AIO thread, which would inherit ckpt's pin for good:
+    // pages are copied unpinned.
+    unpinAll();
     for (const c of live) rest.get(c)!.forEach((i) => copyVma(c, i, sourceOf(c)));
     const chunks: Chunk[] | void = copier.finish();
-    closeSplicers();
     for (const snap of snapshots.values()) snap.discard();
     snapshots.clear();
     ahead?.writeBack(pagesWriter);
@@ -418,13 +389,11 @@ export function dumpSync(opts: DumpOptions): DumpResult {
     const threads = live.reduce((n, c) => n + c.node.tasks.length, 0);
     const calls = live.reduce((n, c) => n + c.live!.remote.calls, 0);
     const chained = live.reduce((n, c) => n + c.live!.remote.chained, 0);
-    const spliced = copier instanceof PagePump && copier.spliced ? ` (${copier.spliced / PAGE_SIZE} spliced${copier.pinned ? ', on one CPU with the process' : ''})` : '';
     const copiedAhead = ahead ? `, ${ahead.pages} copied while it ran (${ahead.rewritten} of them again, written meanwhile)` : '';
-    log(`dump of pid ${root}: ${tree.length} process(es), ${threads} thread(s), ${pages} pages${spliced}${copiedAhead}, ${calls} remote syscalls (${chained} in chains); ${times.format()}`);
+    log(`dump of pid ${root}: ${tree.length} process(es), ${threads} thread(s), ${pages} pages${copiedAhead}, ${calls} remote syscalls (${chained} in chains); ${times.format()}`);
     return { pids: tree.map((p) => p.pid), pages, bytes: pages * 4096, ms: uptimeMs() - t0, timings: times.record() };
   } catch (e) {
     ahead?.close();
-    closeSplicers();
     // Before the thaw, a snapshot's parent is reaped through the frozen main thread ckpt holds.
     for (const [pid, snap] of snapshots) snap.discard(released ? undefined : tree.find((p) => p.pid === pid)?.tasks[0]);
     sockets?.release();

@@ -20,8 +20,6 @@ import { tryKill, wait4 } from '../sys/syscalls.js';
 import { Tracee } from '../ptrace/tracee.js';
 import { TraceeMemory } from '../ptrace/memory.js';
 import { FrozenTask } from '../ptrace/frozen.js';
-import { RemoteCaller } from '../ptrace/remote.js';
-import { PageSplicer } from './page-splice.js';
 import { VmaKind, VM_FLAG_BITS, type VmaPlan } from '../kinds/vma.js';
 
 /** Below this, the fork costs more freeze than it saves. */
@@ -30,8 +28,6 @@ export const SNAPSHOT_MIN_BYTES = 16 * 1024 * 1024;
 export interface Snapshot {
   pid: number;
   mem: TraceeMemory;
-  /** A pipe in the child to splice its pages through (made at the first call), or undefined. */
-  splicer(): PageSplicer | undefined;
   /** Kill the child and have the process reap it; `frozen`: its main thread, if ckpt still holds the process frozen. */
   discard(frozen?: FrozenTask): void;
 }
@@ -48,35 +44,33 @@ export function followsFork(plan: VmaPlan): boolean {
  * (the fork holds its mmap lock). What it throws is thrown once the child is gone.
  */
 export function forkSnapshot(task: FrozenTask, gadget: bigint, meanwhile?: () => void): Snapshot | undefined {
-  const parent = task.tid;
   const remote = task.enterRemote(gadget);
   const events = { children: [] as number[] };
   let child = -1;
   let tracee: Tracee | undefined;
-  let scratch = 0;
   let failed: { error: unknown } | undefined;
   const overlap = meanwhile && (() => {
     try { meanwhile(); } catch (error) { failed = { error }; }
   });
   try {
     // The child's stack: a frame that makes it exit if ckpt dies before it kills it.
-    scratch = task.scratchMapping().addr;
+    task.scratchMapping();
     const stack = task.childStack() ?? 0n;
     const r = remote.raw(NR.clone, [0, stack, 0, 0, 0], events, undefined, overlap);
     child = events.children[0] ?? (r > 0n ? Number(r) : -1);
-    if (child > 0) tracee = stopped(child, readStatus(parent).seccomp !== 0);
+    if (child > 0) tracee = stopped(child);
   } finally {
     if (!failed) {
       try {
         task.leaveRemote();
       } catch (e) {
         // The child is stopped and ours: kill it and have the process reap it before the error goes on.
-        if (tracee) made(task, gadget, child, tracee, scratch).discard(task);
+        if (tracee) made(task, gadget, child).discard(task);
         throw e;
       }
     }
   }
-  const snapshot = tracee && made(task, gadget, child, tracee, scratch);
+  const snapshot = tracee && made(task, gadget, child);
   if (failed) {
     snapshot?.discard(task);
     throw failed.error;
@@ -84,22 +78,14 @@ export function forkSnapshot(task: FrozenTask, gadget: bigint, meanwhile?: () =>
   return snapshot;
 }
 
-function made(task: FrozenTask, gadget: bigint, child: number, tracee: Tracee, scratch: number): Snapshot {
+function made(task: FrozenTask, gadget: bigint, child: number): Snapshot {
   const parent = task.tid;
   const mem = new TraceeMemory(child);
   // The parent's remote wait4 names the child as the parent's pid namespace sees it.
   const inner = nsPid(child);
-  const childTracee = tracee;
-  let splicer: PageSplicer | undefined | null = null;
   return {
     pid: child, mem,
-    splicer() {
-      // The child inherited the scratch mapping: its first bytes are free (the exit frame is at its top).
-      if (splicer === null) splicer = PageSplicer.open(child, new RemoteCaller(childTracee, gadget, 'syscall-stop', childTracee.getRegs()), mem, scratch);
-      return splicer;
-    },
     discard(frozen?: FrozenTask) {
-      splicer?.close(false);
       mem.close();
       tryKill(child, SIG.KILL);
       try { wait4(child); } catch { /* reaped */ }
@@ -110,8 +96,7 @@ function made(task: FrozenTask, gadget: bigint, child: number, tracee: Tracee, s
 }
 
 /** The new child in its first stop, with EXITKILL set; undefined if it died. */
-/** `seccomp`: the child keeps the process's filters; its remote calls (the page splice) must pass them by. */
-function stopped(child: number, seccomp: boolean): Tracee | undefined {
+function stopped(child: number): Tracee | undefined {
   const tracee = Tracee.adopt(child);
   for (;;) {
     const s = tracee.wait();
@@ -121,7 +106,7 @@ function stopped(child: number, seccomp: boolean): Tracee | undefined {
   }
   diePoint('child');
   // From here the kernel kills the child if ckpt dies; before, its stack frame makes it exit.
-  tracee.setOptions(PTRACE_O.TRACESYSGOOD | PTRACE_O.EXITKILL | (seccomp ? PTRACE_O.SUSPEND_SECCOMP : 0));
+  tracee.setOptions(PTRACE_O.TRACESYSGOOD | PTRACE_O.EXITKILL);
   return tracee;
 }
 

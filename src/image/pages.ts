@@ -47,7 +47,7 @@ export class PagesWriter {
 
   /** Create DIR/pages.img and write its header page. */
   static create(dir: string, pageSize = PAGE_SIZE): PagesWriter {
-    // Readable too: the CRC of pages spliced into the file is taken from what landed there.
+    // Readable too: a dump -R that copied ahead takes the CRC of pages it wrote again from the file.
     const { fd, path } = createImageFile(dir, PAGES_FILE, { readable: true });
     try {
       writeAll(fd, encodePagesHeader(pageSize), PAGES_HDR_SIZE, path);

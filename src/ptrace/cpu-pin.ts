@@ -4,16 +4,15 @@
  *
  * Each remote call resumes the task twice, at its syscall entry and exit
  * stops. On another CPU, halted while ckpt worked, the task took ~200 µs to
- * wake each time on this VM: in a 1 GiB dump's page step (one remote vmsplice
- * per MiB, dump/page-splice.ts) the waits for the two stops came to 75-340 ms
- * over ~1050 calls, against 35-60 ms with both on one CPU; library dumps of
- * a 5 MiB process that they kill took ~3 ms less pinned (medians of 19, twice). On ckpt's CPU the task runs as soon as ckpt
- * waits for it, and what else ckpt runs (the helper taking the CRC) has the
- * other CPUs. What the task does in a call is short: nothing that mattered
- * ran in parallel with it.
+ * wake each time on this VM: in a 1 GiB dump's page step of the time (one
+ * remote vmsplice per MiB) the waits for the two stops came to 75-340 ms over
+ * ~1050 calls, against 35-60 ms with both on one CPU; library dumps of a
+ * 5 MiB process that they kill took ~3 ms less pinned (medians of 19, twice).
+ * On ckpt's CPU the task runs as soon as ckpt waits for it. What the task
+ * does in a call is short: nothing that mattered ran in parallel with it.
  *
- * Only tasks that will not run on are pinned (a dump that kills, a snapshot
- * child): were ckpt killed meanwhile, the task would keep a one-CPU mask.
+ * Only tasks that will not run on are pinned (those of a dump that kills
+ * them): were ckpt killed meanwhile, the task would keep a one-CPU mask.
  * The calling thread is pinned while any task is; unpin()/unpinAll() put
  * every mask back. Nothing is pinned where no CPU is allowed to both or the
  * kernel refuses (another user's task without CAP_SYS_NICE).

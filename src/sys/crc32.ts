@@ -1,9 +1,9 @@
 /**
  * CRC-32 of page data (zlib's CRC: polynomial 0x04C11DB7, bit-reflected) at
  * memory speed. zlib's, which node has, does ~2.4 GB/s here; folding with the
- * carry-less multiply (PCLMULQDQ) ~10 GB/s. A 1 GiB dump's CRC on its helper
- * thread then takes ~0.1 s of the second core instead of ~0.45 s, and leaves
- * that core to the process that vmsplices its pages (dump/page-splice.ts).
+ * carry-less multiply (PCLMULQDQ) ~10 GB/s. A 1 GiB dump's CRC then takes
+ * ~0.1 s of its engine thread instead of ~0.45 s, while glibc's AIO thread
+ * writes the pages on the other core (dump/page-pump.ts).
  *
  * The folding is machine code of ours (foldCode below): four 128-bit lanes
  * take the first 64 bytes, the CRC so far XORed into their first four; then for

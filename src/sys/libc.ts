@@ -244,11 +244,11 @@ export interface FileMapping { addr: bigint; view(): Buffer; unmap(): void }
  * Map `length` bytes of `fd` from `offset` (a multiple of the page size),
  * read-only and shared: no copy. The address is what native code takes; a
  * JavaScript view costs a Buffer that V8 counts as external memory (a 1 GiB
- * dump viewed 8 MiB at a time made the helper run full collections). unmap()
+ * image viewed 8 MiB at a time made the helper run full collections). unmap()
  * when done; no view may be used after it. Advised MADV_SEQUENTIAL: the
  * kernel then unmaps it without marking each page accessed, which moved every
- * page of a 1 GiB dump's CRC windows on the LRU lists under the lock the page
- * writer's splice takes for each new page (2.8% of a dump's samples, `perf`).
+ * page of a 1 GiB image's CRC windows on the LRU lists under the lock that
+ * every write of a new page takes (2.8% of a dump's samples, `perf`).
  */
 export function mapFile(fd: number, offset: number, length: number): FileMapping {
   const PROT_READ = 1, MAP_SHARED = 1, MADV_SEQUENTIAL = 2;

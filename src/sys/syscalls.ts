@@ -1,5 +1,4 @@
 /** Typed wrappers of the syscalls ckpt makes in its own process. */
-import { CkptError } from '../errors.js';
 import { allocNative, syscall, sysError, trySyscall, type NativeMemory } from './libc.js';
 import { NR } from './nr.js';
 import { IOVEC_SIZE, encodeIovec } from './structs.js';
@@ -154,21 +153,6 @@ export function pollNow(fd: number, events: number): number {
 /** tee(2): copy up to len bytes from one pipe to another without consuming them. */
 export function tryTee(fdIn: number, fdOut: number, len: number, flags: number): number {
   return trySyscall(NR.tee, fdIn, fdOut, len, flags);
-}
-
-/**
- * splice(2) `len` bytes from a pipe into `fd` at `offset` (the file position
- * is not used or moved); loops until all are moved.
- */
-export function spliceToFile(pipeFd: number, fd: number, offset: number, len: number): void {
-  const mem = out();
-  let done = 0;
-  while (done < len) {
-    mem.buf.writeBigInt64LE(BigInt(offset + done), 0);
-    const n = syscall(NR.splice, [pipeFd, 0, fd, mem.addr, len - done, 0], { what: 'splice', resource: `fd ${fd}` });
-    if (n === 0) throw new CkptError('INTERNAL', `splice into fd ${fd}: the pipe ran dry with ${len - done} bytes to go`);
-    done += n;
-  }
 }
 
 /** sched_getaffinity(2) of another task: the CPU mask bytes. */

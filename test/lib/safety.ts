@@ -212,8 +212,8 @@ export function signalState(pid: number): string {
 
 /**
  * The CPUs each thread of process `pid` may run on ("TID: LIST" per line): a
- * large dump pins the thread that splices and its own thread to one CPU
- * (src/ptrace/cpu-pin.ts), and must put both masks back.
+ * dump that kills the process pins its thread and ckpt's own to one CPU for
+ * the remote calls (src/ptrace/cpu-pin.ts), and must put both masks back.
  */
 export function cpuMasks(pid: number): string {
   const tids = readdirSync(`/proc/${pid}/task`).map(Number).sort((a, b) => a - b);

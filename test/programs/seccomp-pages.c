@@ -1,9 +1,9 @@
 /*
  * seccomp-pages: 64 MiB of pages under a seccomp filter that kills the
- * process at pipe2 or vmsplice, the calls a large dump has the process make
- * to splice its pages (src/dump/page-splice.ts); ckpt must make them with the
- * filter suspended (PTRACE_O_SUSPEND_SECCOMP), in the process and in its
- * snapshot child (dump -R). The program itself never makes either call.
+ * process at pipe2 or vmsplice, calls a large dump once had the process make
+ * to splice its pages; the remote calls ckpt makes in it must pass with the
+ * filter suspended (PTRACE_O_SUSPEND_SECCOMP), and its 64 MiB must be saved
+ * whole (dump and dump -R). The program itself never makes either call.
  *
  *   seccomp-pages WORKDIR
  *
