@@ -1,6 +1,6 @@
 /**
- * The engine's helper threads: the second stage of a large dump's page copy
- * (dump/page-writer.ts) and the page check of a large restore
+ * The engine's helper threads: the compressing second stage of a large
+ * --compress dump's page copy (dump/page-writer.ts) and the page check of a large restore
  * (restore/page-crc-read.ts) run on one, on the second core, while the engine
  * thread goes on. A job talks to the engine thread only through its shared
  * memory (Atomics), since the engine thread never returns to its event loop

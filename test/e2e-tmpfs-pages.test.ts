@@ -19,7 +19,7 @@ afterEach(() => killAll());
 after(cleanup);
 
 const SLOW = { timeout: 120_000 };
-/** Small enough for the small dump's copy (under 48 MiB), large enough for its ring of writes to go round. */
+/** Large enough for the page copy's ring of writes to go round several times. */
 const MIB = 12;
 
 /** api-mem.c holding `mib` MiB, as an orphan: this process may then dump it itself (dumpSync). */

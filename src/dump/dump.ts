@@ -264,7 +264,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
       }
     };
     const planned = (c: Collected) => c.live!.plans;
-    // Each VMA's record, made once the pump has finished: a large dump's CRCs come from its writer worker.
+    // Each VMA's record, made once the pump has finished (its writes, and a compressing worker's, are done).
     const vmaRecs = new Map<number, (() => Buffer)[]>(live.map((c) => [c.pid, new Array(planned(c).length)]));
     let pages = 0;
     // VMA i of process c, its saved pages at `offset` in pages.img.
