@@ -21,7 +21,7 @@ import type { Run } from '../kinds/pages.js';
 
 const MIB = 1024 * 1024;
 
-/** Where a VMA's pages went: the offset now, the CRC once the pump's finish() returned. */
+/** Where a VMA's pages went in pages.img, and the CRC of their data (to be asked once the pump's finish() returned). */
 export interface Copied { offset: number; crc(): number }
 /**
  * A batch. The ring of BACKGROUND_SLOTS of them is the pump's buffer (2 MiB):
