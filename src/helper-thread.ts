@@ -1,8 +1,7 @@
 /**
  * The engine's helper threads: the compressing second stage of a large
- * --compress dump's page copy (dump/page-writer.ts) and the page check of a large restore
- * (restore/page-crc-read.ts) run on one, on the second core, while the engine
- * thread goes on. A job talks to the engine thread only through its shared
+ * --compress dump's page copy (dump/page-writer.ts) runs on one, on the second
+ * core, while the engine thread goes on. A job talks to the engine thread only through its shared
  * memory (Atomics), since the engine thread never returns to its event loop
  * during an operation.
  *
@@ -18,9 +17,8 @@
 import type { Worker } from 'node:worker_threads';
 import { builtin } from './builtin.js';
 import type { PageWriterJob } from './dump/page-writer.js';
-import type { VerifyPagesJob } from './restore/page-crc-read.js';
 
-export type HelperJob = { kind: 'write-pages'; data: PageWriterJob } | { kind: 'verify-pages'; data: VerifyPagesJob };
+export type HelperJob = { kind: 'write-pages'; data: PageWriterJob };
 
 interface Helper {
   worker: Worker;

@@ -9,9 +9,6 @@
  * Any failure kills everything created; the image is only read.
  */
 import fs from 'node:fs';
-import path from 'node:path';
-import { prepareHelper } from '../helper-thread.js';
-import { PARALLEL_MIN_BYTES } from './verify-pages.js';
 import { CkptError } from '../errors.js';
 import { readMaps, readStat, readStatus } from '../proc/index.js';
 import { Tracee } from '../ptrace/tracee.js';
@@ -28,7 +25,6 @@ import { checkFd, FdKind, FileTable, openFds } from '../kinds/files.js';
 import { releaseSockets } from '../kinds/sockets/index.js';
 import { spawnSeed, SEED_GADGET, GADGET_BYTES } from './seed.js';
 import { loadImage, openPages, type LoadedImage } from './load.js';
-import { PAGES_FILE } from '../image/index.js';
 import { findHole, type Range } from './layout.js';
 import { planTree, type TreeNode, type TreePlan } from './tree.js';
 import { RestoredProcess, TRAMPOLINE_SIZE, BATCH_OFFSET, waitEventStop, type RestoreContext } from './process.js';
@@ -164,11 +160,6 @@ export function restoreSync(opts: RestoreOptions): RestoreResult {
   const t0 = uptimeMs();
   const log = opts.log ?? (() => {});
   const times = new Timings((step) => { opts.onProgress?.({ phase: step, done: 1, total: 1 }); pauseAfterStep(); });
-  // The page check's helper boots while the image is read (helper-thread.ts prepareHelper).
-  // A compressed image, whose CRCs are checked as its chunks are read, has it for nothing.
-  try {
-    if (fs.statSync(path.join(opts.dir, PAGES_FILE)).size >= PARALLEL_MIN_BYTES) prepareHelper();
-  } catch { /* no pages.img: loadImage says what is wrong */ }
   const img = loadImage(opts.dir);
   requireRestorePrivileges();
   fault('restore:load');
