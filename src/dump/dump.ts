@@ -134,9 +134,8 @@ export function dumpSync(opts: DumpOptions): DumpResult {
   let pagesWriter: PagesWriter;
   // Their fds, closed on a failure once nothing writes to them (copier.close()).
   const imageFiles: { discard(): void }[] = [];
-  const treeBytes = (of: (v: SmapsVma) => number) => [...early.values()].reduce((n, e) => n + (e.smaps ?? []).reduce((m, v) => m + of(v), 0), 0);
   // Resident and swapped memory decides how to copy (the exact page count comes later).
-  const resident = treeBytes(residentBytes);
+  const resident = [...early.values()].reduce((n, e) => n + (e.smaps ?? []).reduce((m, v) => m + residentBytes(v), 0), 0);
   const onCopied = opts.onProgress && ((done: number) => opts.onProgress!({ phase: 'pages', done, total: resident }));
   try {
     writer = ImageWriter.create(partial, { utsRelease: os.release(), tool: `ckpt ${VERSION}` });
