@@ -34,14 +34,20 @@ const common = {
 const SH_PRELUDE = `#!/bin/sh
 ':' //; exec /usr/bin/env -u NODE_EXTRA_CA_CERTS \${NODE_EXTRA_CA_CERTS+"CKPT_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS"} node "$0" "$@"`;
 
-// Each `import fs from 'node:fs'` of each module becomes `__toESM(require("node:fs"))`,
+// Each `import fs from 'node:fs'` of each module becomes `__toESM(require("node:fs"), 1)`,
 // which copies every property of the module as a getter: 46 copies of ~100 properties, ~3 ms
-// of each start. One copy per module and mode is enough: a namespace is the same for all.
-function shareNamespaces(file) {
-  const src = fs.readFileSync(file, 'utf8');
-  const calls = src.split('__toESM(require(').length - 1;
-  const out = src.replace(/__toESM\(require\(/g, '__toESMOnce(require(');
-  const helper = `var __toESMSeen = new Map();
+// of each start. A node builtin's namespace needs no copy: an object whose prototype is the
+// module (its named exports) with the module as its default. Any other module's namespace is
+// made once per mode: it is the same for every importer.
+function shareNamespaces(src, file) {
+  const builtins = src.split('__toESM(require("node:').length - 1;
+  const others = src.split('__toESM(require(').length - 1 - builtins;
+  const out = src
+    .replace(/__toESM\(require\(("node:[^"]+")\), 1\)/g, '__nodeNamespace(require($1))')
+    .replace(/__toESM\(require\(/g, '__toESMOnce(require(');
+  if (out.includes('__toESM(require("node:')) throw new Error(`bundle: ${file} imports a node builtin in a form this script does not know`);
+  const helper = `var __nodeNamespace = (mod) => Object.create(mod, { default: { value: mod, enumerable: true } });
+var __toESMSeen = new Map();
 var __toESMOnce = (mod, isNodeMode) => {
   let seen = __toESMSeen.get(mod);
   if (!seen) __toESMSeen.set(mod, (seen = []));
@@ -50,8 +56,19 @@ var __toESMOnce = (mod, isNodeMode) => {
 `;
   // After the helpers esbuild puts first, before any module's code.
   const at = out.indexOf('var __toESM = ');
-  if (calls > 0 && at < 0) throw new Error(`bundle: ${file} calls __toESM but does not define it where expected`);
-  if (calls > 0) fs.writeFileSync(file, out.slice(0, at) + helper + out.slice(at));
+  if (builtins + others > 0 && at < 0) throw new Error(`bundle: ${file} calls __toESM but does not define it where expected`);
+  return builtins + others > 0 ? out.slice(0, at) + helper + out.slice(at) : out;
+}
+
+// esbuild writes strings, templates and regular expressions in ASCII (its default
+// charset), but a comment it keeps (on a class field, say) as it was. One non-ASCII
+// character makes V8 hold the whole 500 KB source in two bytes a character, and
+// node read it ~1 ms slower at every start. What is left is in comments: escaped.
+const asciiOnly = (src) => src.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+
+function finish(file) {
+  const src = fs.readFileSync(file, 'utf8');
+  fs.writeFileSync(file, asciiOnly(shareNamespaces(src, file)));
 }
 
 await build({ ...common, entryPoints: { ckpt: 'dist/src/cli/loader.js' }, banner: { js: SH_PRELUDE } });
@@ -63,6 +80,6 @@ await build({
     'engine-worker': 'dist/src/api/engine-worker.js',
   },
 });
-for (const f of ['ckpt-cli.js', 'helper-worker.js', 'engine-worker.js']) shareNamespaces(`dist/bin/${f}`);
+for (const f of ['ckpt.js', 'ckpt-cli.js', 'helper-worker.js', 'engine-worker.js']) finish(`dist/bin/${f}`);
 fs.writeFileSync('dist/bin/package.json', '{ "type": "commonjs" }\n');
 fs.chmodSync('dist/bin/ckpt.js', 0o755);
