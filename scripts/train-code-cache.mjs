@@ -1,21 +1,24 @@
 #!/usr/bin/env node
-// Train the CLI's V8 code cache (dist/bin/ckpt-cli.cache, read by
-// src/cli/loader.ts): run the commands a user runs most on a real process, a
-// `sleep` of ours, each run adding what it compiled to the cache. Best effort:
-// where ptrace is not allowed the commands fail, the cache holds less, and the
-// CLI compiles the rest at each start as it would without a cache.
+// Train the CLI's V8 code caches (dist/bin/ckpt-cli*.cache, read by
+// src/cli/loader.ts, named by src/cli/code-cache.ts): run the commands a user
+// runs most on a real process, a `sleep` of ours, each run adding what it
+// compiled to its command's cache (`dump`, `restore`), and the dumps and
+// `show` to the cache the other commands share. Best effort: where ptrace is
+// not allowed the commands fail, the caches hold less, and the CLI compiles
+// the rest at each start as it would without a cache.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { compileCli } from '../dist/src/cli/code-cache.js';
+import { compileCli, cacheFileName, OWN_CACHE_COMMANDS } from '../dist/src/cli/code-cache.js';
 
 const ckpt = path.resolve('dist/bin/ckpt.js');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ckpt-train-'));
-const env = { ...process.env, CKPT_TRAIN_CODE_CACHE: '1' };
 const failed = [];
 
-function run(...args) {
+/** ckpt ARGS, adding to the command's own cache (`own`) or to the shared one. */
+function run(cache, ...args) {
+  const env = { ...process.env, CKPT_TRAIN_CODE_CACHE: cache === 'own' ? '1' : 'shared' };
   const r = spawnSync(process.execPath, [ckpt, ...args], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   if (r.status !== 0) failed.push(`ckpt ${args[0]}: ${(r.stderr || `exit ${r.status}`).trim().split('\n')[0]}`);
   return r.status === 0;
@@ -43,14 +46,14 @@ try {
   if (spawnSync('mkfifo', [fifo]).status === 0) {
     big = spawn('bash', ['-c', BIG, 'bash', fifo], { detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
     const ready = await Promise.race([new Promise((resolve) => big.stdout.once('data', () => resolve(true))), within(10_000)]);
-    if (ready) run('dump', '-R', '-t', String(big.pid), '-D', path.join(work, 'big'), '-v');
+    if (ready) for (const cache of ['own', 'shared']) run(cache, 'dump', '-R', '-t', String(big.pid), '-D', path.join(work, `big-${cache}`), '-v');
     else failed.push('the 24 MB bash did not start');
   }
-  run('dump', '-R', '-t', pid, '-D', path.join(work, 'left'), '-v');
-  run('show', '-D', path.join(work, 'left'));
-  if (run('dump', '-t', pid, '-D', path.join(work, 'image'), '-v')) {
+  for (const cache of ['own', 'shared']) run(cache, 'dump', '-R', '-t', pid, '-D', path.join(work, `left-${cache}`), '-v');
+  run('shared', 'show', '-D', path.join(work, 'left-own'));
+  if (run('own', 'dump', '-t', pid, '-D', path.join(work, 'image'), '-v')) {
     await Promise.race([exited, within(10_000)]);
-    if (gone) run('restore', '-D', path.join(work, 'image'), '-d', '-v');
+    if (gone) run('own', 'restore', '-D', path.join(work, 'image'), '-d', '-v');
     else failed.push('the dumped sleep did not exit');
   }
 } catch (e) {
@@ -66,13 +69,17 @@ try {
 
 // A cache V8 refuses is worse than none: it is read at every start for nothing. (A flag set
 // while training, as a worker's --expose-gc, would make it one.)
-const cacheFile = 'dist/bin/ckpt-cli.cache';
 const source = fs.readFileSync('dist/bin/ckpt-cli.js', 'utf8');
-const cached = fs.existsSync(cacheFile) ? fs.readFileSync(cacheFile) : undefined;
-const { cache } = compileCli(source, path.resolve('dist/bin/ckpt-cli.js'), cached);
-if (cache !== 'used') {
-  fs.rmSync(cacheFile, { force: true });
-  console.error(`train-code-cache: V8 ${cache === 'none' ? 'got no cache' : 'refuses the cache it made'}: ckpt compiles its code at each start`);
-} else if (failed.length) {
-  console.error(`train-code-cache: ${failed.join('; ')}: the code cache (${cached.length >> 10} KiB) covers less, and ckpt starts slower`);
+const sizes = [];
+for (const name of [...OWN_CACHE_COMMANDS, undefined].map(cacheFileName)) {
+  const cacheFile = `dist/bin/${name}`;
+  const cached = fs.existsSync(cacheFile) ? fs.readFileSync(cacheFile) : undefined;
+  const { cache } = compileCli(source, path.resolve('dist/bin/ckpt-cli.js'), cached);
+  if (cache !== 'used') {
+    fs.rmSync(cacheFile, { force: true });
+    console.error(`train-code-cache: V8 ${cache === 'none' ? `got no ${name}` : `refuses the ${name} it made`}: ckpt compiles that code at each start`);
+  } else {
+    sizes.push(`${name} ${cached.length >> 10} KiB`);
+  }
 }
+if (failed.length) console.error(`train-code-cache: ${failed.join('; ')}: the code caches (${sizes.join(', ')}) cover less, and ckpt starts slower`);

@@ -246,15 +246,16 @@ describe('verbosity and --log-file on real dumps and restores', () => {
     const bin = join(dir, 'bin');
     mkdirSync(bin);
     for (const f of ['ckpt.js', 'ckpt-cli.js', 'package.json']) copyFileSync(join(REPO_ROOT, 'dist', 'bin', f), join(bin, f));
-    const trained = readFileSync(join(REPO_ROOT, 'dist', 'bin', 'ckpt-cli.cache'));
+    // A dump reads the cache of its own.
+    const trained = readFileSync(join(REPO_ROOT, 'dist', 'bin', 'ckpt-cli.dump.cache'));
     const nl = trained.indexOf(10);
     const header = JSON.parse(trained.subarray(0, nl).toString('latin1')) as Record<string, unknown>;
     const withHeader = (h: Record<string, unknown>, data = trained.subarray(nl + 1)) => Buffer.concat([Buffer.from(`${JSON.stringify(h)}\n`), data]);
     const env = { ...process.env, NODE_PATH: join(REPO_ROOT, 'node_modules') };
     const a = await started();
     const dumpWith = (cache: Buffer | undefined, name: string) => {
-      if (cache) writeFileSync(join(bin, 'ckpt-cli.cache'), cache);
-      else rmSync(join(bin, 'ckpt-cli.cache'), { force: true });
+      if (cache) writeFileSync(join(bin, 'ckpt-cli.dump.cache'), cache);
+      else rmSync(join(bin, 'ckpt-cli.dump.cache'), { force: true });
       const r = spawnSync(process.execPath, [join(bin, 'ckpt.js'), 'dump', '-t', String(a.pid), '-D', join(dir, name), '-R', '-v'], { encoding: 'utf8', env });
       assertSuccess({ status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr }, `dump with cache ${name}`);
       return r.stderr.trimEnd().split('\n').at(-1)!;

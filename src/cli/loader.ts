@@ -9,19 +9,22 @@
  * bundle compiles as any script does.
  *
  * With CKPT_TRAIN_CODE_CACHE=1 (the build's training runs) the cache is
- * written again at exit, holding what this process compiled as well.
+ * written again at exit, holding what this process compiled as well; with
+ * CKPT_TRAIN_CODE_CACHE=shared, the cache of the commands without one of
+ * their own is, whatever the command.
  */
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { compileCli, cacheFileOf } from './code-cache.js';
+import { compileCli, cacheFileOf, cacheFileName } from './code-cache.js';
 import type { LoaderMarks } from './startup.js';
 import { uptimeMs } from '../clock.js';
 
 const start = uptimeMs();
 const dir = fileURLToPath(new URL('.', import.meta.url));
 const bundle = `${dir}ckpt-cli.js`;
-const cacheFile = `${dir}ckpt-cli.cache`;
+const training = process.env.CKPT_TRAIN_CODE_CACHE;
+const cacheFile = `${dir}${cacheFileName(training === 'shared' ? undefined : process.argv[2])}`;
 
 const source = fs.readFileSync(bundle, 'utf8');
 let cached: Buffer | undefined;
@@ -30,7 +33,7 @@ const { script, cache } = compileCli(source, bundle, cached);
 const marks: LoaderMarks = { start, cache };
 (globalThis as { [k: symbol]: unknown })[Symbol.for('ckpt.loader')] = marks;
 
-if (process.env.CKPT_TRAIN_CODE_CACHE === '1') {
+if (training === '1' || training === 'shared') {
   delete process.env.CKPT_TRAIN_CODE_CACHE;
   process.on('exit', () => {
     const tmp = `${cacheFile}.${process.pid}`;
