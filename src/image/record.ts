@@ -87,7 +87,9 @@ export function encodeRecord(type: number, content: Content, fixed: Buffer, body
   }
   const len = align8(hdrlen + body.length);
   const out = Buffer.alloc(len);
-  out.writeBigUInt64LE(BigInt(len), OFF_LEN);
+  // The u64 as two u32: Buffer's BigInt writes allocate, in cold code, at every record.
+  out.writeUInt32LE(len % 0x100000000, OFF_LEN);
+  out.writeUInt32LE(Math.floor(len / 0x100000000), OFF_LEN + 4);
   out.writeUInt32LE(hdrlen, OFF_HDRLEN);
   out.writeUInt16LE(type, OFF_TYPE);
   out.writeUInt16LE(content, OFF_CONTENT);

@@ -97,7 +97,7 @@ export class ImageWriter {
   /** Append one encoded top-level record; returns its offset. */
   add(rec: Buffer): number {
     if (this.closed || this.ended) throw new CkptError('INTERNAL', `${this.path}: add after ${this.closed ? 'close' : 'END'}`);
-    if (rec.length < RECORD_HDR_LEN || rec.length % 8 !== 0 || rec.readBigUInt64LE(0) !== BigInt(rec.length)) {
+    if (rec.length < RECORD_HDR_LEN || rec.length % 8 !== 0 || rec.readUInt32LE(0) + rec.readUInt32LE(4) * 0x100000000 !== rec.length) {
       throw new CkptError('INTERNAL', `${this.path}: add of something that is not one encoded record`);
     }
     const at = this.bytes;

@@ -32,9 +32,10 @@ export const BATCH_CODE = Buffer.from([
 /** The table's bytes for `calls` (results zero). */
 export function encodeBatch(calls: BatchCall[]): Buffer {
   const b = Buffer.alloc(calls.length * ENTRY_SIZE);
+  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
   calls.forEach((c, i) => {
-    b.writeBigInt64LE(BigInt(c.nr), i * ENTRY_SIZE);
-    for (let j = 0; j < 6; j++) b.writeBigUInt64LE(BigInt.asUintN(64, BigInt(c.args[j] ?? 0)), i * ENTRY_SIZE + 8 + j * 8);
+    view.setBigInt64(i * ENTRY_SIZE, BigInt(c.nr), true);
+    for (let j = 0; j < 6; j++) view.setBigUint64(i * ENTRY_SIZE + 8 + j * 8, BigInt.asUintN(64, BigInt(c.args[j] ?? 0)), true);
   });
   return b;
 }
@@ -47,5 +48,6 @@ export function runBatch(remote: RemoteCaller, mem: TraceeMemory, code: bigint, 
   remote.runToTrap(code, { rbx: BigInt(table), r12: BigInt(count) }, meanwhile);
   remote.calls += count;
   const out = mem.read(table, count * ENTRY_SIZE);
-  return Array.from({ length: count }, (_, i) => out.readBigInt64LE(i * ENTRY_SIZE + 56));
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  return Array.from({ length: count }, (_, i) => view.getBigInt64(i * ENTRY_SIZE + 56, true));
 }

@@ -13,22 +13,32 @@ export type RegName = (typeof USER_REGS_NAMES)[number];
 export type UserRegs = Record<RegName, bigint>;
 export const USER_REGS_SIZE = USER_REGS_NAMES.length * 8; // 216
 
+// Through a DataView: its 64-bit accessors are builtins that make one bigint each, where
+// Buffer's read and write in JavaScript with several, in code that runs cold at each
+// ptrace stop (getRegs/setRegs of every remote call).
+const viewOf = (buf: Buffer) => new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+
 export function decodeUserRegs(buf: Buffer, off = 0): UserRegs {
+  const view = viewOf(buf);
   const r = {} as UserRegs;
-  USER_REGS_NAMES.forEach((name, i) => { r[name] = buf.readBigUInt64LE(off + i * 8); });
+  for (let i = 0; i < USER_REGS_NAMES.length; i++) r[USER_REGS_NAMES[i]] = view.getBigUint64(off + i * 8, true);
   return r;
 }
 
 export function encodeUserRegs(r: UserRegs, buf: Buffer = Buffer.alloc(USER_REGS_SIZE), off = 0): Buffer {
-  USER_REGS_NAMES.forEach((name, i) => { buf.writeBigUInt64LE(BigInt.asUintN(64, r[name]), off + i * 8); });
+  const view = viewOf(buf);
+  for (let i = 0; i < USER_REGS_NAMES.length; i++) view.setBigUint64(off + i * 8, BigInt.asUintN(64, r[USER_REGS_NAMES[i]]), true);
   return buf;
 }
 
 /** struct iovec { void *base; size_t len; } */
 export const IOVEC_SIZE = 16;
 export function encodeIovec(buf: Buffer, index: number, base: number | bigint, len: number): void {
-  buf.writeBigUInt64LE(BigInt(base), index * IOVEC_SIZE);
-  buf.writeBigUInt64LE(BigInt(len), index * IOVEC_SIZE + 8);
+  const at = index * IOVEC_SIZE;
+  if (typeof base === 'bigint') buf.writeBigUInt64LE(base, at);
+  else { buf.writeUInt32LE(base % 0x100000000, at); buf.writeUInt32LE(Math.floor(base / 0x100000000), at + 4); }
+  buf.writeUInt32LE(len % 0x100000000, at + 8);
+  buf.writeUInt32LE(Math.floor(len / 0x100000000), at + 12);
 }
 
 /** struct clone_args (include/uapi/linux/sched.h), version 2: 88 bytes. */
