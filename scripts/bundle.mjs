@@ -30,9 +30,10 @@ const common = {
 // NODE_EXTRA_CA_CERTS: node 20 parses every CA certificate it names at
 // start-up (~90 ms here), and ckpt makes no TLS connection. The variable is
 // passed on as CKPT_EXTRA_CA_CERTS, and src/cli/extra-ca-certs.ts puts it back
-// for what ckpt starts. To JavaScript the second line is a string and a comment.
+// for what ckpt starts. The shell does it itself: an exec of env(1) between
+// it and node cost ~1 ms. To JavaScript the second line is a string and a comment.
 const SH_PRELUDE = `#!/bin/sh
-':' //; exec /usr/bin/env -u NODE_EXTRA_CA_CERTS \${NODE_EXTRA_CA_CERTS+"CKPT_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS"} node "$0" "$@"`;
+':' //; if [ -n "\${NODE_EXTRA_CA_CERTS+set}" ]; then export CKPT_EXTRA_CA_CERTS="$NODE_EXTRA_CA_CERTS"; unset NODE_EXTRA_CA_CERTS; fi; exec node "$0" "$@"`;
 
 // Each `import fs from 'node:fs'` of each module becomes `__toESM(require("node:fs"), 1)`,
 // which copies every property of the module as a getter: 46 copies of ~100 properties, ~3 ms
