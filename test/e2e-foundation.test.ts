@@ -328,6 +328,30 @@ describe('dump -R of a process writing 2 pages a millisecond as it is dumped (di
     assertPass(await requestCheck(dir, AFTER_RESTORE));
   });
 
+  // A process stopped by a signal is not forked: its pages are read from it, frozen. What it
+  // shares with its child goes through /proc/PID/mem; a pinned read would copy all 64 MiB.
+  test('dump -R of a stopped process sharing its 64 MiB copy-on-write with a child: the sharing holds; it stays stopped, runs on after SIGCONT and PASSes; the tree restores', SLOW, async () => {
+    const { dir, pid } = await startChecked('dirty', ['64', '2', 'fork']);
+    const child = Number(readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim());
+    assert.ok(child > 0, 'dirty.c made no child');
+    track(child);
+    process.kill(pid, 'SIGSTOP');
+    await waitFor(`pid ${pid} to stop`, () => (procInfo(pid)?.state === 'T' ? true : undefined), 5_000);
+    const pss = () => [pid, child].reduce((n, p) => n + Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${p}/smaps_rollup`, 'utf8'))![1]), 0);
+    const before = pss();
+    const image = makeWorkDir('img');
+    dumpRunningOk(['dump', '-R', '-t', String(pid), '-D', image], image);
+    assert.ok(pss() - before < 8 * 1024, `the tree's Pss grew from ${before} to ${pss()} kB`);
+    assert.equal(procInfo(pid)?.state, 'T', 'the dump let the stopped process run');
+    process.kill(pid, 'SIGCONT');
+    assertPass(await requestCheck(dir));
+    for (const p of [pid, child]) process.kill(p, 'SIGKILL');
+    for (const p of [pid, child]) await waitGone(p);
+    assert.equal(restoreDetachedOk(image, join(makeWorkDir('pidfile'), 'pid')), pid);
+    process.kill(pid, 'SIGCONT');
+    assertPass(await requestCheck(dir, AFTER_RESTORE));
+  });
+
   // Write-protecting an empty page table entry in async mode fills in page tables for the
   // whole range and marks the entry; copying ahead protects only the pages that are there.
   test('--snapshot copy of a process with 256 MiB mapped and 16 pages of it touched: its page tables do not grow, the dump saves what fork saves; it restores and PASSes', SLOW, async () => {

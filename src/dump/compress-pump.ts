@@ -72,8 +72,8 @@ export class ChunkPump {
     }
   }
 
-  /** Copy the runs of one VMA; returns its offset in the page stream and the CRC of its data (a `snapshot`: as PagePump.copy). */
-  copy(pid: number, mem: TraceeMemory, runs: Run[], prot: number, snapshot = false): Copied {
+  /** Copy the runs of one VMA; returns its offset in the page stream and the CRC of its data (`shared`: as PagePump.copy). */
+  copy(pid: number, mem: TraceeMemory, runs: Run[], prot: number, shared = false): Copied {
     const offset = this.rawStart + this.fill;
     let crc = 0;
     let batch: [number, number][] = [];
@@ -83,7 +83,7 @@ export class ChunkPump {
       checkAbort();
       const buf = this.slots[this.cur];
       const want = this.fill - from;
-      const got = (prot & PROT.READ) && !snapshot ? processVmIo(false, pid, buf, from, batch) : 0;
+      const got = (prot & PROT.READ) && !shared ? processVmIo(false, pid, buf, from, batch) : 0;
       if (got !== want) readForced(mem, buf, from, batch, got);
       crc = crc32(buf.buf.subarray(from, this.fill), crc);
       this.copied += want;

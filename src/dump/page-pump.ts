@@ -79,13 +79,16 @@ export class PagePump {
 
   /**
    * Copy the runs of one VMA; returns its offset in pages.img and (after
-   * finish()) the CRC of its data. From a `snapshot` (dump -R) pages are read
-   * through /proc/PID/mem: they are shared copy-on-write with the running process,
-   * and process_vm_readv pins each one, which makes the kernel unshare it
-   * first (a copy of every page: 650 MiB/s against 870-1080 for pread here).
-   * The same holds for a process that runs on and shares pages with a child.
+   * finish()) the CRC of its data. Pages another process maps too (`shared`: a
+   * snapshot's, which the running process shares copy-on-write; a fork's
+   * copy-on-write; KSM's) are read through /proc/PID/mem: process_vm_readv
+   * pins each page it reads, and pinning a shared anonymous page makes the
+   * kernel unshare it first, a copy of the page in the process read. That is
+   * memory the tree did not use before (a process that runs on keeps it), and
+   * slow: 64 MiB shared with a child, 35 ms against 14 for pread here
+   * (process_vm_readv is the faster of the two on pages of one process only).
    */
-  copy(pid: number, mem: TraceeMemory, runs: Run[], prot: number, snapshot = false): Copied {
+  copy(pid: number, mem: TraceeMemory, runs: Run[], prot: number, shared = false): Copied {
     const buf = this.own;
     if (!buf) throw new CkptError('INTERNAL', 'a page copy after the pump was closed');
     const offset = this.writer.offset;
@@ -98,7 +101,7 @@ export class PagePump {
       // The ring's next part, once its last write is done.
       this.settle(this.part);
       const base = this.part * this.chunk;
-      const got = (prot & PROT.READ) && !snapshot ? processVmIo(false, pid, buf, base, batch) : 0;
+      const got = (prot & PROT.READ) && !shared ? processVmIo(false, pid, buf, base, batch) : 0;
       if (got !== filled) readForced(mem, buf, base, batch, got);
       // Written on glibc's AIO thread, in the order queued, while this thread takes
       // the CRC of the same bytes and reads the next batches into the ring's next parts.
