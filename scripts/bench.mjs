@@ -446,9 +446,12 @@ function formatResults(res) {
   out.push('du/app: image size allocated/apparent; rss d/r: ckpt peak RSS MiB; frozen: largest gap (ms) the process saw during dump -R;');
   out.push('idle: largest gap in 100 ms without ckpt (noise floor); dump-R: wall ms of that dump -R.');
   for (const s of res.sparse) {
-    out.push(`sparse on ${s.fs}: 1 GiB mapped, 16 MiB touched: image ${f1(s.imageMiB)} MiB = ${f2(100 * s.imageFraction)}% of the dense 1 GiB image, ` +
-      `dump ${f0(s.dumpMs)} ms = ${f2(100 * s.dumpFraction)}% of the dense 1 GiB dump (the dump itself, start-up aside: ${f0(s.dumpEngineMs)} ms = ${f2(100 * s.dumpEngineFraction)}%), ` +
-      `restore ${f0(s.restoreMs)} ms = ${f2(100 * s.restoreFraction)}%` +
+    const ofDense = s.dumpFraction === undefined
+      ? `image ${f1(s.imageMiB)} MiB, dump ${f0(s.dumpMs)} ms (the dump itself, start-up aside: ${f0(s.dumpEngineMs)} ms), restore ${f0(s.restoreMs)} ms`
+      : `image ${f1(s.imageMiB)} MiB = ${f2(100 * s.imageFraction)}% of the dense 1 GiB image, ` +
+        `dump ${f0(s.dumpMs)} ms = ${f2(100 * s.dumpFraction)}% of the dense 1 GiB dump (the dump itself, start-up aside: ${f0(s.dumpEngineMs)} ms = ${f2(100 * s.dumpEngineFraction)}%), ` +
+        `restore ${f0(s.restoreMs)} ms = ${f2(100 * s.restoreFraction)}%`;
+    out.push(`sparse on ${s.fs}: 1 GiB mapped, 16 MiB touched: ${ofDense}` +
       (s.touchedOnly ? `; a process of only those 16 MiB: dump ${f0(s.touchedOnly.dumpMs)} ms (itself ${f0(s.touchedOnly.dumpEngineMs)} ms), restore ${f0(s.touchedOnly.restoreMs)} ms` : ''));
   }
   const fails = res.rows.flatMap((row) => row.runs.filter((r) => !r.pass).map((r) => `  ${row.fs} ${row.case} run ${r.run}: ${r.errors.join('; ')}`));
@@ -692,11 +695,11 @@ async function main() {
       // The same 16 MiB in a process that maps nothing more: what the sparse one would cost if
       // its 1008 untouched MiB cost nothing.
       const touchedOnly = sp && res.rows.find((r) => r.fs === f.kind && r.mappedMiB === sp.touchedMiB && r.touchedMiB === sp.touchedMiB);
-      if (sp && dense) {
+      if (sp && (dense || touchedOnly)) {
         res.sparse.push({ fs: f.kind, imageMiB: sp.median.imageDu / MiB, dumpMs: sp.median.dumpMs, restoreMs: sp.median.restoreMs,
-          imageFraction: sp.median.imageDu / dense.median.imageDu, dumpFraction: sp.median.dumpMs / dense.median.dumpMs,
-          restoreFraction: sp.median.restoreMs / dense.median.restoreMs,
-          dumpEngineMs: sp.median.dumpEngineMs, dumpEngineFraction: sp.median.dumpEngineMs / dense.median.dumpEngineMs,
+          dumpEngineMs: sp.median.dumpEngineMs,
+          ...(dense && { imageFraction: sp.median.imageDu / dense.median.imageDu, dumpFraction: sp.median.dumpMs / dense.median.dumpMs,
+            restoreFraction: sp.median.restoreMs / dense.median.restoreMs, dumpEngineFraction: sp.median.dumpEngineMs / dense.median.dumpEngineMs }),
           touchedOnly: touchedOnly && { dumpMs: touchedOnly.median.dumpMs, restoreMs: touchedOnly.median.restoreMs, dumpEngineMs: touchedOnly.median.dumpEngineMs } });
       }
     }

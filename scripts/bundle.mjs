@@ -64,12 +64,23 @@ var __toESMOnce = (mod, isNodeMode) => {
 // esbuild writes strings, templates and regular expressions in ASCII (its default
 // charset), but a comment it keeps (on a class field, say) as it was. One non-ASCII
 // character makes V8 hold the whole 500 KB source in two bytes a character, and
-// node read it ~1 ms slower at every start. What is left is in comments: escaped.
-const asciiOnly = (src) => src.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+// node read it ~1 ms slower at every start. Escaped on a comment's line; anywhere else
+// (a tagged template's raw text, a line or paragraph separator, which would end a `//`
+// comment) the build stops rather than change what the code means.
+const COMMENT_LINE = /^\s*(\/\/|\/\*|\*)/;
+function asciiOnly(src, file) {
+  return src.split('\n').map((line, i) => {
+    if (!/[^\x00-\x7f]/.test(line)) return line;
+    if (!COMMENT_LINE.test(line) || /[\u2028\u2029\ufeff]/.test(line)) {
+      throw new Error(`bundle: ${file}:${i + 1} has a non-ASCII character outside a comment: ${line.trim().slice(0, 120)}`);
+    }
+    return line.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  }).join('\n');
+}
 
 function finish(file) {
   const src = fs.readFileSync(file, 'utf8');
-  fs.writeFileSync(file, asciiOnly(shareNamespaces(src, file)));
+  fs.writeFileSync(file, asciiOnly(shareNamespaces(src, file), file));
 }
 
 await build({ ...common, entryPoints: { ckpt: 'dist/src/cli/loader.js' }, banner: { js: SH_PRELUDE } });

@@ -280,8 +280,10 @@ export function dumpSync(opts: DumpOptions): DumpResult {
       const mine = runs.get(c.pid)![i];
       const nr = pagesIn(mine);
       const { vma } = planned(c)[i];
-      // Pages another process maps too (smaps counts them per VMA) are read in place (PagePump.copy).
-      const shared = snapshots.has(c.pid) || (vma.fields.Shared_Clean ?? 0) + (vma.fields.Shared_Dirty ?? 0) > 0;
+      // Private pages another process maps too (smaps counts them per VMA; in a private file
+      // mapping, the file's pages count too) are read in place (PagePump.copy). A MAP_SHARED
+      // VMA's pages are the file's: a pin unshares none.
+      const shared = snapshots.has(c.pid) || (!vma.shared && (vma.fields.Shared_Clean ?? 0) + (vma.fields.Shared_Dirty ?? 0) > 0);
       const { offset, crc } = nr ? copier!.copy(from.pid, from.mem, mine, vma.prot, shared) : { offset: 0, crc: () => 0 };
       recordVma(c, i, mine, offset, crc, cows.get(c.pid)?.[i]);
       if (nr) fault('dump:pages');
