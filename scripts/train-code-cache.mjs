@@ -69,7 +69,7 @@ try {
 
 // A cache V8 refuses is worse than none: it is read at every start for nothing. (A flag set
 // while training, as a worker's --expose-gc, would make it one.)
-const source = fs.readFileSync('dist/bin/ckpt-cli.js', 'utf8');
+const source = fs.readFileSync('dist/bin/ckpt-cli.js');
 const sizes = [];
 for (const name of [...OWN_CACHE_COMMANDS, undefined].map(cacheFileName)) {
   const cacheFile = `dist/bin/${name}`;

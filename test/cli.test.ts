@@ -274,7 +274,7 @@ describe('verbosity and --log-file on real dumps and restores', () => {
     const make = spawnSync(process.execPath, ['--max-semi-space-size=64', '--input-type=module', '-e', `
       import fs from 'node:fs';
       import { compileCli, cacheFileOf } from ${JSON.stringify(join(REPO_ROOT, 'dist', 'src', 'cli', 'code-cache.js'))};
-      const source = fs.readFileSync(process.argv[1], 'utf8');
+      const source = fs.readFileSync(process.argv[1]);
       fs.writeFileSync(process.argv[2], cacheFileOf(source, compileCli(source, process.argv[1], undefined).script));`,
     join(bin, 'ckpt-cli.js'), flagged], { encoding: 'utf8' });
     assert.equal(make.status, 0, make.stderr);

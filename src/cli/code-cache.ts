@@ -36,12 +36,14 @@ interface Header { node: string; arch: string; source: number; data: number }
 
 const wrap = (source: string) => `(function (exports, require, module, __filename, __dirname) {${source}\n})`;
 
-function headerFor(source: string, data: Uint8Array): Header {
+// The CRCs are taken of bytes: of a string, zlib's crc32 encodes it first (~0.7 ms for the
+// bundle here, against ~0.2 for its bytes), and the value is the same.
+function headerFor(source: Buffer, data: Uint8Array): Header {
   return { node: process.version, arch: process.arch, source: crc32(source), data: crc32(data) };
 }
 
 /** The data of `file` if it was made for `source` by this node, intact; undefined otherwise. */
-function dataFor(source: string, file: Buffer | undefined): Buffer | undefined {
+function dataFor(source: Buffer, file: Buffer | undefined): Buffer | undefined {
   if (!file) return undefined;
   const nl = file.indexOf(10);
   if (nl < 0 || nl > 512) return undefined;
@@ -53,15 +55,19 @@ function dataFor(source: string, file: Buffer | undefined): Buffer | undefined {
   return same ? data : undefined;
 }
 
-/** The bundle compiled as a CommonJS module's function, with the cache if it was made for it. */
-export function compileCli(source: string, filename: string, cacheFile: Buffer | undefined): { script: vm.Script; cache: CacheUse } {
+/**
+ * The bundle (`source`, its file's bytes) compiled as a CommonJS module's
+ * function, with the cache if it was made for it. The file is read as bytes
+ * and decoded here: readFileSync(file, 'utf8') took ~0.6 ms more for the bundle.
+ */
+export function compileCli(source: Buffer, filename: string, cacheFile: Buffer | undefined): { script: vm.Script; cache: CacheUse } {
   const cachedData = dataFor(source, cacheFile);
-  const script = new vm.Script(wrap(source), { filename, cachedData });
+  const script = new vm.Script(wrap(source.toString('utf8')), { filename, cachedData });
   return { script, cache: cachedData === undefined ? 'none' : script.cachedDataRejected ? 'rejected' : 'used' };
 }
 
-/** The cache file's contents for `source`, from what `script` has compiled so far. */
-export function cacheFileOf(source: string, script: vm.Script): Buffer {
+/** The cache file's contents for `source` (the bundle's bytes), from what `script` has compiled so far. */
+export function cacheFileOf(source: Buffer, script: vm.Script): Buffer {
   const data = script.createCachedData();
   return Buffer.concat([Buffer.from(`${JSON.stringify(headerFor(source, data))}\n`, 'latin1'), data]);
 }

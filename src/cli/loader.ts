@@ -26,7 +26,7 @@ const bundle = `${dir}ckpt-cli.js`;
 const training = process.env.CKPT_TRAIN_CODE_CACHE;
 const cacheFile = `${dir}${cacheFileName(training === 'shared' ? undefined : process.argv[2])}`;
 
-const source = fs.readFileSync(bundle, 'utf8');
+const source = fs.readFileSync(bundle);
 let cached: Buffer | undefined;
 try { cached = fs.readFileSync(cacheFile); } catch { /* none: compile */ }
 const { script, cache } = compileCli(source, bundle, cached);
