@@ -86,15 +86,18 @@ export interface DumpResult {
   timings: Record<string, number>;
 }
 
-/** Before the freeze: each process's state letter and smaps (slow to read, no freeze needed). */
-function readEarly(root: number): Map<number, { state: string; smaps?: SmapsVma[] }> {
+/**
+ * Before the freeze: each process's state letter and smaps (slow to read, no
+ * freeze needed). `rootState`: the root's, just read.
+ */
+function readEarly(root: number, rootState: string): Map<number, { state: string; smaps?: SmapsVma[] }> {
   const out = new Map<number, { state: string; smaps?: SmapsVma[] }>();
   const queue = [root];
   while (queue.length) {
     const pid = queue.shift()!;
     if (out.has(pid)) continue;
     try {
-      const state = readStatus(pid).state;
+      const state = pid === root ? rootState : readStatus(pid).state;
       out.set(pid, { state, smaps: state === 'Z' ? undefined : readSmaps(pid) });
       if (state === 'Z') continue;
       for (const tid of readTids(pid)) {
@@ -122,7 +125,7 @@ export function dumpSync(opts: DumpOptions): DumpResult {
   // A compressed copy's helper boots while the tree is read and frozen, when the root alone
   // says it will need one (its smaps, read next, take ~28 ms for 1 GiB).
   if (codec !== Codec.NONE && ((rootStatus.kB.VmRSS ?? 0) + (rootStatus.kB.VmSwap ?? 0)) * 1024 >= COMPRESS_WORKER_MIN_BYTES) prepareHelper();
-  const early = readEarly(root);
+  const early = readEarly(root, rootStatus.state);
   // The image directory, its writers and the page copier are made before the
   // freeze: none of it needs the tree stopped, and all of it would lengthen the stop.
   let partial: string | undefined = createImageDir(opts.dir, { force: opts.force });

@@ -23,14 +23,17 @@ export function partialDir(dir: string): string {
 
 type DirState = 'missing' | 'empty' | 'image' | 'other' | 'not-dir';
 
-function dirState(dir: string): DirState {
-  let st: fs.Stats;
+function lstatOrNone(p: string): fs.Stats | undefined {
   try {
-    st = fs.lstatSync(dir);
+    return fs.lstatSync(p, { throwIfNoEntry: false });
   } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return 'missing';
-    throw fsError(err, 'lstat', dir);
+    throw fsError(err, 'lstat', p);
   }
+}
+
+function dirState(dir: string): DirState {
+  const st = lstatOrNone(dir);
+  if (!st) return 'missing';
   if (!st.isDirectory()) return 'not-dir';
   let names: string[];
   try {
@@ -50,7 +53,9 @@ function refuse(dir: string, state: DirState, force: boolean): void {
   if (state === 'not-dir') throw new CkptError('USAGE', `${dir} exists and is not a directory`, { path: dir });
 }
 
+/** Remove `p` and all below it, if it is there (a first check: rmSync's recursion is a module node loads at its first use). */
 function removeTree(p: string): void {
+  if (!lstatOrNone(p)) return;
   try {
     fs.rmSync(p, { recursive: true, force: true });
   } catch (err) {
