@@ -697,14 +697,14 @@ async function main() {
       // its 1008 untouched MiB cost nothing.
       const touchedOnly = sp && res.rows.find((r) => r.fs === f.kind && r.mappedMiB === sp.touchedMiB && r.touchedMiB === sp.touchedMiB);
       if (sp && (dense || touchedOnly)) {
-        // What any command costs before it does anything (node's start-up, loading ckpt, its exit):
-        // the part of the sparse dump that no work on the dump itself can take away.
+        // About what any command costs before it does anything (node's start-up, loading ckpt,
+        // its exit): the part of the sparse dump that no work on the dump itself can take away.
         const startup = [];
-        for (let i = 0; i < 5; i++) startup.push((await ckpt(['--version'], f.dir)).ms);
+        for (let i = 0; i < opts.runs + 2; i++) startup.push((await ckpt(['--version'], f.dir)).ms);
+        const startupMs = median(startup);
         res.sparse.push({ fs: f.kind, imageMiB: sp.median.imageDu / MiB, dumpMs: sp.median.dumpMs, restoreMs: sp.median.restoreMs,
-          dumpEngineMs: sp.median.dumpEngineMs, startupMs: median(startup),
-          ...(dense && { startupFraction: median(startup) / dense.median.dumpMs }),
-          ...(dense && { imageFraction: sp.median.imageDu / dense.median.imageDu, dumpFraction: sp.median.dumpMs / dense.median.dumpMs,
+          dumpEngineMs: sp.median.dumpEngineMs, startupMs,
+          ...(dense && { startupFraction: startupMs / dense.median.dumpMs, imageFraction: sp.median.imageDu / dense.median.imageDu, dumpFraction: sp.median.dumpMs / dense.median.dumpMs,
             restoreFraction: sp.median.restoreMs / dense.median.restoreMs, dumpEngineFraction: sp.median.dumpEngineMs / dense.median.dumpEngineMs }),
           touchedOnly: touchedOnly && { dumpMs: touchedOnly.median.dumpMs, restoreMs: touchedOnly.median.restoreMs, dumpEngineMs: touchedOnly.median.dumpEngineMs } });
       }

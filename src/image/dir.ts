@@ -53,7 +53,10 @@ function refuse(dir: string, state: DirState, force: boolean): void {
   if (state === 'not-dir') throw new CkptError('USAGE', `${dir} exists and is not a directory`, { path: dir });
 }
 
-/** Remove `p` and all below it, if it is there (a first check: rmSync's recursion is a module node loads at its first use). */
+/**
+ * Remove `p` and all below it, if it is there. Looked for first: node 20's
+ * recursive rmSync is a module of JavaScript it compiles at its first use.
+ */
 function removeTree(p: string): void {
   if (!lstatOrNone(p)) return;
   try {
