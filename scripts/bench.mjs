@@ -161,6 +161,13 @@ function run(cmd, args, { track = true } = {}) {
 
 let wrapper; // bench/maxrss.c, built
 
+/** What every CLI command pays before ckpt does anything: the median wall of `n` runs of `ckpt --version`. */
+async function startupMs(work, n) {
+  const walls = [];
+  for (let i = 0; i < n; i++) walls.push((await ckpt(['--version'], work)).ms);
+  return median(walls);
+}
+
 /** Run `ckpt ARGS` under the wrapper: {ok, code, ms, harnessMs, rssKiB, json, stderr, vline}. */
 async function ckpt(args, work) {
   const outFile = path.join(work, `rss.${process.hrtime.bigint()}`);
@@ -513,8 +520,7 @@ async function smallMode(bins, fsx, runs) {
   }
   process.stderr.write('\n');
   // What every CLI command pays before ckpt does anything: node + loading ckpt.
-  const startup = [];
-  for (let i = 0; i < runs; i++) startup.push((await ckpt(['--version'], fsx.dir)).ms);
+  const startup = await startupMs(fsx.dir, runs);
   const atMedian = (xs) => {
     const s = [...xs].sort((a, b) => a.ms - b.ms);
     return s[(s.length - 1) >> 1];
@@ -524,7 +530,7 @@ async function smallMode(bins, fsx, runs) {
     dumpMs: median(dumps.map((d) => d.ms)), dumpMin: Math.min(...dumps.map((d) => d.ms)), dumpMax: Math.max(...dumps.map((d) => d.ms)),
     restoreMs: median(restores.map((d) => d.ms)), restoreMin: Math.min(...restores.map((d) => d.ms)),
     restoreMax: Math.max(...restores.map((d) => d.ms)),
-    startupMs: median(startup),
+    startupMs: startup,
     dumpRssKiB: median(dumps.map((d) => d.rssKiB)), restoreRssKiB: median(restores.map((d) => d.rssKiB)),
     dumpV: dumps.length ? atMedian(dumps).vline : undefined, restoreV: restores.length ? atMedian(restores).vline : undefined,
     dumpVAll: dumps.map((d) => d.vline), restoreVAll: restores.map((d) => d.vline),
@@ -699,12 +705,10 @@ async function main() {
       if (sp && (dense || touchedOnly)) {
         // About what any command costs before it does anything (node's start-up, loading ckpt,
         // its exit): the part of the sparse dump that no work on the dump itself can take away.
-        const startup = [];
-        for (let i = 0; i < opts.runs + 2; i++) startup.push((await ckpt(['--version'], f.dir)).ms);
-        const startupMs = median(startup);
+        const startup = await startupMs(f.dir, opts.runs + 2);
         res.sparse.push({ fs: f.kind, imageMiB: sp.median.imageDu / MiB, dumpMs: sp.median.dumpMs, restoreMs: sp.median.restoreMs,
-          dumpEngineMs: sp.median.dumpEngineMs, startupMs,
-          ...(dense && { startupFraction: startupMs / dense.median.dumpMs, imageFraction: sp.median.imageDu / dense.median.imageDu, dumpFraction: sp.median.dumpMs / dense.median.dumpMs,
+          dumpEngineMs: sp.median.dumpEngineMs, startupMs: startup,
+          ...(dense && { startupFraction: startup / dense.median.dumpMs, imageFraction: sp.median.imageDu / dense.median.imageDu, dumpFraction: sp.median.dumpMs / dense.median.dumpMs,
             restoreFraction: sp.median.restoreMs / dense.median.restoreMs, dumpEngineFraction: sp.median.dumpEngineMs / dense.median.dumpEngineMs }),
           touchedOnly: touchedOnly && { dumpMs: touchedOnly.median.dumpMs, restoreMs: touchedOnly.median.restoreMs, dumpEngineMs: touchedOnly.median.dumpEngineMs } });
       }
